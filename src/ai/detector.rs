@@ -1,0 +1,150 @@
+//! An object detector: a loaded model plus the decoder and labels that make
+//! its raw outputs into boxes in source pixels.
+
+use image::RgbImage;
+use serde::Deserialize;
+
+use super::backend::{Backend, LoadedModel};
+use super::error::AiError;
+use super::nms::{nms, RawDetection};
+use super::preprocess::letterbox;
+use super::yolo::{DarknetLayout, Decoder};
+use crate::catalog::{Catalog, Integrity, ModelEntry};
+
+/// Sidecar JSON for darknet-converted models.
+#[derive(Debug, Deserialize)]
+struct DarknetSidecar {
+    #[serde(flatten)]
+    layout: DarknetLayout,
+    #[serde(default)]
+    labels: Option<String>,
+    #[serde(default = "default_pad")]
+    pad_value: f32,
+}
+
+fn default_pad() -> f32 {
+    0.5
+}
+
+/// A detector ready to run on frames.
+pub struct Detector {
+    model: Box<dyn LoadedModel>,
+    decoder: Decoder,
+    labels: Vec<String>,
+    input_size: u32,
+    pad: f32,
+}
+
+/// Model kinds this module can decode; `/capabilities` only offers detection
+/// tasks for these.
+pub fn is_detector_kind(kind: &str) -> bool {
+    matches!(kind, "yolo-darknet" | "yolo-ultralytics")
+}
+
+/// The square input side: explicit in the manifest, else the `-NNN` suffix of the id.
+fn input_size_of(entry: &ModelEntry) -> Option<u32> {
+    entry
+        .input_size
+        .or_else(|| entry.id.rsplit('-').next()?.parse().ok())
+        .filter(|s| *s >= 32 && *s <= 4096 && s % 32 == 0)
+}
+
+fn unavailable(entry: &ModelEntry, reason: impl Into<String>) -> AiError {
+    AiError::TaskUnavailable {
+        task: entry.id.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn read_labels(catalog: &Catalog, file: &str) -> Result<Vec<String>, std::io::Error> {
+    Ok(std::fs::read_to_string(catalog.path(file))?
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+impl Detector {
+    /// Verifies the file's checksum, then loads it with `backend`.
+    pub fn load(
+        backend: &dyn Backend,
+        catalog: &Catalog,
+        entry: &ModelEntry,
+    ) -> Result<Self, AiError> {
+        match catalog.verify(entry) {
+            Integrity::Ok => {}
+            Integrity::Missing => return Err(unavailable(entry, "model file missing")),
+            Integrity::Altered { .. } => {
+                return Err(unavailable(entry, "model file does not match its sha256"))
+            }
+        }
+        let input_size = input_size_of(entry)
+            .ok_or_else(|| unavailable(entry, "model input size unknown"))?;
+        let (decoder, labels_file, pad) = match entry.kind.as_str() {
+            "yolo-darknet" => {
+                let cfg = entry
+                    .config
+                    .as_deref()
+                    .ok_or_else(|| unavailable(entry, "darknet model needs a config sidecar"))?;
+                let text = std::fs::read_to_string(catalog.path(cfg))
+                    .map_err(|e| unavailable(entry, format!("sidecar {cfg}: {e}")))?;
+                let side: DarknetSidecar = serde_json::from_str(&text)
+                    .map_err(|e| unavailable(entry, format!("sidecar {cfg}: {e}")))?;
+                let labels = side.labels.or_else(|| entry.labels.clone());
+                (Decoder::Darknet(side.layout), labels, side.pad_value)
+            }
+            "yolo-ultralytics" => (Decoder::Ultralytics, entry.labels.clone(), 114.0 / 255.0),
+            other => return Err(unavailable(entry, format!("not a detector kind: {other:?}"))),
+        };
+        let labels = match labels_file {
+            Some(f) => read_labels(catalog, &f)
+                .map_err(|e| unavailable(entry, format!("labels {f}: {e}")))?,
+            None => Vec::new(),
+        };
+        let s = input_size as usize;
+        let model = backend.load(&catalog.path(&entry.file), &[1, 3, s, s])?;
+        Ok(Self {
+            model,
+            decoder,
+            labels,
+            input_size,
+            pad,
+        })
+    }
+
+    /// The label of a class id, or its number when the model ships no labels.
+    pub fn label(&self, class_id: u32) -> String {
+        self.labels
+            .get(class_id as usize)
+            .cloned()
+            .unwrap_or_else(|| class_id.to_string())
+    }
+
+    /// The class id of a label, if the model knows it.
+    pub fn class_of(&self, label: &str) -> Option<u32> {
+        self.labels.iter().position(|l| l == label).map(|i| i as u32)
+    }
+
+    /// Boxes in source pixels, NMS applied, best first.
+    pub fn detect(
+        &self,
+        img: &RgbImage,
+        min_score: f32,
+        iou: f32,
+    ) -> Result<Vec<RawDetection>, AiError> {
+        let (input, lb) = letterbox(img, self.input_size, self.pad);
+        let out = self.model.run(input)?;
+        let raw = self.decoder.decode(
+            &out,
+            self.model.output_names(),
+            self.input_size,
+            min_score,
+        )?;
+        let mut dets = nms(raw, iou);
+        for d in &mut dets {
+            d.bbox = lb.to_source(d.bbox);
+        }
+        dets.retain(|d| d.bbox[2] > d.bbox[0] && d.bbox[3] > d.bbox[1]);
+        Ok(dets)
+    }
+}

@@ -1,0 +1,55 @@
+//! Errors of the inference layer. HTTP status codes are assigned in one place,
+//! `api::error`, so this layer stays usable from the CLI.
+
+/// Everything that can go wrong between a request and a result.
+#[derive(Debug, thiserror::Error)]
+pub enum AiError {
+    /// The request is malformed (bad JSON, missing or ill-typed fields).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The frame URI names no file under the frames dir.
+    #[error("frame not found: {0}")]
+    FrameNotFound(String),
+    /// The frame URI tries to leave the frames dir.
+    #[error("forbidden frame path: {0}")]
+    ForbiddenPath(String),
+    /// The body or frame exceeds a configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The bytes are not an image format we decode.
+    #[error("unsupported media: {0}")]
+    UnsupportedMedia(String),
+    /// The bytes claim to be an image but do not decode.
+    #[error("undecodable image: {0}")]
+    UndecodableImage(String),
+    /// No task of that name exists.
+    #[error("unknown task: {0}")]
+    UnknownTask(String),
+    /// The task exists but its model is not installed or failed to load.
+    #[error("task {task} unavailable: {reason}")]
+    TaskUnavailable { task: String, reason: String },
+    /// The inference queue is full; the client should retry shortly.
+    #[error("inference queue full")]
+    Busy,
+    /// The backend failed while running a loaded model.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+impl AiError {
+    /// A short machine-readable code for the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AiError::BadRequest(_) => "bad_request",
+            AiError::FrameNotFound(_) => "frame_not_found",
+            AiError::ForbiddenPath(_) => "forbidden_path",
+            AiError::TooLarge(_) => "payload_too_large",
+            AiError::UnsupportedMedia(_) => "unsupported_media",
+            AiError::UndecodableImage(_) => "undecodable_image",
+            AiError::UnknownTask(_) => "unknown_task",
+            AiError::TaskUnavailable { .. } => "task_unavailable",
+            AiError::Busy => "busy",
+            AiError::Inference(_) => "inference_failed",
+        }
+    }
+}

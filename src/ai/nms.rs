@@ -1,0 +1,78 @@
+//! Non-maximum suppression: one box per object, per class.
+
+/// A box in some pixel space with its best class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawDetection {
+    /// `[x1, y1, x2, y2]`.
+    pub bbox: [f32; 4],
+    pub score: f32,
+    pub class_id: u32,
+}
+
+/// Intersection over union of two `[x1,y1,x2,y2]` boxes; 0 for degenerate ones.
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}
+
+/// Greedy class-aware NMS: keeps the best box and drops others of the same
+/// class overlapping it by more than `iou_thresh`. Output is sorted by score.
+pub fn nms(mut dets: Vec<RawDetection>, iou_thresh: f32) -> Vec<RawDetection> {
+    dets.retain(|d| d.score.is_finite() && d.bbox.iter().all(|v| v.is_finite()));
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut keep: Vec<RawDetection> = Vec::with_capacity(dets.len().min(128));
+    for d in dets {
+        if keep
+            .iter()
+            .all(|k| k.class_id != d.class_id || iou(&k.bbox, &d.bbox) <= iou_thresh)
+        {
+            keep.push(d);
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(b: [f32; 4], s: f32, c: u32) -> RawDetection {
+        RawDetection {
+            bbox: b,
+            score: s,
+            class_id: c,
+        }
+    }
+
+    #[test]
+    fn iou_basics() {
+        assert_eq!(iou(&[0., 0., 10., 10.], &[0., 0., 10., 10.]), 1.0);
+        assert_eq!(iou(&[0., 0., 10., 10.], &[20., 20., 30., 30.]), 0.0);
+        assert!((iou(&[0., 0., 10., 10.], &[5., 0., 15., 10.]) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(iou(&[0., 0., 0., 0.], &[0., 0., 0., 0.]), 0.0);
+    }
+
+    #[test]
+    fn suppresses_within_class_only() {
+        let out = nms(
+            vec![
+                det([0., 0., 10., 10.], 0.8, 0),
+                det([1., 1., 11., 11.], 0.9, 0),
+                det([1., 1., 11., 11.], 0.7, 16),
+                det([f32::NAN, 0., 1., 1.], 0.99, 0),
+            ],
+            0.45,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].score, 0.9);
+        assert_eq!(out[1].class_id, 16);
+    }
+}

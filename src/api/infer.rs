@@ -1,0 +1,110 @@
+//! `POST /infer` and `POST /pipeline/run`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use super::error::{error_body, status_of, with_retry_after, ApiError};
+use super::request::parse;
+use super::AiState;
+use crate::ai::{AiError, Task};
+
+/// Runs one task on one frame.
+pub async fn infer(State(st): State<Arc<AiState>>, req: Request) -> Result<Json<Value>, ApiError> {
+    let r = parse(req, st.max_body).await?;
+    let name = r
+        .task
+        .as_deref()
+        .ok_or_else(|| AiError::BadRequest("field `task` is required".into()))?;
+    let task = Task::parse(name)?;
+    r.params.validate()?;
+    let frames = st.frames.clone();
+    let max_pixels = st.max_pixels;
+    let value = st
+        .engine
+        .submit(move |engine| {
+            let frame = r.load_frame(&frames, max_pixels)?;
+            engine.run(task, &frame, &r.params)
+        })
+        .await?;
+    Ok(Json(value))
+}
+
+/// How a pipeline ended.
+enum Outcome {
+    Done(Map<String, Value>),
+    Failed {
+        step: String,
+        error: AiError,
+        partial: Map<String, Value>,
+    },
+}
+
+fn failure(step: &str, error: AiError, partial: Map<String, Value>) -> Response {
+    let body = json!({
+        "status": "error",
+        "failed_at": step,
+        "error": error_body(&error),
+        "partial_results": partial,
+    });
+    let resp = (status_of(&error), Json(body)).into_response();
+    with_retry_after(&error, resp)
+}
+
+/// Runs several tasks on one frame, decoded once.
+///
+/// Unknown steps are refused before anything runs; a step that fails stops
+/// the pipeline and the results so far come back as `partial_results`.
+pub async fn pipeline(State(st): State<Arc<AiState>>, req: Request) -> Result<Response, ApiError> {
+    let r = parse(req, st.max_body).await?;
+    let steps = r
+        .steps
+        .clone()
+        .ok_or_else(|| AiError::BadRequest("field `steps` is required".into()))?;
+    if steps.is_empty() || steps.len() > 16 {
+        return Err(AiError::BadRequest("`steps` must hold 1..16 task names".into()).into());
+    }
+    let mut tasks = Vec::with_capacity(steps.len());
+    for s in &steps {
+        match Task::parse(s) {
+            Ok(t) => tasks.push((s.clone(), t)),
+            Err(e) => return Ok(failure(s, e, Map::new())),
+        }
+    }
+    r.params.validate()?;
+    let frames = st.frames.clone();
+    let max_pixels = st.max_pixels;
+    let outcome = st
+        .engine
+        .submit(move |engine| {
+            let frame = r.load_frame(&frames, max_pixels)?;
+            let mut results = Map::new();
+            for (name, task) in tasks {
+                match engine.run(task, &frame, &r.params) {
+                    Ok(v) => {
+                        results.insert(name, v);
+                    }
+                    Err(error) => {
+                        return Ok(Outcome::Failed {
+                            step: name,
+                            error,
+                            partial: results,
+                        })
+                    }
+                }
+            }
+            Ok(Outcome::Done(results))
+        })
+        .await?;
+    Ok(match outcome {
+        Outcome::Done(results) => Json(json!({"status": "success", "results": results})).into_response(),
+        Outcome::Failed {
+            step,
+            error,
+            partial,
+        } => failure(&step, error, partial),
+    })
+}

@@ -1,0 +1,46 @@
+//! The AI adapter's HTTP surface (port 9100): OpenNVR's adapter API.
+
+mod error;
+mod infer;
+mod request;
+mod schema;
+mod system;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::{method_not_allowed, not_found};
+
+use crate::ai::Engine;
+use crate::frame::FrameStore;
+use crate::hw::Hardware;
+
+/// Everything the adapter's handlers share.
+pub struct AiState {
+    pub engine: Arc<Engine>,
+    pub frames: FrameStore,
+    pub hw: Arc<Hardware>,
+    pub started: Instant,
+    pub max_body: usize,
+    pub max_pixels: u64,
+}
+
+/// Builds the adapter's router.
+pub fn router(state: Arc<AiState>) -> Router {
+    let limit = state.max_body;
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/capabilities", get(system::capabilities))
+        .route("/adapters", get(system::adapters))
+        .route("/schema", get(schema::schema))
+        .route("/infer", post(infer::infer))
+        .route("/pipeline/run", post(infer::pipeline))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

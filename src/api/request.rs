@@ -1,0 +1,182 @@
+//! Turning an HTTP request (JSON or multipart) into a task request with a
+//! frame source, without decoding the image yet: decoding is CPU work and
+//! happens on the blocking pool, once per request.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header::CONTENT_TYPE;
+use serde::Deserialize;
+
+use crate::ai::{AiError, Params};
+use crate::frame::{decode_b64, decode_image, Frame, FrameStore};
+
+/// `data.frame` as clients send it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrameRef {
+    uri: Option<String>,
+    b64: Option<String>,
+    timestamp_ms: Option<i64>,
+}
+
+/// `data` (or upstream OpenNVR's `input`).
+#[derive(Debug, Default, Deserialize)]
+struct DataIn {
+    frame: Option<FrameRef>,
+    camera_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireRequest {
+    task: Option<String>,
+    steps: Option<Vec<String>>,
+    #[serde(alias = "input")]
+    data: Option<DataIn>,
+    #[serde(default)]
+    params: Params,
+}
+
+/// Where the frame's bytes are.
+#[derive(Debug)]
+pub enum FrameSource {
+    Uri(String),
+    Bytes(Vec<u8>),
+}
+
+/// A parsed `/infer` or `/pipeline/run` request.
+#[derive(Debug)]
+pub struct TaskRequest {
+    pub task: Option<String>,
+    pub steps: Option<Vec<String>>,
+    pub source: FrameSource,
+    pub camera_id: Option<String>,
+    pub timestamp_ms: Option<i64>,
+    pub params: Params,
+}
+
+impl TaskRequest {
+    /// Reads and decodes the frame (blocking: file I/O and JPEG decoding).
+    pub fn load_frame(&self, frames: &FrameStore, max_pixels: u64) -> Result<Frame, AiError> {
+        let (bytes, uri_camera) = match &self.source {
+            FrameSource::Uri(u) => {
+                let (b, cam) = frames.read(u)?;
+                (std::borrow::Cow::Owned(b), Some(cam))
+            }
+            FrameSource::Bytes(b) => (std::borrow::Cow::Borrowed(b.as_slice()), None),
+        };
+        Ok(Frame {
+            image: decode_image(&bytes, max_pixels)?,
+            camera: self.camera_id.clone().or(uri_camera),
+            timestamp_ms: self.timestamp_ms,
+        })
+    }
+}
+
+fn too_large(limit: usize) -> AiError {
+    AiError::TooLarge(format!("request body exceeds {limit} bytes"))
+}
+
+fn from_body(b: WireRequest, upload: Option<Vec<u8>>) -> Result<TaskRequest, AiError> {
+    let data = b.data.unwrap_or_default();
+    let frame = data.frame.unwrap_or_default();
+    let source = match (upload, frame.uri, frame.b64) {
+        (Some(bytes), None, None) => FrameSource::Bytes(bytes),
+        (None, Some(u), None) => FrameSource::Uri(u),
+        (None, None, Some(b)) => FrameSource::Bytes(decode_b64(&b)?),
+        (None, None, None) => {
+            return Err(AiError::BadRequest(
+                "a frame is required: data.frame.uri, data.frame.b64 or a multipart file".into(),
+            ))
+        }
+        _ => return Err(AiError::BadRequest("give exactly one frame source".into())),
+    };
+    if let Some(cam) = &data.camera_id {
+        if cam.is_empty() || cam.len() > 128 {
+            return Err(AiError::BadRequest("data.camera_id must be 1..128 characters".into()));
+        }
+    }
+    Ok(TaskRequest {
+        task: b.task,
+        steps: b.steps,
+        source,
+        camera_id: data.camera_id,
+        timestamp_ms: frame.timestamp_ms,
+        params: b.params,
+    })
+}
+
+/// Parses JSON, or `multipart/form-data` with a file part plus text parts
+/// `task`, `steps` (comma-separated or a JSON array), `camera_id`,
+/// `timestamp_ms` and `params` (JSON).
+pub async fn parse(req: Request, limit: usize) -> Result<TaskRequest, AiError> {
+    let is_multipart = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if is_multipart {
+        return parse_multipart(req, limit).await;
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| too_large(limit))?;
+    let body: WireRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| AiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    from_body(body, None)
+}
+
+async fn parse_multipart(req: Request, limit: usize) -> Result<TaskRequest, AiError> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(limit)
+        } else {
+            AiError::BadRequest(format!("invalid multipart body: {e}"))
+        }
+    };
+    let mut mp = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| AiError::BadRequest(format!("invalid multipart body: {e}")))?;
+    let mut obj = serde_json::Map::new();
+    let mut data = serde_json::Map::new();
+    let mut frame = serde_json::Map::new();
+    let mut upload = None;
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_owned();
+        if field.file_name().is_some() || matches!(name.as_str(), "frame" | "file" | "image") {
+            if upload.is_some() {
+                return Err(AiError::BadRequest("only one file part is accepted".into()));
+            }
+            upload = Some(field.bytes().await.map_err(bad)?.to_vec());
+            continue;
+        }
+        let text = field.text().await.map_err(bad)?;
+        let value = match name.as_str() {
+            "task" => serde_json::Value::String(text),
+            "steps" => match serde_json::from_str(&text) {
+                Ok(v @ serde_json::Value::Array(_)) => v,
+                _ => text.split(',').map(|s| s.trim().to_owned()).collect(),
+            },
+            "params" => serde_json::from_str(&text)
+                .map_err(|e| AiError::BadRequest(format!("params is not JSON: {e}")))?,
+            "camera_id" => {
+                data.insert(name, text.into());
+                continue;
+            }
+            "timestamp_ms" => {
+                let ts: i64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| AiError::BadRequest("timestamp_ms must be an integer".into()))?;
+                frame.insert(name, ts.into());
+                continue;
+            }
+            other => return Err(AiError::BadRequest(format!("unexpected multipart field {other:?}"))),
+        };
+        obj.insert(name, value);
+    }
+    data.insert("frame".into(), frame.into());
+    obj.insert("data".into(), data.into());
+    let body: WireRequest = serde_json::from_value(obj.into())
+        .map_err(|e| AiError::BadRequest(format!("invalid multipart fields: {e}")))?;
+    from_body(body, upload)
+}

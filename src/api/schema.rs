@@ -1,0 +1,94 @@
+//! `GET /schema?task=...`: JSON Schemas of a task's request and response,
+//! so agents and integrators can discover the contract at run time.
+
+use std::collections::HashMap;
+
+use axum::extract::Query;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use crate::ai::{AiError, Task};
+
+fn request_schema(task: Task) -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["task", "data"],
+        "properties": {
+            "task": {"const": task.name()},
+            "data": {
+                "type": "object",
+                "description": "`input` is accepted as a synonym",
+                "required": ["frame"],
+                "properties": {
+                    "frame": {
+                        "type": "object",
+                        "oneOf": [{"required": ["uri"]}, {"required": ["b64"]}],
+                        "properties": {
+                            "uri": {"type": "string", "pattern": "^opennvr://"},
+                            "b64": {"type": "string", "contentEncoding": "base64"},
+                            "timestamp_ms": {"type": "integer"}
+                        }
+                    },
+                    "camera_id": {"type": "string", "maxLength": 128}
+                }
+            },
+            "params": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                    "iou": {"type": "number", "minimum": 0, "maximum": 1},
+                    "max_detections": {"type": "integer", "minimum": 1},
+                    "model": {"type": "string"},
+                    "classes": {"type": "array", "items": {"type": "string"}}
+                }
+            }
+        }
+    })
+}
+
+fn response_schema(task: Task) -> Value {
+    let mut det = json!({
+        "type": "object",
+        "required": ["bbox", "confidence"],
+        "properties": {
+            "bbox": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+                     "description": "[x, y, w, h] in source pixels"},
+            "confidence": {"type": "number"},
+            "label": {"type": "string"}
+        }
+    });
+    if task == Task::PersonCounting {
+        det["required"] = json!(["bbox", "confidence", "track_id"]);
+        det["properties"]["track_id"] = json!({"type": ["integer", "null"]});
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["task", "count", "confidence", "detections", "latency_ms", "executed_at", "model_id"],
+        "properties": {
+            "task": {"const": task.name()},
+            "count": {"type": "integer", "minimum": 0},
+            "confidence": {"type": "number"},
+            "detections": {"type": "array", "items": det},
+            "latency_ms": {"type": "integer"},
+            "executed_at": {"type": "string", "format": "date-time"},
+            "model_id": {"type": "string"}
+        }
+    })
+}
+
+/// Answers with `{task, request, response}` schemas for one task.
+pub async fn schema(Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    let name = q
+        .get("task")
+        .ok_or_else(|| AiError::BadRequest("query parameter `task` is required".into()))?;
+    let task = Task::parse(name)?;
+    Ok(Json(json!({
+        "task": task.name(),
+        "request": request_schema(task),
+        "response": response_schema(task),
+    })))
+}

@@ -1,0 +1,177 @@
+//! The installed models, as recorded by `models/fetch.sh` in `manifest.json`.
+//!
+//! The manifest records the sha256 of every file at install time; we verify
+//! before loading so a corrupted or swapped file is refused, not run.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Why the models directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("no models manifest at {0} (run models/fetch.sh)")]
+    NoManifest(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid manifest {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// One file the daemon can load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelEntry {
+    /// Stable name used in config and API responses (`model_id`).
+    pub id: String,
+    /// File name inside the models dir.
+    pub file: String,
+    /// Hex sha256 of `file` as installed.
+    pub sha256: String,
+    /// How to interpret the model: `yolo-darknet`, `yolo-ultralytics`, ...
+    #[serde(default)]
+    pub kind: String,
+    /// Sidecar JSON (decoder layout) inside the models dir, if the kind needs one.
+    #[serde(default)]
+    pub config: Option<String>,
+    /// Square network input side, where the file name does not say.
+    #[serde(default)]
+    pub input_size: Option<u32>,
+    /// Label file (one per line) inside the models dir.
+    #[serde(default)]
+    pub labels: Option<String>,
+    /// Where the weights came from (package, version, checksum); shown, not interpreted.
+    #[serde(default)]
+    pub source: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    models: Vec<ModelEntry>,
+}
+
+/// The outcome of checking one file against its recorded checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Integrity {
+    Ok,
+    Missing,
+    Altered { actual: String },
+}
+
+/// The models directory and its manifest.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    dir: PathBuf,
+    entries: Vec<ModelEntry>,
+}
+
+impl Catalog {
+    /// Reads `<dir>/manifest.json`.
+    pub fn open(dir: &Path) -> Result<Self, CatalogError> {
+        let path = dir.join("manifest.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CatalogError::NoManifest(path))
+            }
+            Err(source) => return Err(CatalogError::Io { path, source }),
+        };
+        let m: Manifest =
+            serde_json::from_str(&text).map_err(|source| CatalogError::Parse { path, source })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            entries: m.models,
+        })
+    }
+
+    /// A catalog with nothing installed; the daemon still serves, with no tasks.
+    pub fn empty(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn entries(&self) -> &[ModelEntry] {
+        &self.entries
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ModelEntry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    /// A path inside the models dir; manifest names are plain file names.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Whether the entry's file exists (cheap; used for `/capabilities`).
+    pub fn installed(&self, e: &ModelEntry) -> bool {
+        self.path(&e.file).is_file()
+    }
+
+    /// Hashes the file and compares with the manifest.
+    pub fn verify(&self, e: &ModelEntry) -> Integrity {
+        match sha256_file(&self.path(&e.file)) {
+            Err(_) => Integrity::Missing,
+            Ok(h) if h.eq_ignore_ascii_case(&e.sha256) => Integrity::Ok,
+            Ok(actual) => Integrity::Altered { actual },
+        }
+    }
+}
+
+/// Hex sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_detects_missing_and_altered() {
+        let dir = std::env::temp_dir().join(format!("opennvr-cat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.onnx"), b"abc").unwrap();
+        let sha_abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        std::fs::write(
+            dir.join("manifest.json"),
+            format!(
+                r#"{{"version":1,"models":[{{"id":"a","file":"a.onnx","sha256":"{sha_abc}"}},
+                {{"id":"b","file":"b.onnx","sha256":"{sha_abc}"}}]}}"#
+            ),
+        )
+        .unwrap();
+        let c = Catalog::open(&dir).unwrap();
+        assert_eq!(c.verify(c.get("a").unwrap()), Integrity::Ok);
+        assert_eq!(c.verify(c.get("b").unwrap()), Integrity::Missing);
+        std::fs::write(dir.join("a.onnx"), b"abd").unwrap();
+        assert!(matches!(
+            c.verify(c.get("a").unwrap()),
+            Integrity::Altered { .. }
+        ));
+        assert!(matches!(
+            Catalog::open(&dir.join("nope")),
+            Err(CatalogError::NoManifest(_))
+        ));
+    }
+}

@@ -1,0 +1,43 @@
+//! Subcommands, one per file. `anyhow` lives here and in `main`, at the edges.
+
+pub mod infer;
+pub mod models;
+pub mod run;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::ai::backend::TractBackend;
+use crate::ai::Engine;
+use crate::catalog::{Catalog, CatalogError};
+use crate::clock::SystemClock;
+use crate::config::Config;
+
+/// Loads the config from `path` (if any) and the process environment.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(path, |k| std::env::var(k).ok())?)
+}
+
+/// Opens the models dir; a missing manifest leaves the daemon up with no tasks.
+pub fn open_catalog(cfg: &Config) -> anyhow::Result<Catalog> {
+    match Catalog::open(&cfg.paths.models_dir) {
+        Ok(c) => Ok(c),
+        Err(e @ CatalogError::NoManifest(_)) => {
+            tracing::warn!("{e}; no AI tasks available");
+            Ok(Catalog::empty(&cfg.paths.models_dir))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The engine every command shares: tract on the CPU, the wall clock.
+pub fn build_engine(cfg: &Config) -> anyhow::Result<Arc<Engine>> {
+    TractBackend::set_threads(cfg.ai.threads);
+    let catalog = open_catalog(cfg)?;
+    Ok(Arc::new(Engine::new(
+        cfg,
+        catalog,
+        Arc::new(TractBackend),
+        Arc::new(SystemClock),
+    )))
+}

@@ -1,0 +1,265 @@
+//! The one typed configuration of the daemon.
+//!
+//! Every field has a serde default so an empty file (or no file) gives a
+//! working daemon; a few `OPENNVR_*` environment variables override the file
+//! because that is how systemd units and containers are usually tuned.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be loaded; reported at startup, never at run time.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` or `OPENNVR_CONFIG` could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`].
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    /// An environment override does not parse.
+    #[error("invalid value for {var}: {value:?}")]
+    Env { var: &'static str, value: String },
+}
+
+/// Top-level configuration, as read from TOML.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub ai: AiConfig,
+    pub nvr: NvrConfig,
+    pub paths: PathsConfig,
+    pub detector: DetectorConfig,
+    pub tracker: TrackerSettings,
+}
+
+/// The AI adapter (port 9100).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AiConfig {
+    /// Localhost by default: the adapter has no auth, like OpenNVR's, so it is
+    /// only exposed when the operator says so.
+    pub listen: SocketAddr,
+    /// Largest request body (JSON with a base64 frame, or multipart), bytes.
+    pub max_body_bytes: usize,
+    /// Largest decoded image, in pixels; protects memory from decompression bombs.
+    pub max_image_pixels: u64,
+    /// Requests allowed to wait for or hold an inference slot; the next gets 503.
+    pub queue_depth: usize,
+    /// Inferences that run at once; each already uses all `threads`.
+    pub workers: usize,
+    /// Threads for matrix products inside one inference; 0 = all cores.
+    pub threads: usize,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 9100).into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_image_pixels: 40_000_000,
+            queue_depth: 8,
+            workers: 1,
+            threads: 0,
+        }
+    }
+}
+
+/// The NVR core (port 8000).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NvrConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for NvrConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([0, 0, 0, 0], 8000).into(),
+        }
+    }
+}
+
+/// Where state lives on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Database, secrets, recordings. Relative paths resolve against the working directory.
+    pub data_dir: PathBuf,
+    /// What `models/fetch.sh` produced: `manifest.json` and the weights.
+    pub models_dir: PathBuf,
+    /// Root that `opennvr://frames/<camera>/<file>` URIs resolve under; nothing escapes it.
+    /// Empty means `<data_dir>/frames`.
+    pub frames_dir: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            models_dir: PathBuf::from("models/dist"),
+            frames_dir: PathBuf::new(),
+        }
+    }
+}
+
+impl PathsConfig {
+    /// The frames root, defaulting under the data dir.
+    pub fn frames_dir(&self) -> PathBuf {
+        if self.frames_dir.as_os_str().is_empty() {
+            self.data_dir.join("frames")
+        } else {
+            self.frames_dir.clone()
+        }
+    }
+}
+
+/// Which detector serves the detection tasks and how its output is filtered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// A model id from the models manifest.
+    pub model: String,
+    /// Detections below this score are not reported.
+    pub confidence: f32,
+    /// IoU above which a lower-scored box of the same class is suppressed.
+    pub iou: f32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            model: "yolov4-tiny-416".into(),
+            confidence: 0.35,
+            iou: 0.45,
+        }
+    }
+}
+
+/// Tracking tunables that operators may want to change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerSettings {
+    /// A track unseen this long is dropped.
+    pub max_lost_ms: i64,
+    /// A camera whose tracker saw nothing for this long is forgotten.
+    pub idle_evict_ms: i64,
+}
+
+impl Default for TrackerSettings {
+    fn default() -> Self {
+        Self {
+            max_lost_ms: 3_000,
+            idle_evict_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (if any), then applies environment overrides from `env`.
+    ///
+    /// `env` is injected so tests need not mutate the process environment.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.to_owned(),
+                    source: Box::new(e),
+                })?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(env)?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn addr(var: &'static str, v: String) -> Result<SocketAddr, ConfigError> {
+            v.parse().map_err(|_| ConfigError::Env { var, value: v })
+        }
+        if let Some(v) = env("OPENNVR_AI_LISTEN") {
+            self.ai.listen = addr("OPENNVR_AI_LISTEN", v)?;
+        }
+        if let Some(v) = env("OPENNVR_NVR_LISTEN") {
+            self.nvr.listen = addr("OPENNVR_NVR_LISTEN", v)?;
+        }
+        if let Some(v) = env("OPENNVR_DATA_DIR") {
+            self.paths.data_dir = v.into();
+        }
+        if let Some(v) = env("OPENNVR_MODELS_DIR") {
+            self.paths.models_dir = v.into();
+        }
+        if let Some(v) = env("OPENNVR_FRAMES_DIR") {
+            self.paths.frames_dir = v.into();
+        }
+        if let Some(v) = env("OPENNVR_DETECTOR_MODEL") {
+            self.detector.model = v;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = Config::load(None, env_of(&[])).unwrap();
+        assert_eq!(c.ai.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.nvr.listen.to_string(), "0.0.0.0:8000");
+        assert_eq!(c.paths.frames_dir(), PathBuf::from("data/frames"));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = std::env::temp_dir().join(format!("opennvr-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "[ai]\nlisten = \"0.0.0.0:9999\"\n[paths]\ndata_dir = \"/x\"\n").unwrap();
+        let c = Config::load(
+            Some(&f),
+            env_of(&[("OPENNVR_AI_LISTEN", "127.0.0.1:1234"), ("OPENNVR_FRAMES_DIR", "/f")]),
+        )
+        .unwrap();
+        assert_eq!(c.ai.listen.to_string(), "127.0.0.1:1234");
+        assert_eq!(c.paths.data_dir, PathBuf::from("/x"));
+        assert_eq!(c.paths.frames_dir(), PathBuf::from("/f"));
+    }
+
+    #[test]
+    fn bad_env_and_unknown_keys_are_errors() {
+        assert!(Config::load(None, env_of(&[("OPENNVR_NVR_LISTEN", "nope")])).is_err());
+        let dir = std::env::temp_dir().join(format!("opennvr-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "[ai]\nlisen = \"0.0.0.0:9999\"\n").unwrap();
+        assert!(matches!(
+            Config::load(Some(&f), env_of(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,221 @@
+//! Where frames come from: `opennvr://` URIs confined to the frames dir,
+//! inline base64, or uploaded bytes; and decoding them, once, with limits.
+
+use std::io::Cursor;
+use std::path::{Component, Path, PathBuf};
+
+use base64::Engine as _;
+use image::{ImageReader, RgbImage};
+use percent_encoding::percent_decode_str;
+
+use crate::ai::AiError;
+
+/// A decoded frame and what we know about where it came from.
+pub struct Frame {
+    pub image: RgbImage,
+    /// The camera the frame belongs to, which keys tracker state.
+    pub camera: Option<String>,
+    /// Capture time, if the caller knows it; otherwise the engine's clock is used.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// The frames root; every URI resolves strictly beneath it.
+#[derive(Debug, Clone)]
+pub struct FrameStore {
+    root: PathBuf,
+    max_bytes: u64,
+}
+
+/// A URI resolved to a file under the root.
+#[derive(Debug)]
+pub struct ResolvedFrame {
+    pub path: PathBuf,
+    pub camera: String,
+}
+
+impl FrameStore {
+    /// `root` is created if missing so a fresh install has somewhere to put frames.
+    pub fn new(root: &Path, max_bytes: u64) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        Ok(Self {
+            root: root.canonicalize()?,
+            max_bytes,
+        })
+    }
+
+    /// Resolves `opennvr://frames/<camera>/<file>` (or the seed's shorter
+    /// `opennvr://<camera>/<file>`).
+    ///
+    /// Each segment is percent-decoded once and must be a plain name: no `..`,
+    /// `.`, separators or NUL; the final path is canonicalised and must still
+    /// be under the root, which also catches symlinks that point out.
+    pub fn resolve(&self, uri: &str) -> Result<ResolvedFrame, AiError> {
+        let rest = uri
+            .strip_prefix("opennvr://")
+            .ok_or_else(|| AiError::BadRequest(format!("frame uri must start with opennvr://: {uri:?}")))?;
+        let mut segs: Vec<&str> = rest.split('/').collect();
+        if segs.first() == Some(&"frames") {
+            segs.remove(0);
+        }
+        if segs.len() < 2 {
+            return Err(AiError::BadRequest(
+                "frame uri must be opennvr://frames/<camera>/<file>".into(),
+            ));
+        }
+        let mut rel = PathBuf::new();
+        for raw in &segs {
+            let seg = percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| AiError::BadRequest("frame uri is not valid UTF-8".into()))?;
+            let plain = !seg.is_empty()
+                && !seg.contains(['/', '\\', '\0'])
+                && matches!(Path::new(seg.as_ref()).components().next(), Some(Component::Normal(_)))
+                && Path::new(seg.as_ref()).components().count() == 1;
+            if !plain {
+                return Err(AiError::ForbiddenPath(format!("illegal segment {raw:?} in frame uri")));
+            }
+            rel.push(seg.as_ref());
+        }
+        let camera = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = self
+            .root
+            .join(&rel)
+            .canonicalize()
+            .map_err(|_| AiError::FrameNotFound(uri.to_owned()))?;
+        if !path.starts_with(&self.root) {
+            return Err(AiError::ForbiddenPath(format!("{uri:?} leaves the frames dir")));
+        }
+        if !path.is_file() {
+            return Err(AiError::FrameNotFound(uri.to_owned()));
+        }
+        Ok(ResolvedFrame { path, camera })
+    }
+
+    /// Reads a resolved frame's bytes, refusing files above the size limit.
+    pub fn read(&self, uri: &str) -> Result<(Vec<u8>, String), AiError> {
+        let r = self.resolve(uri)?;
+        let len = std::fs::metadata(&r.path)
+            .map_err(|_| AiError::FrameNotFound(uri.to_owned()))?
+            .len();
+        if len > self.max_bytes {
+            return Err(AiError::TooLarge(format!("frame is {len} bytes, limit {}", self.max_bytes)));
+        }
+        let bytes = std::fs::read(&r.path).map_err(|_| AiError::FrameNotFound(uri.to_owned()))?;
+        Ok((bytes, r.camera))
+    }
+}
+
+/// Decodes base64 (optionally a `data:` URL), ignoring whitespace.
+pub fn decode_b64(s: &str) -> Result<Vec<u8>, AiError> {
+    let body = match s.strip_prefix("data:") {
+        Some(rest) => rest.split_once(',').map(|(_, b)| b).unwrap_or(""),
+        None => s,
+    };
+    let clean: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(clean.as_bytes())
+        .map_err(|e| AiError::BadRequest(format!("frame.b64 is not valid base64: {e}")))
+}
+
+/// Decodes JPEG or PNG bytes to RGB, refusing images over `max_pixels`
+/// before allocating them.
+pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> {
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| AiError::UndecodableImage(e.to_string()))
+    };
+    let r = reader()?;
+    match r.format() {
+        Some(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
+        Some(f) => return Err(AiError::UnsupportedMedia(format!("{f:?} frames are not accepted"))),
+        None => return Err(AiError::UnsupportedMedia("not a JPEG or PNG image".into())),
+    }
+    let (w, h) = r
+        .into_dimensions()
+        .map_err(|e| AiError::UndecodableImage(e.to_string()))?;
+    if w == 0 || h == 0 {
+        return Err(AiError::UndecodableImage("empty image".into()));
+    }
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(AiError::TooLarge(format!("image is {w}x{h}, limit {max_pixels} pixels")));
+    }
+    let img = reader()?
+        .decode()
+        .map_err(|e| AiError::UndecodableImage(e.to_string()))?;
+    Ok(img.into_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (FrameStore, PathBuf) {
+        let base = std::env::temp_dir().join(format!(
+            "opennvr-frames-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let root = base.join("frames");
+        std::fs::create_dir_all(root.join("cam")).unwrap();
+        std::fs::write(root.join("cam/a.jpg"), b"x").unwrap();
+        std::fs::write(base.join("secret"), b"s").unwrap();
+        (FrameStore::new(&root, 1 << 20).unwrap(), base)
+    }
+
+    #[test]
+    fn resolves_both_uri_forms() {
+        let (s, _) = store();
+        assert_eq!(s.resolve("opennvr://frames/cam/a.jpg").unwrap().camera, "cam");
+        assert_eq!(s.resolve("opennvr://cam/a.jpg").unwrap().camera, "cam");
+        assert!(matches!(
+            s.resolve("opennvr://frames/cam/b.jpg"),
+            Err(AiError::FrameNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        let (s, base) = store();
+        for uri in [
+            "opennvr://frames/cam/../../secret",
+            "opennvr://frames/../secret",
+            "opennvr://frames/cam/%2e%2e/%2e%2e/secret",
+            "opennvr://frames/cam/..%2f..%2fsecret",
+            "opennvr://frames/cam/..%5c..%5csecret",
+            "opennvr://frames/cam/a.jpg%00",
+            "opennvr://frames//etc/passwd",
+            "opennvr://frames/cam/./a.jpg",
+        ] {
+            assert!(
+                matches!(s.resolve(uri), Err(AiError::ForbiddenPath(_))),
+                "{uri} was not refused"
+            );
+        }
+        std::os::unix::fs::symlink(base.join("secret"), base.join("frames/cam/link.jpg")).ok();
+        assert!(matches!(
+            s.resolve("opennvr://frames/cam/link.jpg"),
+            Err(AiError::ForbiddenPath(_))
+        ));
+        assert!(matches!(s.resolve("file:///etc/passwd"), Err(AiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn decode_rejects_garbage_and_bombs() {
+        assert!(matches!(decode_image(b"hello", 100), Err(AiError::UnsupportedMedia(_))));
+        let mut png = Vec::new();
+        RgbImage::new(20, 20)
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert!(decode_image(&png, 400).is_ok());
+        assert!(matches!(decode_image(&png, 399), Err(AiError::TooLarge(_))));
+        let truncated = &png[..png.len() / 2];
+        assert!(matches!(decode_image(truncated, 400), Err(AiError::UndecodableImage(_))));
+        assert_eq!(decode_b64("data:image/png;base64,aGk=").unwrap(), b"hi");
+        assert!(decode_b64("!!").is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! opennvr-edge: a network video recorder with on-device AI.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the map.
+
+pub mod ai;
+pub mod api;
+pub mod catalog;
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod frame;
+pub mod hw;
+pub mod nvr;
+pub mod tracker;

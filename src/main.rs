@@ -1,0 +1,65 @@
+//! The `opennvr-edge` binary: parses the command line and hands off to `cmd`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use opennvr_edge::cmd;
+
+#[derive(Parser)]
+#[command(name = "opennvr-edge", version, about = "NVR with on-device AI")]
+struct Cli {
+    /// TOML config file (see packaging/config.example.toml).
+    #[arg(long, global = true, env = "OPENNVR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the AI adapter (9100) and the NVR core (8000).
+    Run,
+    /// Run one task on image files and print the API's JSON.
+    Infer(cmd::infer::InferArgs),
+    /// List installed models and verify their sha256.
+    Models {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OPENNVR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let cfg = cmd::load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Run => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(cmd::run::run(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Infer(args) => {
+            cmd::infer::infer(cfg, args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models { json } => cmd::models::models(cfg, json),
+    }
+}

@@ -1,0 +1,76 @@
+//! Multi-object tracking: turns per-frame detections into stable track ids.
+//!
+//! Detectors report boxes frame by frame with no notion of identity; events,
+//! counting and "the same person is still there" logic need an id that persists
+//! while an object stays in view. This module provides a ByteTrack-style
+//! tracker (IoU association against constant-velocity Kalman predictions, with
+//! a second pass that lets low-confidence detections keep existing tracks
+//! alive) and a per-camera registry so ids persist across API calls.
+//!
+//! Design notes for integrators:
+//! * Association is **greedy by best IoU** (global, deterministic), not
+//!   Hungarian; see [`bytetrack`] for why.
+//! * Time is injected (`now_ms`); the tracker never reads a clock. Prediction
+//!   is scaled by `elapsed / nominal_frame_ms`, where the nominal frame time is
+//!   the median of recent call gaps (200 ms before any gap is seen).
+//! * Pure std + serde; no allocation per track beyond a small struct.
+
+pub mod bytetrack;
+pub mod kalman;
+pub mod registry;
+
+pub use bytetrack::{TrackSnapshot, TrackState, Tracker};
+pub use registry::TrackerRegistry;
+
+use serde::{Deserialize, Serialize};
+
+/// Tunables for [`Tracker`]; kept in one struct (with serde support) so they
+/// can live in the daemon's config file and be shared by every camera.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrackerConfig {
+    /// Detections scoring at or above this are trusted enough to start tracks
+    /// and to claim any track (stage 1); below it they might be clutter.
+    pub high_thresh: f32,
+    /// Detections between this and `high_thresh` are too weak to start a track
+    /// but are usually a partly occluded real object, so they may continue a
+    /// currently tracked one (stage 2). Below this they are ignored.
+    pub low_thresh: f32,
+    /// Minimum IoU between a prediction and a confident detection for them to
+    /// be the same object; lenient because the prediction itself is uncertain.
+    pub match_iou: f32,
+    /// Minimum IoU for the low-confidence stage; stricter, because a weak
+    /// detection should only extend a track it clearly lines up with.
+    pub low_match_iou: f32,
+    /// How long a track may go unseen before it is forgotten; bridges short
+    /// occlusions without letting stale tracks steal new objects for ever.
+    pub max_lost_ms: i64,
+}
+
+impl Default for TrackerConfig {
+    /// ByteTrack-like defaults tuned for the edge detectors' score ranges.
+    fn default() -> Self {
+        Self {
+            high_thresh: 0.35,
+            low_thresh: 0.1,
+            match_iou: 0.3,
+            low_match_iou: 0.5,
+            max_lost_ms: 3000,
+        }
+    }
+}
+
+/// One detection handed to the tracker; deliberately minimal so any detector
+/// output (or an API payload) can be converted into it without the tracker
+/// depending on detector types.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrackInput {
+    /// `x1, y1, x2, y2` in pixels; pixel space (not normalised) so the
+    /// height-relative Kalman noise behaves the same as in SORT/ByteTrack.
+    pub bbox: [f32; 4],
+    /// Detector confidence; decides which association stage the box joins.
+    pub score: f32,
+    /// Detector class; tracks only ever match detections of the same class so
+    /// a person can never turn into a car.
+    pub class_id: u32,
+}
