@@ -26,7 +26,33 @@ pub enum CatalogError {
     },
 }
 
-/// One file the daemon can load.
+/// A companion file (decoder layout, labels) with its own checksum.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRef {
+    pub file: String,
+    pub sha256: String,
+}
+
+/// Class labels: a checksummed file, or inline for small heads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Labels {
+    // First: serde would also read a two-element list as a `FileRef`.
+    Inline(Vec<String>),
+    File(FileRef),
+}
+
+/// The model's input tensor as the converter wrote it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Dimensions; symbolic ones (batch `N`) are strings.
+    #[serde(default)]
+    pub shape: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub pad_value: Option<f32>,
+}
+
+/// One model the daemon can load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelEntry {
     /// Stable name used in config and API responses (`model_id`).
@@ -38,18 +64,41 @@ pub struct ModelEntry {
     /// How to interpret the model: `yolo-darknet`, `yolo-ultralytics`, ...
     #[serde(default)]
     pub kind: String,
-    /// Sidecar JSON (decoder layout) inside the models dir, if the kind needs one.
+    /// Decoder layout JSON, for kinds that need one.
     #[serde(default)]
-    pub config: Option<String>,
-    /// Square network input side, where the file name does not say.
+    pub sidecar: Option<FileRef>,
     #[serde(default)]
-    pub input_size: Option<u32>,
-    /// Label file (one per line) inside the models dir.
+    pub labels: Option<Labels>,
     #[serde(default)]
-    pub labels: Option<String>,
+    pub input: InputSpec,
     /// Where the weights came from (package, version, checksum); shown, not interpreted.
     #[serde(default)]
     pub source: serde_json::Value,
+    #[serde(default)]
+    pub license: Option<String>,
+}
+
+impl ModelEntry {
+    /// The square input side, when the last input dimension is fixed.
+    pub fn input_size(&self) -> Option<u32> {
+        self.input
+            .shape
+            .last()?
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// Every file this entry depends on, with its expected checksum.
+    pub fn files(&self) -> Vec<(&str, &str)> {
+        let mut v = vec![(self.file.as_str(), self.sha256.as_str())];
+        if let Some(s) = &self.sidecar {
+            v.push((&s.file, &s.sha256));
+        }
+        if let Some(Labels::File(l)) = &self.labels {
+            v.push((&l.file, &l.sha256));
+        }
+        v
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,7 +112,7 @@ struct Manifest {
 pub enum Integrity {
     Ok,
     Missing,
-    Altered { actual: String },
+    Altered { file: String, actual: String },
 }
 
 /// The models directory and its manifest.
@@ -118,14 +167,37 @@ impl Catalog {
         self.path(&e.file).is_file()
     }
 
-    /// Hashes the file and compares with the manifest.
+    /// Hashes the entry's files and compares them with the manifest and,
+    /// for files this release knows, with the checksums pinned in the binary
+    /// (so editing the manifest cannot bless a swapped file).
     pub fn verify(&self, e: &ModelEntry) -> Integrity {
-        match sha256_file(&self.path(&e.file)) {
-            Err(_) => Integrity::Missing,
-            Ok(h) if h.eq_ignore_ascii_case(&e.sha256) => Integrity::Ok,
-            Ok(actual) => Integrity::Altered { actual },
+        for (file, want) in e.files() {
+            let pinned = pinned_sha256(file);
+            match sha256_file(&self.path(file)) {
+                Err(_) => return Integrity::Missing,
+                Ok(h) if h.eq_ignore_ascii_case(want) && pinned.is_none_or(|p| p == h) => {}
+                Ok(actual) => {
+                    return Integrity::Altered {
+                        file: file.to_owned(),
+                        actual,
+                    }
+                }
+            }
         }
+        Integrity::Ok
     }
+}
+
+/// Checksums of the files `models/fetch.sh` produces, pinned at build time
+/// (the conversion is byte-for-byte reproducible).
+const PINNED: &str = include_str!("../models/expected.sha256");
+
+/// The pinned sha256 of a model file name, if this release knows it.
+pub fn pinned_sha256(file: &str) -> Option<&'static str> {
+    PINNED.lines().find_map(|l| {
+        let (sha, name) = l.split_once(char::is_whitespace)?;
+        (name.trim().trim_start_matches('*') == file).then_some(sha)
+    })
 }
 
 /// Hex sha256 of a file, streamed.

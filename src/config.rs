@@ -239,10 +239,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("opennvr-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.toml");
-        std::fs::write(&f, "[ai]\nlisten = \"0.0.0.0:9999\"\n[paths]\ndata_dir = \"/x\"\n").unwrap();
+        std::fs::write(
+            &f,
+            "[ai]\nlisten = \"0.0.0.0:9999\"\n[paths]\ndata_dir = \"/x\"\n",
+        )
+        .unwrap();
         let c = Config::load(
             Some(&f),
-            env_of(&[("OPENNVR_AI_LISTEN", "127.0.0.1:1234"), ("OPENNVR_FRAMES_DIR", "/f")]),
+            env_of(&[
+                ("OPENNVR_AI_LISTEN", "127.0.0.1:1234"),
+                ("OPENNVR_FRAMES_DIR", "/f"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.ai.listen.to_string(), "127.0.0.1:1234");

@@ -50,9 +50,9 @@ impl FrameStore {
     /// `.`, separators or NUL; the final path is canonicalised and must still
     /// be under the root, which also catches symlinks that point out.
     pub fn resolve(&self, uri: &str) -> Result<ResolvedFrame, AiError> {
-        let rest = uri
-            .strip_prefix("opennvr://")
-            .ok_or_else(|| AiError::BadRequest(format!("frame uri must start with opennvr://: {uri:?}")))?;
+        let rest = uri.strip_prefix("opennvr://").ok_or_else(|| {
+            AiError::BadRequest(format!("frame uri must start with opennvr://: {uri:?}"))
+        })?;
         let mut segs: Vec<&str> = rest.split('/').collect();
         if segs.first() == Some(&"frames") {
             segs.remove(0);
@@ -69,10 +69,15 @@ impl FrameStore {
                 .map_err(|_| AiError::BadRequest("frame uri is not valid UTF-8".into()))?;
             let plain = !seg.is_empty()
                 && !seg.contains(['/', '\\', '\0'])
-                && matches!(Path::new(seg.as_ref()).components().next(), Some(Component::Normal(_)))
+                && matches!(
+                    Path::new(seg.as_ref()).components().next(),
+                    Some(Component::Normal(_))
+                )
                 && Path::new(seg.as_ref()).components().count() == 1;
             if !plain {
-                return Err(AiError::ForbiddenPath(format!("illegal segment {raw:?} in frame uri")));
+                return Err(AiError::ForbiddenPath(format!(
+                    "illegal segment {raw:?} in frame uri"
+                )));
             }
             rel.push(seg.as_ref());
         }
@@ -87,7 +92,9 @@ impl FrameStore {
             .canonicalize()
             .map_err(|_| AiError::FrameNotFound(uri.to_owned()))?;
         if !path.starts_with(&self.root) {
-            return Err(AiError::ForbiddenPath(format!("{uri:?} leaves the frames dir")));
+            return Err(AiError::ForbiddenPath(format!(
+                "{uri:?} leaves the frames dir"
+            )));
         }
         if !path.is_file() {
             return Err(AiError::FrameNotFound(uri.to_owned()));
@@ -102,7 +109,10 @@ impl FrameStore {
             .map_err(|_| AiError::FrameNotFound(uri.to_owned()))?
             .len();
         if len > self.max_bytes {
-            return Err(AiError::TooLarge(format!("frame is {len} bytes, limit {}", self.max_bytes)));
+            return Err(AiError::TooLarge(format!(
+                "frame is {len} bytes, limit {}",
+                self.max_bytes
+            )));
         }
         let bytes = std::fs::read(&r.path).map_err(|_| AiError::FrameNotFound(uri.to_owned()))?;
         Ok((bytes, r.camera))
@@ -131,8 +141,21 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> 
     };
     let r = reader()?;
     match r.format() {
-        Some(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
-        Some(f) => return Err(AiError::UnsupportedMedia(format!("{f:?} frames are not accepted"))),
+        Some(image::ImageFormat::Jpeg) => {
+            // The decoder fills a truncated scan with grey; a torn upload must not be analysed as a frame.
+            let tail = &bytes[bytes.len().saturating_sub(64)..];
+            if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+                return Err(AiError::UndecodableImage(
+                    "truncated JPEG (no end-of-image marker)".into(),
+                ));
+            }
+        }
+        Some(image::ImageFormat::Png) => {}
+        Some(f) => {
+            return Err(AiError::UnsupportedMedia(format!(
+                "{f:?} frames are not accepted"
+            )))
+        }
         None => return Err(AiError::UnsupportedMedia("not a JPEG or PNG image".into())),
     }
     let (w, h) = r
@@ -142,7 +165,9 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> 
         return Err(AiError::UndecodableImage("empty image".into()));
     }
     if u64::from(w) * u64::from(h) > max_pixels {
-        return Err(AiError::TooLarge(format!("image is {w}x{h}, limit {max_pixels} pixels")));
+        return Err(AiError::TooLarge(format!(
+            "image is {w}x{h}, limit {max_pixels} pixels"
+        )));
     }
     let img = reader()?
         .decode()
@@ -170,7 +195,10 @@ mod tests {
     #[test]
     fn resolves_both_uri_forms() {
         let (s, _) = store();
-        assert_eq!(s.resolve("opennvr://frames/cam/a.jpg").unwrap().camera, "cam");
+        assert_eq!(
+            s.resolve("opennvr://frames/cam/a.jpg").unwrap().camera,
+            "cam"
+        );
         assert_eq!(s.resolve("opennvr://cam/a.jpg").unwrap().camera, "cam");
         assert!(matches!(
             s.resolve("opennvr://frames/cam/b.jpg"),
@@ -201,12 +229,18 @@ mod tests {
             s.resolve("opennvr://frames/cam/link.jpg"),
             Err(AiError::ForbiddenPath(_))
         ));
-        assert!(matches!(s.resolve("file:///etc/passwd"), Err(AiError::BadRequest(_))));
+        assert!(matches!(
+            s.resolve("file:///etc/passwd"),
+            Err(AiError::BadRequest(_))
+        ));
     }
 
     #[test]
     fn decode_rejects_garbage_and_bombs() {
-        assert!(matches!(decode_image(b"hello", 100), Err(AiError::UnsupportedMedia(_))));
+        assert!(matches!(
+            decode_image(b"hello", 100),
+            Err(AiError::UnsupportedMedia(_))
+        ));
         let mut png = Vec::new();
         RgbImage::new(20, 20)
             .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
@@ -214,7 +248,20 @@ mod tests {
         assert!(decode_image(&png, 400).is_ok());
         assert!(matches!(decode_image(&png, 399), Err(AiError::TooLarge(_))));
         let truncated = &png[..png.len() / 2];
-        assert!(matches!(decode_image(truncated, 400), Err(AiError::UndecodableImage(_))));
+        assert!(matches!(
+            decode_image(truncated, 400),
+            Err(AiError::UndecodableImage(_))
+        ));
+        let mut jpeg = Vec::new();
+        RgbImage::new(64, 64)
+            .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode_image(&jpeg, 64 * 64).is_ok());
+        let torn = &jpeg[..jpeg.len() - 2];
+        assert!(matches!(
+            decode_image(torn, 64 * 64),
+            Err(AiError::UndecodableImage(_))
+        ));
         assert_eq!(decode_b64("data:image/png;base64,aGk=").unwrap(), b"hi");
         assert!(decode_b64("!!").is_err());
     }

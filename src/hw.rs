@@ -52,21 +52,18 @@ impl Hardware {
         let mut sys = self.sys.lock().unwrap_or_else(|p| p.into_inner());
         sys.refresh_memory();
         sys.refresh_cpu_usage();
-        let (gpu_device, vram_total_gb, vram_free_gb) = match self
-            .nvml
-            .as_ref()
-            .and_then(|n| n.device_by_index(0).ok())
-        {
-            Some(dev) => {
-                let mem = dev.memory_info().ok();
-                (
-                    dev.name().ok(),
-                    mem.as_ref().map(|m| gb(m.total)),
-                    mem.as_ref().map(|m| gb(m.free)),
-                )
-            }
-            None => (None, None, None),
-        };
+        let (gpu_device, vram_total_gb, vram_free_gb) =
+            match self.nvml.as_ref().and_then(|n| n.device_by_index(0).ok()) {
+                Some(dev) => {
+                    let mem = dev.memory_info().ok();
+                    (
+                        dev.name().ok(),
+                        mem.as_ref().map(|m| gb(m.total)),
+                        mem.as_ref().map(|m| gb(m.free)),
+                    )
+                }
+                None => (None, None, None),
+            };
         HardwareReport {
             ram_total_gb: gb(sys.total_memory()),
             ram_free_gb: gb(sys.available_memory()),

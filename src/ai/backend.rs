@@ -108,7 +108,7 @@ impl LoadedModel for TractModel {
         out.into_iter()
             .map(|v| {
                 let view = v
-                    .to_array_view::<f32>()
+                    .to_plain_array_view::<f32>()
                     .map_err(|e| AiError::Inference(format!("{e:#}")))?;
                 Ok(F32Tensor {
                     shape: view.shape().to_vec(),

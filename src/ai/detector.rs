@@ -9,7 +9,7 @@ use super::error::AiError;
 use super::nms::{nms, RawDetection};
 use super::preprocess::letterbox;
 use super::yolo::{DarknetLayout, Decoder};
-use crate::catalog::{Catalog, Integrity, ModelEntry};
+use crate::catalog::{Catalog, Integrity, Labels, ModelEntry};
 
 /// Sidecar JSON for darknet-converted models.
 #[derive(Debug, Deserialize)]
@@ -41,11 +41,10 @@ pub fn is_detector_kind(kind: &str) -> bool {
     matches!(kind, "yolo-darknet" | "yolo-ultralytics")
 }
 
-/// The square input side: explicit in the manifest, else the `-NNN` suffix of the id.
+/// The square input side from the manifest; multiples of 32 only (YOLO strides).
 fn input_size_of(entry: &ModelEntry) -> Option<u32> {
     entry
-        .input_size
-        .or_else(|| entry.id.rsplit('-').next()?.parse().ok())
+        .input_size()
         .filter(|s| *s >= 32 && *s <= 4096 && s % 32 == 0)
 }
 
@@ -64,6 +63,21 @@ fn read_labels(catalog: &Catalog, file: &str) -> Result<Vec<String>, std::io::Er
         .collect())
 }
 
+/// The entry's labels, whichever way the manifest gives them.
+fn labels_of(
+    catalog: &Catalog,
+    entry: &ModelEntry,
+    sidecar_labels: Option<String>,
+) -> Result<Vec<String>, AiError> {
+    let file = match (&entry.labels, sidecar_labels) {
+        (Some(Labels::Inline(v)), _) => return Ok(v.clone()),
+        (Some(Labels::File(f)), _) => f.file.clone(),
+        (None, Some(f)) => f,
+        (None, None) => return Ok(Vec::new()),
+    };
+    read_labels(catalog, &file).map_err(|e| unavailable(entry, format!("labels {file}: {e}")))
+}
+
 impl Detector {
     /// Verifies the file's checksum, then loads it with `backend`.
     pub fn load(
@@ -78,29 +92,34 @@ impl Detector {
                 return Err(unavailable(entry, "model file does not match its sha256"))
             }
         }
-        let input_size = input_size_of(entry)
-            .ok_or_else(|| unavailable(entry, "model input size unknown"))?;
-        let (decoder, labels_file, pad) = match entry.kind.as_str() {
+        let input_size =
+            input_size_of(entry).ok_or_else(|| unavailable(entry, "model input size unknown"))?;
+        let (decoder, sidecar_labels, pad) = match entry.kind.as_str() {
             "yolo-darknet" => {
                 let cfg = entry
-                    .config
-                    .as_deref()
-                    .ok_or_else(|| unavailable(entry, "darknet model needs a config sidecar"))?;
+                    .sidecar
+                    .as_ref()
+                    .map(|s| s.file.as_str())
+                    .ok_or_else(|| unavailable(entry, "darknet model needs a sidecar"))?;
                 let text = std::fs::read_to_string(catalog.path(cfg))
                     .map_err(|e| unavailable(entry, format!("sidecar {cfg}: {e}")))?;
                 let side: DarknetSidecar = serde_json::from_str(&text)
                     .map_err(|e| unavailable(entry, format!("sidecar {cfg}: {e}")))?;
-                let labels = side.labels.or_else(|| entry.labels.clone());
-                (Decoder::Darknet(side.layout), labels, side.pad_value)
+                (Decoder::Darknet(side.layout), side.labels, side.pad_value)
             }
-            "yolo-ultralytics" => (Decoder::Ultralytics, entry.labels.clone(), 114.0 / 255.0),
-            other => return Err(unavailable(entry, format!("not a detector kind: {other:?}"))),
+            "yolo-ultralytics" => (
+                Decoder::Ultralytics,
+                None,
+                entry.input.pad_value.unwrap_or(114.0 / 255.0),
+            ),
+            other => {
+                return Err(unavailable(
+                    entry,
+                    format!("not a detector kind: {other:?}"),
+                ))
+            }
         };
-        let labels = match labels_file {
-            Some(f) => read_labels(catalog, &f)
-                .map_err(|e| unavailable(entry, format!("labels {f}: {e}")))?,
-            None => Vec::new(),
-        };
+        let labels = labels_of(catalog, entry, sidecar_labels)?;
         let s = input_size as usize;
         let model = backend.load(&catalog.path(&entry.file), &[1, 3, s, s])?;
         Ok(Self {
@@ -122,7 +141,10 @@ impl Detector {
 
     /// The class id of a label, if the model knows it.
     pub fn class_of(&self, label: &str) -> Option<u32> {
-        self.labels.iter().position(|l| l == label).map(|i| i as u32)
+        self.labels
+            .iter()
+            .position(|l| l == label)
+            .map(|i| i as u32)
     }
 
     /// Boxes in source pixels, NMS applied, best first.
@@ -134,12 +156,9 @@ impl Detector {
     ) -> Result<Vec<RawDetection>, AiError> {
         let (input, lb) = letterbox(img, self.input_size, self.pad);
         let out = self.model.run(input)?;
-        let raw = self.decoder.decode(
-            &out,
-            self.model.output_names(),
-            self.input_size,
-            min_score,
-        )?;
+        let raw =
+            self.decoder
+                .decode(&out, self.model.output_names(), self.input_size, min_score)?;
         let mut dets = nms(raw, iou);
         for d in &mut dets {
             d.bbox = lb.to_source(d.bbox);

@@ -81,7 +81,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Engine {
-    pub fn new(cfg: &Config, catalog: Catalog, backend: Arc<dyn Backend>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        cfg: &Config,
+        catalog: Catalog,
+        backend: Arc<dyn Backend>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let slots = catalog
             .entries()
             .iter()
@@ -104,7 +109,9 @@ impl Engine {
             default_model: cfg.detector.model.clone(),
             confidence: cfg.detector.confidence,
             iou: cfg.detector.iou,
-            trackers: Mutex::new(TrackerRegistry::new(tracker_cfg, cfg.tracker.idle_evict_ms).with_max_cameras(256)),
+            trackers: Mutex::new(
+                TrackerRegistry::new(tracker_cfg, cfg.tracker.idle_evict_ms).with_max_cameras(256),
+            ),
             tracker_cfg,
             clock,
             admission: Arc::new(Semaphore::new(cfg.ai.queue_depth.max(1))),
@@ -162,7 +169,8 @@ impl Engine {
                     backend: self.backend.name(),
                     load_ms: loaded.then(|| s.stats.load_ms.load(Ordering::Relaxed)),
                     inferences: n,
-                    avg_latency_ms: (n > 0).then(|| (us as f64 / n as f64 / 1000.0 * 10.0).round() / 10.0),
+                    avg_latency_ms: (n > 0)
+                        .then(|| (us as f64 / n as f64 / 1000.0 * 10.0).round() / 10.0),
                 };
                 (s.entry.id.clone(), health)
             })
@@ -172,19 +180,28 @@ impl Engine {
     /// Loads the model on first use; later calls get the same instance.
     /// Failures are not cached, so fixing the file on disk fixes the daemon.
     fn detector(&self, id: &str) -> Result<(Arc<Detector>, &ModelSlot), AiError> {
-        let slot = self.slot(id).ok_or_else(|| AiError::TaskUnavailable {
-            task: id.to_owned(),
-            reason: "no such detector in the models manifest".into(),
-        })?;
+        let slot = self
+            .slot(id)
+            .ok_or_else(|| AiError::UnknownModel(id.to_owned()))?;
         let mut guard = lock(&slot.detector);
         if let Some(d) = guard.as_ref() {
             return Ok((d.clone(), slot));
         }
         let t0 = Instant::now();
-        let d = Arc::new(Detector::load(self.backend.as_ref(), &self.catalog, &slot.entry)?);
-        slot.stats.load_ms.store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let d = Arc::new(Detector::load(
+            self.backend.as_ref(),
+            &self.catalog,
+            &slot.entry,
+        )?);
+        slot.stats
+            .load_ms
+            .store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
         slot.stats.loaded.store(true, Ordering::Relaxed);
-        tracing::info!(model = id, ms = t0.elapsed().as_millis() as u64, "model loaded");
+        tracing::info!(
+            model = id,
+            ms = t0.elapsed().as_millis() as u64,
+            "model loaded"
+        );
         *guard = Some(d.clone());
         Ok((d, slot))
     }
@@ -198,7 +215,11 @@ impl Engine {
         R: Send + 'static,
         F: FnOnce(&Engine) -> Result<R, AiError> + Send + 'static,
     {
-        let _admitted = self.admission.clone().try_acquire_owned().map_err(|_| AiError::Busy)?;
+        let _admitted = self
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AiError::Busy)?;
         let _running = self
             .runners
             .clone()
@@ -212,10 +233,18 @@ impl Engine {
     }
 
     /// Runs one task on an already decoded frame (blocking).
-    pub fn run(&self, task: Task, frame: &Frame, params: &Params) -> Result<serde_json::Value, AiError> {
+    pub fn run(
+        &self,
+        task: Task,
+        frame: &Frame,
+        params: &Params,
+    ) -> Result<serde_json::Value, AiError> {
         params.validate()?;
         let t0 = Instant::now();
-        let model_id = params.model.clone().unwrap_or_else(|| self.default_model.clone());
+        let model_id = params
+            .model
+            .clone()
+            .unwrap_or_else(|| self.default_model.clone());
         let (det, slot) = self.detector(&model_id)?;
         let conf = params.confidence.unwrap_or(self.confidence);
         let iou = params.iou.unwrap_or(self.iou);
@@ -238,7 +267,9 @@ impl Engine {
             Task::ObjectDetection => {
                 let wanted = params.classes.as_ref();
                 raw.iter()
-                    .filter(|d| wanted.is_none_or(|w| w.iter().any(|l| *l == det.label(d.class_id))))
+                    .filter(|d| {
+                        wanted.is_none_or(|w| w.iter().any(|l| *l == det.label(d.class_id)))
+                    })
                     .map(|d| out_of(d, None, Some(det.label(d.class_id))))
                     .collect()
             }
@@ -246,16 +277,18 @@ impl Engine {
         out.truncate(max);
         let elapsed = t0.elapsed();
         slot.stats.inferences.fetch_add(1, Ordering::Relaxed);
-        slot.stats.total_us.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        slot.stats
+            .total_us
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         let mean = if out.is_empty() {
             0.0
         } else {
-            out.iter().map(|d| d.confidence).sum::<f32>() / out.len() as f32
+            out.iter().map(|d| d.confidence).sum::<f64>() / out.len() as f64
         };
         let result = DetectionResult {
             task: task.name(),
             count: out.len(),
-            confidence: round4(mean),
+            confidence: (mean * 10_000.0).round() / 10_000.0,
             detections: out,
             latency_ms: elapsed.as_millis() as u64,
             executed_at: rfc3339(self.clock.now_ms()),
@@ -266,7 +299,13 @@ impl Engine {
 
     /// Person boxes through the camera's tracker. A frame without a camera
     /// gets a fresh tracker, so ids never leak between unrelated images.
-    fn track(&self, det: &Detector, frame: &Frame, raw: Vec<RawDetection>, conf: f32) -> Vec<DetectionOut> {
+    fn track(
+        &self,
+        det: &Detector,
+        frame: &Frame,
+        raw: Vec<RawDetection>,
+        conf: f32,
+    ) -> Vec<DetectionOut> {
         let person = det.class_of("person").unwrap_or(0);
         let people: Vec<RawDetection> = raw.into_iter().filter(|d| d.class_id == person).collect();
         let inputs: Vec<TrackInput> = people
@@ -304,6 +343,65 @@ fn out_of(d: &RawDetection, track_id: Option<Option<u64>>, label: Option<String>
 pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ai::backend::TractBackend;
+    use crate::clock::ManualClock;
+
+    fn engine(queue_depth: usize) -> Arc<Engine> {
+        let mut cfg = Config::default();
+        cfg.ai.queue_depth = queue_depth;
+        let dir = std::env::temp_dir();
+        Arc::new(Engine::new(
+            &cfg,
+            Catalog::empty(&dir),
+            Arc::new(TractBackend),
+            Arc::new(ManualClock::new(0)),
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_queue_answers_busy_at_once() {
+        let e = engine(1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let e = e.clone();
+            async move {
+                e.submit(move |_| {
+                    let _ = started_tx.send(());
+                    rx.recv().map_err(|_| AiError::Busy)
+                })
+                .await
+            }
+        });
+        started_rx.await.unwrap();
+        let second = e.submit(|_| Ok(())).await;
+        assert!(matches!(second, Err(AiError::Busy)));
+        tx.send(()).unwrap();
+        assert!(first.await.unwrap().is_ok());
+        // Capacity is back once the first finished.
+        assert!(e.submit(|_| Ok(())).await.is_ok());
+    }
+
+    #[test]
+    fn no_models_means_no_capabilities_and_unknown_model() {
+        let e = engine(1);
+        assert!(e.capabilities().is_empty());
+        let frame = Frame {
+            image: image::RgbImage::new(8, 8),
+            camera: None,
+            timestamp_ms: None,
+        };
+        let r = e.run(Task::PersonCounting, &frame, &Params::default());
+        assert!(matches!(r, Err(AiError::UnknownModel(_))));
+    }
 }

@@ -25,6 +25,9 @@ pub enum AiError {
     /// No task of that name exists.
     #[error("unknown task: {0}")]
     UnknownTask(String),
+    /// The request names a model that is not in the manifest.
+    #[error("unknown model: {0}")]
+    UnknownModel(String),
     /// The task exists but its model is not installed or failed to load.
     #[error("task {task} unavailable: {reason}")]
     TaskUnavailable { task: String, reason: String },
@@ -47,6 +50,7 @@ impl AiError {
             AiError::UnsupportedMedia(_) => "unsupported_media",
             AiError::UndecodableImage(_) => "undecodable_image",
             AiError::UnknownTask(_) => "unknown_task",
+            AiError::UnknownModel(_) => "unknown_model",
             AiError::TaskUnavailable { .. } => "task_unavailable",
             AiError::Busy => "busy",
             AiError::Inference(_) => "inference_failed",

@@ -20,7 +20,11 @@ pub enum Task {
 
 impl Task {
     /// Every task, in the order `/capabilities` lists them.
-    pub const ALL: [Task; 3] = [Task::PersonCounting, Task::PersonDetection, Task::ObjectDetection];
+    pub const ALL: [Task; 3] = [
+        Task::PersonCounting,
+        Task::PersonDetection,
+        Task::ObjectDetection,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -62,12 +66,16 @@ impl Params {
         for (name, v) in [("confidence", self.confidence), ("iou", self.iou)] {
             if let Some(v) = v {
                 if !(0.0..=1.0).contains(&v) {
-                    return Err(AiError::BadRequest(format!("params.{name} must be within 0..1")));
+                    return Err(AiError::BadRequest(format!(
+                        "params.{name} must be within 0..1"
+                    )));
                 }
             }
         }
         if self.max_detections == Some(0) {
-            return Err(AiError::BadRequest("params.max_detections must be at least 1".into()));
+            return Err(AiError::BadRequest(
+                "params.max_detections must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -78,7 +86,7 @@ impl Params {
 pub struct DetectionOut {
     /// `[x, y, w, h]` in source pixels, as the seed API reports them.
     pub bbox: [i32; 4],
-    pub confidence: f32,
+    pub confidence: f64,
     /// Present on `person_counting`; `null` for a box the tracker did not claim.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub track_id: Option<Option<u64>>,
@@ -93,21 +101,26 @@ pub struct DetectionResult {
     /// Always `detections.len()`.
     pub count: usize,
     /// Mean confidence of the reported detections; 0 when there are none.
-    pub confidence: f32,
+    pub confidence: f64,
     pub detections: Vec<DetectionOut>,
     pub latency_ms: u64,
     pub executed_at: String,
     pub model_id: String,
 }
 
-/// Rounds to 4 decimals so JSON stays readable.
-pub fn round4(v: f32) -> f32 {
-    (v * 10_000.0).round() / 10_000.0
+/// Rounds to 4 decimals (as f64, so JSON shows 0.9423, not f32 noise).
+pub fn round4(v: f32) -> f64 {
+    (f64::from(v) * 10_000.0).round() / 10_000.0
 }
 
 /// `[x1,y1,x2,y2]` floats to the seed's integer `[x,y,w,h]`.
 pub fn xywh(b: [f32; 4]) -> [i32; 4] {
     let x = b[0].round() as i32;
     let y = b[1].round() as i32;
-    [x, y, (b[2].round() as i32 - x).max(0), (b[3].round() as i32 - y).max(0)]
+    [
+        x,
+        y,
+        (b[2].round() as i32 - x).max(0),
+        (b[3].round() as i32 - y).max(0),
+    ]
 }

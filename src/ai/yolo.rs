@@ -53,7 +53,9 @@ impl Decoder {
         min_score: f32,
     ) -> Result<Vec<RawDetection>, AiError> {
         match self {
-            Decoder::Darknet(layout) => decode_darknet(layout, outputs, names, input_size, min_score),
+            Decoder::Darknet(layout) => {
+                decode_darknet(layout, outputs, names, input_size, min_score)
+            }
             Decoder::Ultralytics => {
                 let out = outputs
                     .first()
@@ -83,7 +85,10 @@ fn decode_darknet(
             .ok_or_else(|| AiError::Inference(format!("missing output {}", head.name)))?;
         let na = head.anchors.len();
         let [_, ch, gh, gw] = t.shape[..] else {
-            return Err(AiError::Inference(format!("head {} has shape {:?}", head.name, t.shape)));
+            return Err(AiError::Inference(format!(
+                "head {} has shape {:?}",
+                head.name, t.shape
+            )));
         };
         if ch != na * (5 + c) || t.data.len() != ch * gh * gw {
             return Err(AiError::Inference(format!(
@@ -135,9 +140,16 @@ fn decode_ultralytics(t: &F32Tensor, min_score: f32) -> Result<Vec<RawDetection>
         )));
     };
     // Exports put the small attribute axis first; a transposed export puts it last.
-    let (attrs, n, channel_first) = if d1 <= d2 { (d1, d2, true) } else { (d2, d1, false) };
+    let (attrs, n, channel_first) = if d1 <= d2 {
+        (d1, d2, true)
+    } else {
+        (d2, d1, false)
+    };
     if attrs < 5 || t.data.len() != attrs * n {
-        return Err(AiError::Inference(format!("bad output shape {:?}", t.shape)));
+        return Err(AiError::Inference(format!(
+            "bad output shape {:?}",
+            t.shape
+        )));
     }
     let get = |k: usize, i: usize| {
         if channel_first {
@@ -209,22 +221,29 @@ mod tests {
 
     #[test]
     fn ultralytics_both_orientations() {
-        // 2 candidates, 2 classes: attrs = 6.
+        // 8 candidates (more than the 6 attributes, as in real exports), 2 classes.
+        let n = 8;
         let rows = [
             [100.0, 50.0, 20.0, 10.0, 0.1, 0.9],
             [10.0, 10.0, 4.0, 4.0, 0.2, 0.1],
         ];
-        let mut cf = vec![0.0; 12];
-        let mut cl = vec![0.0; 12];
+        let mut cf = vec![0.0; 6 * n];
+        let mut cl = vec![0.0; 6 * n];
         for (i, r) in rows.iter().enumerate() {
             for (k, v) in r.iter().enumerate() {
-                cf[k * 2 + i] = *v;
+                cf[k * n + i] = *v;
                 cl[i * 6 + k] = *v;
             }
         }
         for t in [
-            F32Tensor { shape: vec![1, 6, 2], data: cf },
-            F32Tensor { shape: vec![1, 2, 6], data: cl },
+            F32Tensor {
+                shape: vec![1, 6, n],
+                data: cf,
+            },
+            F32Tensor {
+                shape: vec![1, n, 6],
+                data: cl,
+            },
         ] {
             let d = Decoder::Ultralytics.decode(&[t], &[], 640, 0.5).unwrap();
             assert_eq!(d.len(), 1);
@@ -235,7 +254,10 @@ mod tests {
 
     #[test]
     fn wrong_shapes_are_errors_not_panics() {
-        let t = F32Tensor { shape: vec![1, 3], data: vec![0.0; 3] };
+        let t = F32Tensor {
+            shape: vec![1, 3],
+            data: vec![0.0; 3],
+        };
         assert!(Decoder::Ultralytics.decode(&[t], &[], 640, 0.5).is_err());
         assert!(Decoder::Ultralytics.decode(&[], &[], 640, 0.5).is_err());
     }

@@ -26,7 +26,9 @@ pub fn status_of(e: &AiError) -> StatusCode {
         AiError::ForbiddenPath(_) => StatusCode::FORBIDDEN,
         AiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        AiError::UndecodableImage(_) | AiError::UnknownTask(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        AiError::UndecodableImage(_) | AiError::UnknownTask(_) | AiError::UnknownModel(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         AiError::TaskUnavailable { .. } | AiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         AiError::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -51,7 +53,11 @@ impl IntoResponse for ApiError {
         if matches!(status_of(&self.0), StatusCode::INTERNAL_SERVER_ERROR) {
             tracing::error!(error = %self.0, "request failed");
         }
-        let resp = (status_of(&self.0), Json(json!({ "error": error_body(&self.0) }))).into_response();
+        let resp = (
+            status_of(&self.0),
+            Json(json!({ "error": error_body(&self.0) })),
+        )
+            .into_response();
         with_retry_after(&self.0, resp)
     }
 }

@@ -100,7 +100,9 @@ pub async fn pipeline(State(st): State<Arc<AiState>>, req: Request) -> Result<Re
         })
         .await?;
     Ok(match outcome {
-        Outcome::Done(results) => Json(json!({"status": "success", "results": results})).into_response(),
+        Outcome::Done(results) => {
+            Json(json!({"status": "success", "results": results})).into_response()
+        }
         Outcome::Failed {
             step,
             error,

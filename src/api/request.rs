@@ -2,7 +2,6 @@
 //! frame source, without decoding the image yet: decoding is CPU work and
 //! happens on the blocking pool, once per request.
 
-use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde::Deserialize;
@@ -92,7 +91,9 @@ fn from_body(b: WireRequest, upload: Option<Vec<u8>>) -> Result<TaskRequest, AiE
     };
     if let Some(cam) = &data.camera_id {
         if cam.is_empty() || cam.len() > 128 {
-            return Err(AiError::BadRequest("data.camera_id must be 1..128 characters".into()));
+            return Err(AiError::BadRequest(
+                "data.camera_id must be 1..128 characters".into(),
+            ));
         }
     }
     Ok(TaskRequest {
@@ -170,7 +171,11 @@ async fn parse_multipart(req: Request, limit: usize) -> Result<TaskRequest, AiEr
                 frame.insert(name, ts.into());
                 continue;
             }
-            other => return Err(AiError::BadRequest(format!("unexpected multipart field {other:?}"))),
+            other => {
+                return Err(AiError::BadRequest(format!(
+                    "unexpected multipart field {other:?}"
+                )))
+            }
         };
         obj.insert(name, value);
     }

@@ -11,7 +11,10 @@ pub fn models(cfg: Config, json: bool) -> anyhow::Result<ExitCode> {
     let catalog = Catalog::open(&cfg.paths.models_dir)?;
     let mut ok = catalog.get(&cfg.detector.model).is_some();
     if !ok {
-        eprintln!("configured detector {:?} is not in the manifest", cfg.detector.model);
+        eprintln!(
+            "configured detector {:?} is not in the manifest",
+            cfg.detector.model
+        );
     }
     let mut rows = Vec::new();
     for e in catalog.entries() {
@@ -22,7 +25,7 @@ pub fn models(cfg: Config, json: bool) -> anyhow::Result<ExitCode> {
             let s = match &status {
                 Integrity::Ok => "ok".to_owned(),
                 Integrity::Missing => "MISSING".to_owned(),
-                Integrity::Altered { actual } => format!("ALTERED (now {actual})"),
+                Integrity::Altered { file, actual } => format!("ALTERED ({file} is now {actual})"),
             };
             println!("{:<24} {:<18} {:<28} {}", e.id, e.kind, e.file, s);
         }
@@ -30,5 +33,9 @@ pub fn models(cfg: Config, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -24,7 +24,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let engine = super::build_engine(&cfg)?;
     let hw = Arc::new(Hardware::probe());
     if hw.has_gpu() {
-        tracing::info!("NVIDIA GPU found; inference stays on tract-cpu until a GPU backend is configured");
+        tracing::info!(
+            "NVIDIA GPU found; inference stays on tract-cpu until a GPU backend is configured"
+        );
     }
     let state = Arc::new(AiState {
         engine,
@@ -40,7 +42,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let nvr = TcpListener::bind(cfg.nvr.listen)
         .await
         .with_context(|| format!("binding NVR core on {}", cfg.nvr.listen))?;
-    println!("listening ai={} nvr={}", ai.local_addr()?, nvr.local_addr()?);
+    println!(
+        "listening ai={} nvr={}",
+        ai.local_addr()?,
+        nvr.local_addr()?
+    );
     tracing::info!(ai = %ai.local_addr()?, nvr = %nvr.local_addr()?, "serving");
     let ai_srv = axum::serve(ai, api::router(state)).with_graceful_shutdown(shutdown());
     let nvr_srv = axum::serve(nvr, crate::nvr::router(started)).with_graceful_shutdown(shutdown());
@@ -53,10 +59,11 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

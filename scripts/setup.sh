@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what running and testing opennvr-edge need on Debian or Ubuntu:
+# system packages (ffmpeg; real photos and footage from opencv-doc and
+# darknet), then the models (models/fetch.sh). Idempotent; fast when done.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+pkgs=(ffmpeg opencv-doc darknet)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$root/models/fetch.sh" "$@"

@@ -1,0 +1,278 @@
+//! Bad input gets a clear 4xx in one JSON shape, and the daemon keeps serving.
+
+mod common;
+
+use base64::Engine as _;
+use common::{client, fixture, temp_dir, Daemon};
+use serde_json::{json, Value};
+
+const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
+
+fn post_raw(d: &Daemon, path: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = client()
+        .post(d.ai_url(path))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+fn post(d: &Daemon, body: Value) -> (u16, Value) {
+    post_raw(d, "/infer", serde_json::to_vec(&body).unwrap())
+}
+
+fn assert_error(got: (u16, Value), status: u16, code: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "{}", got.1);
+    assert!(got.1["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+#[test]
+fn frame_paths_cannot_escape_the_frames_dir() {
+    let base = temp_dir("escape");
+    let frames = base.join("frames");
+    std::fs::create_dir_all(frames.join("cam")).unwrap();
+    let secret = base.join("secret.jpg");
+    std::fs::copy(fixture(PERSON_JPG), &secret).unwrap();
+    std::fs::copy(fixture(PERSON_JPG), frames.join("cam/ok.jpg")).unwrap();
+    std::os::unix::fs::symlink(&secret, frames.join("cam/link.jpg")).unwrap();
+    let d = Daemon::start(&[("OPENNVR_FRAMES_DIR", frames.to_str().unwrap())]);
+    let uri = |u: &str| json!({"task": "person_detection", "data": {"frame": {"uri": u}}});
+    for bad in [
+        "opennvr://frames/cam/../../secret.jpg",
+        "opennvr://frames/../secret.jpg",
+        "opennvr://frames/cam/%2e%2e/%2e%2e/secret.jpg",
+        "opennvr://frames/cam/..%2F..%2Fsecret.jpg",
+        "opennvr://frames/cam/link.jpg",
+        "opennvr://frames//etc/passwd",
+    ] {
+        assert_error(post(&d, uri(bad)), 403, "forbidden_path");
+    }
+    assert_error(post(&d, uri("/etc/passwd")), 400, "bad_request");
+    assert_error(post(&d, uri("file:///etc/passwd")), 400, "bad_request");
+    assert_error(
+        post(&d, uri("opennvr://frames/cam/missing.jpg")),
+        404,
+        "frame_not_found",
+    );
+    // The legitimate frame still works afterwards.
+    let (s, v) = post(&d, uri("opennvr://frames/cam/ok.jpg"));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["count"], 1);
+}
+
+#[test]
+fn malformed_requests_get_json_errors() {
+    let d = Daemon::start(&[("OPENNVR_LOG", "error")]);
+    let good = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(fixture(PERSON_JPG)).unwrap());
+    let jpeg = std::fs::read(fixture(PERSON_JPG)).unwrap();
+    let broken = base64::engine::general_purpose::STANDARD.encode(&jpeg[..jpeg.len() / 3]);
+    let text = base64::engine::general_purpose::STANDARD.encode(b"this is not an image at all");
+    let frame = |b: &str| json!({"frame": {"b64": b}});
+
+    assert_error(
+        post_raw(&d, "/infer", b"{not json".to_vec()),
+        400,
+        "bad_request",
+    );
+    assert_error(post_raw(&d, "/infer", Vec::new()), 400, "bad_request");
+    assert_error(post(&d, json!({"data": frame(&good)})), 400, "bad_request");
+    assert_error(
+        post(&d, json!({"task": 7, "data": frame(&good)})),
+        400,
+        "bad_request",
+    );
+    assert_error(
+        post(&d, json!({"task": "person_counting"})),
+        400,
+        "bad_request",
+    );
+    assert_error(
+        post(&d, json!({"task": "person_counting", "data": frame("%%%")})),
+        400,
+        "bad_request",
+    );
+    assert_error(
+        post(
+            &d,
+            json!({"task": "person_counting", "data": frame(&good), "params": {"confidence": 2}}),
+        ),
+        400,
+        "bad_request",
+    );
+    assert_error(
+        post(
+            &d,
+            json!({"task": "person_counting", "data": frame(&good), "params": {"bogus": 1}}),
+        ),
+        400,
+        "bad_request",
+    );
+    assert_error(
+        post(&d, json!({"task": "mind_reading", "data": frame(&good)})),
+        422,
+        "unknown_task",
+    );
+    assert_error(
+        post(
+            &d,
+            json!({"task": "person_counting", "data": frame(&broken)}),
+        ),
+        422,
+        "undecodable_image",
+    );
+    assert_error(
+        post(&d, json!({"task": "person_counting", "data": frame(&text)})),
+        415,
+        "unsupported_media",
+    );
+    assert_error(
+        post(
+            &d,
+            json!({"task": "person_counting", "data": frame(&good), "params": {"model": "nope"}}),
+        ),
+        422,
+        "unknown_model",
+    );
+    // 17 MiB body: over the 16 MiB default.
+    let huge = format!(
+        r#"{{"task":"person_counting","data":{{"frame":{{"b64":"{}"}}}}}}"#,
+        "A".repeat(17 << 20)
+    );
+    assert_error(
+        post_raw(&d, "/infer", huge.into_bytes()),
+        413,
+        "payload_too_large",
+    );
+
+    // Pipelines: an unknown step is refused before anything runs.
+    let (s, v) = post_raw(
+        &d,
+        "/pipeline/run",
+        serde_json::to_vec(
+            &json!({"steps": ["person_detection", "levitation"], "data": frame(&good)}),
+        )
+        .unwrap(),
+    );
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["failed_at"], "levitation");
+    assert_eq!(v["partial_results"], json!({}));
+    // A step failing at run time keeps the results before it.
+    let (s, v) = post_raw(
+        &d,
+        "/pipeline/run",
+        serde_json::to_vec(&json!({"steps": ["person_detection"], "data": frame(&good), "params": {"model": "nope"}}))
+            .unwrap(),
+    );
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["failed_at"], "person_detection");
+    assert_error(
+        post_raw(&d, "/pipeline/run", b"[]".to_vec()),
+        400,
+        "bad_request",
+    );
+
+    // Unknown routes and methods.
+    let r = client().get(d.ai_url("/nope")).send().unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client().get(d.ai_url("/infer")).send().unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(
+        r.json::<Value>().unwrap()["error"]["code"],
+        "method_not_allowed"
+    );
+
+    // Still serving, and nothing was counted as an inference.
+    let h: Value = client()
+        .get(d.ai_url("/health"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["models"]["yolov4-tiny-416"]["inferences"], 0, "{h}");
+}
+
+#[test]
+fn discovery_endpoints_describe_the_box() {
+    let d = Daemon::start(&[]);
+    let caps: Value = client()
+        .get(d.ai_url("/capabilities"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        caps["tasks"],
+        json!(["person_counting", "person_detection", "object_detection"])
+    );
+    let ad: Value = client()
+        .get(d.ai_url("/adapters"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let ids: Vec<&str> = ad["adapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"yolov4-tiny-416") && ids.contains(&"yolov4-tiny-320"),
+        "{ad}"
+    );
+    assert!(
+        ad["adapters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["loaded"] == false),
+        "lazy loading: {ad}"
+    );
+    let h: Value = client()
+        .get(d.ai_url("/health"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let hw = &h["hardware"];
+    assert!(hw["ram_total_gb"].as_f64().unwrap() > 0.0);
+    assert!(hw["cpu_cores"].as_u64().unwrap() >= 1);
+    assert!(hw.get("gpu_device").is_some() && hw.get("vram_total_gb").is_some());
+    assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
+    let s: Value = client()
+        .get(d.ai_url("/schema?task=person_counting"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        s["response"]["properties"]["task"]["const"],
+        "person_counting"
+    );
+    let r = client().get(d.ai_url("/schema?task=nope")).send().unwrap();
+    assert_eq!(r.status(), 422);
+    let r = client().get(d.ai_url("/schema")).send().unwrap();
+    assert_eq!(r.status(), 400);
+    // Port 8000 answers health only (for now) and nothing else unauthenticated.
+    let r = client().get(d.nvr_url("/health")).send().unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Without models the daemon still serves, with no tasks.
+    let empty = temp_dir("nomodels");
+    let d2 = Daemon::start(&[("OPENNVR_MODELS_DIR", empty.to_str().unwrap())]);
+    let caps: Value = client()
+        .get(d2.ai_url("/capabilities"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(caps["tasks"], json!([]));
+}

@@ -1,0 +1,89 @@
+//! The one-shot `infer` and the `models` integrity check.
+
+mod common;
+
+use std::process::Command;
+
+use common::{bin, fixture, models_dir, temp_dir};
+use serde_json::Value;
+
+#[test]
+fn infer_prints_the_api_json() {
+    let out = Command::new(bin())
+        .env("OPENNVR_MODELS_DIR", models_dir())
+        .args(["infer", "--task", "person_counting"])
+        .arg(fixture("samples/bus.jpg"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["task"], "person_counting");
+    assert!(v["count"].as_u64().unwrap() >= 3, "{v}");
+    for key in [
+        "confidence",
+        "detections",
+        "latency_ms",
+        "executed_at",
+        "model_id",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+
+    let out = Command::new(bin())
+        .env("OPENNVR_MODELS_DIR", models_dir())
+        .args(["infer", "--task", "person_counting", "/nonexistent.jpg"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn models_verifies_checksums() {
+    let ok = Command::new(bin())
+        .env("OPENNVR_MODELS_DIR", models_dir())
+        .args(["models", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&ok.stdout).unwrap();
+    assert!(rows.iter().all(|r| r["integrity"]["status"] == "ok"));
+
+    // A copy with one flipped byte in the detector is reported and fails.
+    let copy = temp_dir("altered");
+    for entry in std::fs::read_dir(models_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let target = copy.join("yolov4-tiny-416.onnx");
+    let mut bytes = std::fs::read(&target).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&target, bytes).unwrap();
+    let bad = Command::new(bin())
+        .env("OPENNVR_MODELS_DIR", &copy)
+        .args(["models"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("ALTERED"));
+
+    // The daemon refuses to run an altered model rather than running it.
+    let out = Command::new(bin())
+        .env("OPENNVR_MODELS_DIR", &copy)
+        .args(["infer", "--task", "person_detection"])
+        .arg(fixture("samples/bus.jpg"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sha256"));
+}
