@@ -18,4 +18,4 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-"$root/models/fetch.sh" "$@"
+"$root/models/fetch.sh" --with-ort "$@"

@@ -107,13 +107,6 @@ fn decode_darknet(
                     continue;
                 }
                 let obj = sigmoid(obj_logit);
-                let (best, cls_logit) = (0..c)
-                    .map(|k| (k, at(a, 5 + k, cell)))
-                    .fold((0, f32::NEG_INFINITY), |m, v| if v.1 > m.1 { v } else { m });
-                let score = obj * sigmoid(cls_logit);
-                if score < min_score || !score.is_finite() {
-                    continue;
-                }
                 let (gx, gy) = ((cell % gw) as f32, (cell / gw) as f32);
                 let cx = (gx + sigmoid(at(a, 0, cell)) * sxy - (sxy - 1.0) / 2.0) / gw as f32;
                 let cy = (gy + sigmoid(at(a, 1, cell)) * sxy - (sxy - 1.0) / 2.0) / gh as f32;
@@ -121,11 +114,20 @@ fn decode_darknet(
                 let w = at(a, 2, cell).min(20.0).exp() * anchor[0];
                 let h = at(a, 3, cell).min(20.0).exp() * anchor[1];
                 let (cx, cy) = (cx * s, cy * s);
-                dets.push(RawDetection {
-                    bbox: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
-                    score,
-                    class_id: best as u32,
-                });
+                let bbox = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
+                // Like darknet, one box yields a detection for every class that
+                // clears the threshold: a rider is both `person` and `motorbike`,
+                // and keeping only the best class would lose the person.
+                for k in 0..c {
+                    let score = obj * sigmoid(at(a, 5 + k, cell));
+                    if score >= min_score && score.is_finite() {
+                        dets.push(RawDetection {
+                            bbox,
+                            score,
+                            class_id: k as u32,
+                        });
+                    }
+                }
             }
         }
     }

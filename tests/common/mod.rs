@@ -91,7 +91,10 @@ impl Daemon {
         let mut child = cmd.spawn().expect("spawn daemon");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).unwrap();
+        // Keep draining stdout so a later line never meets a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let addr = |key: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(key))
