@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
-use common::{client, fixture, temp_dir, Daemon};
+use common::{client, fixture, get_json, temp_dir, Daemon};
 use serde_json::{json, Value};
 
 const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
@@ -94,12 +94,7 @@ fn counts_people_on_real_photos() {
     assert_eq!(nobody["detections"], json!([]));
 
     // The model is loaded once and counted in /health.
-    let h: Value = client()
-        .get(d.ai_url("/health"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let h: Value = get_json(&d.ai_url("/health"));
     let m = &h["models"]["yolov4-tiny-416"];
     assert_eq!(m["loaded"], true, "{h}");
     assert_eq!(m["inferences"], 5, "{h}");

@@ -3,7 +3,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{client, fixture, temp_dir, Daemon};
+use common::{client, fixture, get_json, temp_dir, Daemon};
 use serde_json::{json, Value};
 
 const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
@@ -189,12 +189,7 @@ fn malformed_requests_get_json_errors() {
     );
 
     // Still serving, and nothing was counted as an inference.
-    let h: Value = client()
-        .get(d.ai_url("/health"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let h: Value = get_json(&d.ai_url("/health"));
     assert_eq!(h["status"], "ok");
     assert_eq!(h["models"]["yolov4-tiny-416"]["inferences"], 0, "{h}");
 }
@@ -202,22 +197,12 @@ fn malformed_requests_get_json_errors() {
 #[test]
 fn discovery_endpoints_describe_the_box() {
     let d = Daemon::start(&[]);
-    let caps: Value = client()
-        .get(d.ai_url("/capabilities"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let caps: Value = get_json(&d.ai_url("/capabilities"));
     assert_eq!(
         caps["tasks"],
         json!(["person_counting", "person_detection", "object_detection"])
     );
-    let ad: Value = client()
-        .get(d.ai_url("/adapters"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let ad: Value = get_json(&d.ai_url("/adapters"));
     let ids: Vec<&str> = ad["adapters"]
         .as_array()
         .unwrap()
@@ -236,23 +221,13 @@ fn discovery_endpoints_describe_the_box() {
             .all(|a| a["loaded"] == false),
         "lazy loading: {ad}"
     );
-    let h: Value = client()
-        .get(d.ai_url("/health"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let h: Value = get_json(&d.ai_url("/health"));
     let hw = &h["hardware"];
     assert!(hw["ram_total_gb"].as_f64().unwrap() > 0.0);
     assert!(hw["cpu_cores"].as_u64().unwrap() >= 1);
     assert!(hw.get("gpu_device").is_some() && hw.get("vram_total_gb").is_some());
     assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
-    let s: Value = client()
-        .get(d.ai_url("/schema?task=person_counting"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let s: Value = get_json(&d.ai_url("/schema?task=person_counting"));
     assert_eq!(
         s["response"]["properties"]["task"]["const"],
         "person_counting"
@@ -268,11 +243,6 @@ fn discovery_endpoints_describe_the_box() {
     // Without models the daemon still serves, with no tasks.
     let empty = temp_dir("nomodels");
     let d2 = Daemon::start(&[("OPENNVR_MODELS_DIR", empty.to_str().unwrap())]);
-    let caps: Value = client()
-        .get(d2.ai_url("/capabilities"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let caps: Value = get_json(&d2.ai_url("/capabilities"));
     assert_eq!(caps["tasks"], json!([]));
 }

@@ -164,3 +164,8 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
     }
     None
 }
+
+/// GETs `url` and parses the JSON body, whatever the status.
+pub fn get_json(url: &str) -> serde_json::Value {
+    client().get(url).send().unwrap().json().unwrap()
+}
