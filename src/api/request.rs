@@ -2,8 +2,10 @@
 //! frame source, without decoding the image yet: decoding is CPU work and
 //! happens on the blocking pool, once per request.
 
+use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::ai::{AiError, Params};
@@ -71,6 +73,32 @@ impl TaskRequest {
     }
 }
 
+/// Past the limit we keep reading (and discarding) this much more, so a
+/// client still sending gets our 413 instead of a reset connection.
+const DRAIN_BYTES: usize = 64 << 20;
+
+/// Reads a body of at most `limit` bytes.
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, AiError> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| AiError::BadRequest(format!("reading body: {e}")))?;
+        total += chunk.len();
+        if total > limit {
+            while total <= limit + DRAIN_BYTES {
+                match stream.next().await {
+                    Some(Ok(c)) => total += c.len(),
+                    _ => break,
+                }
+            }
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
 fn too_large(limit: usize) -> AiError {
     AiError::TooLarge(format!("request body exceeds {limit} bytes"))
 }
@@ -118,9 +146,7 @@ pub async fn parse(req: Request, limit: usize) -> Result<TaskRequest, AiError> {
     if is_multipart {
         return parse_multipart(req, limit).await;
     }
-    let bytes = axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| too_large(limit))?;
+    let bytes = read_limited(req.into_body(), limit).await?;
     let body: WireRequest = serde_json::from_slice(&bytes)
         .map_err(|e| AiError::BadRequest(format!("invalid JSON body: {e}")))?;
     from_body(body, None)
