@@ -281,8 +281,10 @@ def convert(cfg_path: str, weights_path: str, size: int | None, bn_mode: str = "
     for i, (name, kv) in enumerate(layers):
         o = Opts(name, i, kv)
         base = f"l{i:03d}_{name[:4]}"
-        x, c, h, w, _ = cur
+        x, c, h, w, prev_ok = cur
         final = out_override.get(i, f"{base}_out")
+        if not prev_ok and name != "route":
+            raise ConvertError(f"{o._where()}: only a [route] may follow a [yolo] layer")
 
         if name in ("convolutional", "conv"):
             n = o.int("filters", 1)
@@ -433,9 +435,13 @@ def convert(cfg_path: str, weights_path: str, size: int | None, bn_mode: str = "
             cur = (t, c, h, w, True)
 
         elif name in ("yolo",):
-            mask = o.ints("mask")
-            all_anchors = [int(float(v)) for v in o.str("anchors", "").split(",") if v.strip()]
             num = o.int("num", 1)
+            mask = o.ints("mask") if "mask" in kv else list(range(num))
+            all_anchors = []
+            for v in o.str("anchors", "").split(","):
+                if v.strip():
+                    f = float(v)
+                    all_anchors.append(int(f) if f.is_integer() else f)
             classes = o.int("classes", 20)
             if len(all_anchors) != 2 * num:
                 raise ConvertError(f"{o._where()}: num={num} but {len(all_anchors) // 2} anchors")

