@@ -160,7 +160,11 @@ fn sse_resumes_with_last_event_id_without_gap_or_duplicate() {
     let c = SseClient::connect(d.nvr_addr(), "/api/v1/events/stream", &[]);
     assert_eq!(c.status, 401);
 
-    let mut c = SseClient::connect(d.nvr_addr(), "/api/v1/events/stream", &[auth.clone()]);
+    let mut c = SseClient::connect(
+        d.nvr_addr(),
+        "/api/v1/events/stream",
+        std::slice::from_ref(&auth),
+    );
     assert_eq!(c.status, 200);
     let mut ids = Vec::new();
     for n in 0..3 {
@@ -268,4 +272,20 @@ fn websocket_with_ticket_sees_the_same_sequence() {
     assert_eq!(c.status, 200);
     assert_eq!(event_id(&c.next(WAIT).unwrap()), all[2]);
     assert_eq!(event_id(&c.next(WAIT).unwrap()), live);
+}
+
+#[test]
+fn sigterm_ends_open_streams_and_the_daemon() {
+    let mut d = common::start_nvr(&[]);
+    let t = d.admin_token();
+    let mut c = SseClient::connect(
+        d.nvr_addr(),
+        "/api/v1/events/stream",
+        &[format!("Authorization: Bearer {t}")],
+    );
+    assert_eq!(c.status, 200);
+    post_event(&d, &t, &marker(1));
+    assert!(c.next(WAIT).is_some());
+    assert!(d.terminate(), "daemon hung on SIGTERM with a stream open");
+    assert!(c.next(WAIT).is_none(), "stream ends with the daemon");
 }

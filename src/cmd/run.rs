@@ -40,7 +40,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_body: cfg.ai.max_body_bytes,
         max_pixels: cfg.ai.max_image_pixels,
     });
-    let nvr_state = Arc::new(open_nvr(&cfg, started).await?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let nvr_state = Arc::new(open_nvr(&cfg, started, stop_rx).await?);
     let ai = TcpListener::bind(cfg.ai.listen)
         .await
         .with_context(|| format!("binding AI adapter on {}", cfg.ai.listen))?;
@@ -56,7 +57,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let ai_srv = axum::serve(ai, api::router(state)).with_graceful_shutdown(shutdown());
     let nvr_app =
         crate::nvr::router(nvr_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let nvr_srv = axum::serve(nvr, nvr_app).with_graceful_shutdown(shutdown());
+    let nvr_srv = axum::serve(nvr, nvr_app).with_graceful_shutdown(async move {
+        shutdown().await;
+        // End the live streams, or graceful shutdown would wait for them forever.
+        let _ = stop_tx.send(true);
+    });
     tokio::try_join!(ai_srv, nvr_srv)?;
     tracing::info!("stopped");
     Ok(())
@@ -64,7 +69,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
 /// Opens the store, loads (or creates at first start) the JWT secret, and
 /// creates the initial admin when there are no users yet.
-async fn open_nvr(cfg: &Config, started: Instant) -> anyhow::Result<NvrState> {
+async fn open_nvr(
+    cfg: &Config,
+    started: Instant,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<NvrState> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let db_path = super::db_path(cfg);
     let store = Store::open(&db_path, clock.clone(), cfg.nvr.stream_buffer)
@@ -93,6 +102,7 @@ async fn open_nvr(cfg: &Config, started: Instant) -> anyhow::Result<NvrState> {
         recordings_dir: cfg.paths.data_dir.join("recordings"),
         started,
         max_body: n.max_body_bytes,
+        shutdown,
     })
 }
 

@@ -209,6 +209,17 @@ impl Daemon {
         )
     }
 
+    /// SIGTERM, then waits (bounded) for a clean exit; true if it exited.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        wait_for(Duration::from_secs(60), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .is_some()
+    }
+
     /// The password `run` generated for `admin` at first start.
     pub fn admin_password(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("initial-admin-password"))

@@ -41,6 +41,9 @@ pub struct NvrState {
     pub recordings_dir: PathBuf,
     pub started: Instant,
     pub max_body: usize,
+    /// Becomes `true` when the daemon is stopping: live streams never end on
+    /// their own, so they watch this to let graceful shutdown finish.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Builds the NVR router. Serve it with connect info (`into_make_service_with_connect_info`)

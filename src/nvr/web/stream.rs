@@ -20,7 +20,7 @@ use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::{WebError, WebResult};
@@ -147,12 +147,13 @@ pub fn subscribe(st: Arc<NvrState>, after: Option<i64>) -> mpsc::Receiver<Stream
     let (tx, rx) = mpsc::channel(HANDOFF);
     // Subscribe before reading the store: that ordering is the no-gap guarantee.
     let live = st.store.subscribe();
+    let stop = st.shutdown.clone();
     tokio::spawn(async move {
         let mut last = after.unwrap_or(0);
         if after.is_some() && replay(&st, &tx, &mut last).await.is_err() {
             return;
         }
-        forward(live, &tx, last).await;
+        forward(live, &tx, last, stop).await;
     });
     rx
 }
@@ -186,16 +187,22 @@ async fn replay(st: &NvrState, tx: &mpsc::Sender<StreamMsg>, last: &mut i64) -> 
     }
 }
 
-/// Forwards live events above `last`, reporting lag instead of blocking.
+/// Forwards live events above `last`, reporting lag instead of blocking;
+/// returns when the client leaves or the daemon stops.
 async fn forward(
     mut live: broadcast::Receiver<Arc<Event>>,
     tx: &mpsc::Sender<StreamMsg>,
     mut last: i64,
+    mut stop: watch::Receiver<bool>,
 ) {
     loop {
+        if *stop.borrow() {
+            return;
+        }
         let msg = tokio::select! {
             r = live.recv() => r,
             _ = tx.closed() => return,
+            _ = stop.changed() => return,
         };
         let out = match msg {
             Ok(ev) if ev.id > last => {
@@ -245,7 +252,8 @@ mod tests {
             btx.send(ev(id)).unwrap();
         }
         drop(btx);
-        forward(brx, &tx, 2).await;
+        let (_stop_tx, stop) = watch::channel(false);
+        forward(brx, &tx, 2, stop).await;
         drop(tx);
         let mut got = Vec::new();
         while let Some(m) = rx.recv().await {
