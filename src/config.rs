@@ -298,6 +298,28 @@ mod tests {
     }
 
     #[test]
+    fn nvr_settings_have_safe_defaults_and_env_overrides() {
+        let c = Config::load(None, env_of(&[])).unwrap();
+        assert_eq!(c.nvr.access_token_ttl_s, 900);
+        assert_eq!(c.nvr.login_failures_per_user, 5);
+        let c = Config::load(
+            None,
+            env_of(&[
+                ("OPENNVR_ACCESS_TOKEN_TTL_S", "60"),
+                ("OPENNVR_LOGIN_FAILURES_PER_USER", "3"),
+                ("OPENNVR_LOGIN_FAILURES_PER_IP", "9"),
+                ("OPENNVR_STREAM_BUFFER", "16"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.nvr.access_token_ttl_s, 60);
+        assert_eq!(c.nvr.login_failures_per_user, 3);
+        assert_eq!(c.nvr.login_failures_per_ip, 9);
+        assert_eq!(c.nvr.stream_buffer, 16);
+        assert!(Config::load(None, env_of(&[("OPENNVR_STREAM_BUFFER", "-1")])).is_err());
+    }
+
+    #[test]
     fn bad_env_and_unknown_keys_are_errors() {
         assert!(Config::load(None, env_of(&[("OPENNVR_NVR_LISTEN", "nope")])).is_err());
         let dir = std::env::temp_dir().join(format!("opennvr-cfg2-{}", std::process::id()));

@@ -128,6 +128,16 @@ fn events_are_stored_filtered_and_idempotent() {
             .unwrap();
         assert_eq!(r.status(), 400, "{q}");
     }
+    let huge = json!({"camera_id": "cam1", "type": "t", "payload": {"x": "y".repeat(2 << 20)}});
+    let r = client()
+        .post(d.nvr_url("/api/v1/events"))
+        .bearer_auth(&t)
+        .json(&huge)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(error_code(r), "payload_too_large");
+    // None of the refused requests stored anything.
     assert_eq!(get(&d, &t, "/api/v1/events?limit=1000").len(), 6);
     let r = client()
         .get(d.nvr_url("/api/v1/events/99999"))
