@@ -230,13 +230,17 @@ def cmd_manifest(a) -> None:
             e["labels"] = spec["labels"]
         models.append(e)
 
-    files = []
-    for root, _, names in os.walk(d):
-        for n in names:
-            rel = os.path.relpath(os.path.join(root, n), d)
-            if rel.startswith(".") or rel == "manifest.json" or ".tmp." in n:
-                continue
-            files.append(rel)
+    # Only what fetch.sh itself put there (other tools may drop files into DIR, e.g. test
+    # images in samples/; those are not ours to vouch for).
+    files = set(provenance)
+    for m in models:
+        for k in ("sidecar", "labels"):
+            if isinstance(m.get(k), dict):
+                files.add(m[k]["file"])
+    lic = os.path.join(d, "licenses")
+    for n in sorted(os.listdir(lic)) if os.path.isdir(lic) else []:
+        if ".tmp." not in n and os.path.isfile(os.path.join(lic, n)):
+            files.add(f"licenses/{n}")
     files_out = []
     for rel in sorted(files):
         e = entry(rel)

@@ -77,12 +77,40 @@ impl Default for AiConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct NvrConfig {
     pub listen: SocketAddr,
+    /// Largest request body on 8000, bytes; events and camera edits are small,
+    /// so anything bigger is refused before it is buffered.
+    pub max_body_bytes: usize,
+    /// Lifetime of an access token (seconds); short, because access tokens are
+    /// not checked against the store and so cannot be revoked early.
+    pub access_token_ttl_s: i64,
+    /// Lifetime of a refresh token (seconds); refreshes are checked against the
+    /// user's token version, so a password change revokes them.
+    pub refresh_token_ttl_s: i64,
+    /// Lifetime of a stream ticket (seconds); just long enough to open the stream.
+    pub ticket_ttl_s: i64,
+    /// Failed logins per username within `login_window_s` before 429.
+    pub login_failures_per_user: u32,
+    /// Failed logins per client IP within `login_window_s` before 429; higher
+    /// than per user because one IP may be a NAT with several people behind it.
+    pub login_failures_per_ip: u32,
+    /// The sliding window for the two limits above (seconds).
+    pub login_window_s: i64,
+    /// Live events buffered per stream before a slow client is told `lagged`.
+    pub stream_buffer: usize,
 }
 
 impl Default for NvrConfig {
     fn default() -> Self {
         Self {
             listen: ([0, 0, 0, 0], 8000).into(),
+            max_body_bytes: 1024 * 1024,
+            access_token_ttl_s: 15 * 60,
+            refresh_token_ttl_s: 7 * 24 * 3600,
+            ticket_ttl_s: 30,
+            login_failures_per_user: 5,
+            login_failures_per_ip: 20,
+            login_window_s: 300,
+            stream_buffer: 1024,
         }
     }
 }
@@ -188,14 +216,14 @@ impl Config {
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn addr(var: &'static str, v: String) -> Result<SocketAddr, ConfigError> {
+        fn num<T: std::str::FromStr>(var: &'static str, v: String) -> Result<T, ConfigError> {
             v.parse().map_err(|_| ConfigError::Env { var, value: v })
         }
         if let Some(v) = env("OPENNVR_AI_LISTEN") {
-            self.ai.listen = addr("OPENNVR_AI_LISTEN", v)?;
+            self.ai.listen = num("OPENNVR_AI_LISTEN", v)?;
         }
         if let Some(v) = env("OPENNVR_NVR_LISTEN") {
-            self.nvr.listen = addr("OPENNVR_NVR_LISTEN", v)?;
+            self.nvr.listen = num("OPENNVR_NVR_LISTEN", v)?;
         }
         if let Some(v) = env("OPENNVR_DATA_DIR") {
             self.paths.data_dir = v.into();
@@ -208,6 +236,18 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_DETECTOR_MODEL") {
             self.detector.model = v;
+        }
+        if let Some(v) = env("OPENNVR_ACCESS_TOKEN_TTL_S") {
+            self.nvr.access_token_ttl_s = num("OPENNVR_ACCESS_TOKEN_TTL_S", v)?;
+        }
+        if let Some(v) = env("OPENNVR_LOGIN_FAILURES_PER_USER") {
+            self.nvr.login_failures_per_user = num("OPENNVR_LOGIN_FAILURES_PER_USER", v)?;
+        }
+        if let Some(v) = env("OPENNVR_LOGIN_FAILURES_PER_IP") {
+            self.nvr.login_failures_per_ip = num("OPENNVR_LOGIN_FAILURES_PER_IP", v)?;
+        }
+        if let Some(v) = env("OPENNVR_STREAM_BUFFER") {
+            self.nvr.stream_buffer = num("OPENNVR_STREAM_BUFFER", v)?;
         }
         Ok(())
     }
@@ -258,6 +298,28 @@ mod tests {
     }
 
     #[test]
+    fn nvr_settings_have_safe_defaults_and_env_overrides() {
+        let c = Config::load(None, env_of(&[])).unwrap();
+        assert_eq!(c.nvr.access_token_ttl_s, 900);
+        assert_eq!(c.nvr.login_failures_per_user, 5);
+        let c = Config::load(
+            None,
+            env_of(&[
+                ("OPENNVR_ACCESS_TOKEN_TTL_S", "60"),
+                ("OPENNVR_LOGIN_FAILURES_PER_USER", "3"),
+                ("OPENNVR_LOGIN_FAILURES_PER_IP", "9"),
+                ("OPENNVR_STREAM_BUFFER", "16"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.nvr.access_token_ttl_s, 60);
+        assert_eq!(c.nvr.login_failures_per_user, 3);
+        assert_eq!(c.nvr.login_failures_per_ip, 9);
+        assert_eq!(c.nvr.stream_buffer, 16);
+        assert!(Config::load(None, env_of(&[("OPENNVR_STREAM_BUFFER", "-1")])).is_err());
+    }
+
+    #[test]
     fn bad_env_and_unknown_keys_are_errors() {
         assert!(Config::load(None, env_of(&[("OPENNVR_NVR_LISTEN", "nope")])).is_err());
         let dir = std::env::temp_dir().join(format!("opennvr-cfg2-{}", std::process::id()));
@@ -268,5 +330,15 @@ mod tests {
             Config::load(Some(&f), env_of(&[])),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn example_config_documents_the_defaults() {
+        let text = include_str!("../packaging/config.example.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(
+            toml::to_string(&c).unwrap(),
+            toml::to_string(&Config::default()).unwrap()
+        );
     }
 }

@@ -28,6 +28,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage NVR logins (the first admin, passwords).
+    #[command(subcommand)]
+    User(cmd::user::UserCmd),
+    /// Check the database's integrity.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -61,5 +66,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Models { json } => cmd::models::models(cfg, json),
+        Command::User(c) => {
+            cmd::user::user(cfg, c)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => cmd::check::check(cfg),
     }
 }

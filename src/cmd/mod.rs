@@ -1,10 +1,14 @@
 //! Subcommands, one per file. `anyhow` lives here and in `main`, at the edges.
 
+pub mod check;
 pub mod infer;
 pub mod models;
 pub mod run;
+pub mod user;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use std::sync::Arc;
 
 use crate::ai::backend::TractBackend;
@@ -40,4 +44,18 @@ pub fn build_engine(cfg: &Config) -> anyhow::Result<Arc<Engine>> {
         Arc::new(TractBackend),
         Arc::new(SystemClock),
     )))
+}
+
+/// The database file: one SQLite file in the data dir.
+pub fn db_path(cfg: &Config) -> PathBuf {
+    cfg.paths.data_dir.join("opennvr.db")
+}
+
+/// Opens (creating and migrating) the database for a CLI command.
+pub fn open_db(cfg: &Config) -> anyhow::Result<rusqlite::Connection> {
+    std::fs::create_dir_all(&cfg.paths.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;
+    let path = db_path(cfg);
+    crate::nvr::store::db::open_writer(&path)
+        .with_context(|| format!("opening database {}", path.display()))
 }

@@ -7,9 +7,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AiState};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::frame::FrameStore;
 use crate::hw::Hardware;
+use crate::nvr::auth::{password, secret, JwtKeys, LoginLimiter, Tickets};
+use crate::nvr::store::{db, Role, Store};
+use crate::nvr::NvrState;
 
 /// Binds both ports, prints one `listening ai=ADDR nvr=ADDR` line on stdout
 /// (tests and scripts read the real ports from it when given port 0), and
@@ -36,6 +40,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_body: cfg.ai.max_body_bytes,
         max_pixels: cfg.ai.max_image_pixels,
     });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let nvr_state = Arc::new(open_nvr(&cfg, started, stop_rx).await?);
     let ai = TcpListener::bind(cfg.ai.listen)
         .await
         .with_context(|| format!("binding AI adapter on {}", cfg.ai.listen))?;
@@ -49,9 +55,84 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     tracing::info!(ai = %ai.local_addr()?, nvr = %nvr.local_addr()?, "serving");
     let ai_srv = axum::serve(ai, api::router(state)).with_graceful_shutdown(shutdown());
-    let nvr_srv = axum::serve(nvr, crate::nvr::router(started)).with_graceful_shutdown(shutdown());
+    let nvr_app =
+        crate::nvr::router(nvr_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let nvr_srv = axum::serve(nvr, nvr_app).with_graceful_shutdown(async move {
+        shutdown().await;
+        // End the live streams, or graceful shutdown would wait for them forever.
+        let _ = stop_tx.send(true);
+    });
     tokio::try_join!(ai_srv, nvr_srv)?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens the store, loads (or creates at first start) the JWT secret, and
+/// creates the initial admin when there are no users yet.
+async fn open_nvr(
+    cfg: &Config,
+    started: Instant,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<NvrState> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let db_path = super::db_path(cfg);
+    let store = Store::open(&db_path, clock.clone(), cfg.nvr.stream_buffer)
+        .with_context(|| format!("opening database {}", db_path.display()))?;
+    let secret_path = cfg.paths.data_dir.join("jwt-secret");
+    let secret = secret::load_or_create(&secret_path, 32)
+        .with_context(|| format!("loading JWT secret {}", secret_path.display()))?;
+    ensure_initial_admin(cfg, &store).await?;
+    let n = &cfg.nvr;
+    Ok(NvrState {
+        keys: JwtKeys::new(
+            secret.as_bytes(),
+            n.access_token_ttl_s,
+            n.refresh_token_ttl_s,
+            clock.clone(),
+        )?,
+        limiter: LoginLimiter::new(
+            n.login_failures_per_user,
+            n.login_failures_per_ip,
+            n.login_window_s,
+            clock.clone(),
+        ),
+        tickets: Tickets::new(n.ticket_ttl_s, clock.clone()),
+        store,
+        clock,
+        recordings_dir: cfg.paths.data_dir.join("recordings"),
+        started,
+        max_body: n.max_body_bytes,
+        shutdown,
+    })
+}
+
+/// With no users at all, creates `admin` with a random password written to
+/// `<data_dir>/initial-admin-password` (0600), so a fresh box is never open
+/// and never has a default password.
+async fn ensure_initial_admin(cfg: &Config, store: &Store) -> anyhow::Result<()> {
+    if store.read(db::count_users).await? > 0 {
+        return Ok(());
+    }
+    let pw = secret::random_hex(12);
+    let hash = tokio::task::spawn_blocking({
+        let pw = pw.clone();
+        move || password::hash(&pw)
+    })
+    .await??;
+    let path = cfg.paths.data_dir.join("initial-admin-password");
+    // Write the file before the user exists: a crash in between leaves a
+    // file for a user that is not there yet, and the next start replaces it.
+    let _ = std::fs::remove_file(&path);
+    secret::write_private(&path, format!("{pw}\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    store
+        .writer()
+        .call(move |c, now| db::create_user(c, "admin", &hash, Role::Admin, now))
+        .await?;
+    tracing::warn!(
+        path = %path.display(),
+        "created user admin; its password is in this file: log in, change it (opennvr-edge user passwd), delete the file"
+    );
     Ok(())
 }
 

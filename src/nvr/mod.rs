@@ -1,25 +1,11 @@
-//! The NVR core (port 8000). Until the store and auth land it answers only
-//! `/health`; everything else is a JSON 404, never an open endpoint.
+//! The NVR core (port 8000): the SQLite store, users and tokens, cameras,
+//! the recordings index, and the event log with its live stream.
+//!
+//! `store` owns persistence (one writer task), `auth` owns identity and
+//! limits, `web` maps both to HTTP. `cmd/run.rs` wires them together.
 
-use std::time::Instant;
+pub mod auth;
+pub mod store;
+pub mod web;
 
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
-
-/// Builds the NVR router.
-pub fn router(started: Instant) -> Router {
-    Router::new()
-        .route(
-            "/health",
-            get(move || async move {
-                Json::<Value>(json!({
-                    "status": "ok",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "uptime_s": started.elapsed().as_secs(),
-                }))
-            }),
-        )
-        .fallback(crate::api::not_found)
-        .method_not_allowed_fallback(crate::api::method_not_allowed)
-}
+pub use web::{router, NvrState};

@@ -2,7 +2,8 @@
 //! and stops it on drop, so integration tests talk real HTTP.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,7 +130,8 @@ impl Daemon {
     pub fn restart(mut self) -> Daemon {
         self.kill9();
         let env = std::mem::take(&mut self.env);
-        let data_dir = self.data_dir.clone();
+        // Taken, so dropping the old handle does not delete the data.
+        let data_dir = std::mem::take(&mut self.data_dir);
         Self::spawn(env, data_dir)
     }
 
@@ -142,6 +144,9 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
+        if !self.data_dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
@@ -168,4 +173,213 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
 /// GETs `url` and parses the JSON body, whatever the status.
 pub fn get_json(url: &str) -> serde_json::Value {
     client().get(url).send().unwrap().json().unwrap()
+}
+
+// ---------------------------------------------------------------- NVR core helpers
+
+/// Starts the daemon for NVR tests: an empty models dir (no models needed).
+pub fn start_nvr(env: &[(&str, &str)]) -> Daemon {
+    let models = temp_dir("nomodels").display().to_string();
+    let mut all = vec![("OPENNVR_MODELS_DIR", models.as_str())];
+    all.extend_from_slice(env);
+    Daemon::start(&all)
+}
+
+impl Daemon {
+    /// The NVR core's `host:port`, for raw-socket clients.
+    pub fn nvr_addr(&self) -> &str {
+        &self.nvr
+    }
+
+    /// Runs another subcommand with the daemon's settings (same data dir),
+    /// feeding `stdin`. Returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .env_remove("OPENNVR_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit; true if it exited.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        wait_for(Duration::from_secs(60), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .is_some()
+    }
+
+    /// The password `run` generated for `admin` at first start.
+    pub fn admin_password(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("initial-admin-password"))
+            .expect("initial-admin-password")
+            .trim()
+            .to_owned()
+    }
+
+    /// Logs in over JSON and returns the access token.
+    pub fn login(&self, username: &str, password: &str) -> String {
+        let r = client()
+            .post(self.nvr_url("/api/v1/auth/login-json"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "login {username}");
+        let v: serde_json::Value = r.json().unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An access token for the initial admin.
+    pub fn admin_token(&self) -> String {
+        self.login("admin", &self.admin_password())
+    }
+
+    /// Adds a viewer through the CLI and returns its access token.
+    pub fn viewer_token(&self, name: &str) -> String {
+        let (ok, _, err) = self.cli(
+            &[
+                "user",
+                "add",
+                "--username",
+                name,
+                "--role",
+                "viewer",
+                "--password-stdin",
+            ],
+            "viewer-password\n",
+        );
+        assert!(ok, "user add: {err}");
+        self.login(name, "viewer-password")
+    }
+}
+
+/// The `error.code` of a JSON error answer.
+pub fn error_code(r: reqwest::blocking::Response) -> String {
+    let v: serde_json::Value = r.json().expect("JSON error body");
+    v["error"]["code"].as_str().expect("error.code").to_owned()
+}
+
+/// Writes `bytes` to `path`, creating parents.
+pub fn write_file(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// One SSE message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseMsg {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// A minimal SSE client over a raw socket, so a test controls reads with
+/// timeouts and disconnects by dropping it. It speaks HTTP/1.0, so the body
+/// is the plain event stream (no chunked framing).
+pub struct SseClient {
+    reader: BufReader<TcpStream>,
+    pub status: u16,
+}
+
+impl SseClient {
+    /// Opens `path` on `addr` with extra header lines (`"Name: value"`).
+    pub fn connect(addr: &str, path: &str, headers: &[String]) -> SseClient {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut req =
+            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut reader = BufReader::new(s);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        loop {
+            let mut l = String::new();
+            if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" || l == "\n" {
+                break;
+            }
+        }
+        SseClient { reader, status }
+    }
+
+    /// The rest of the body (for error answers).
+    pub fn body(mut self) -> String {
+        let mut s = String::new();
+        let _ = self.reader.read_to_string(&mut s);
+        s
+    }
+
+    /// The next message within `timeout`, skipping keep-alive comments.
+    pub fn next(&mut self, timeout: Duration) -> Option<SseMsg> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .unwrap();
+        let mut msg = SseMsg {
+            id: None,
+            event: None,
+            data: String::new(),
+        };
+        let mut any = false;
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if any {
+                    return Some(msg);
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            any = true;
+            match field {
+                "id" => msg.id = Some(value.to_owned()),
+                "event" => msg.event = Some(value.to_owned()),
+                "data" => {
+                    if !msg.data.is_empty() {
+                        msg.data.push('\n');
+                    }
+                    msg.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+    }
 }

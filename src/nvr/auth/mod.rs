@@ -1,0 +1,87 @@
+//! Who is calling and what they may do: passwords, JWTs, API tokens, stream
+//! tickets and the login rate limit. Pure logic over an injected clock; the
+//! web layer wires it to requests.
+
+pub mod jwt;
+pub mod limiter;
+pub mod password;
+pub mod secret;
+pub mod ticket;
+
+use serde::Serialize;
+
+use super::store::{Role, StoreError};
+
+pub use jwt::{Claims, JwtKeys, TokenKind, TokenPair};
+pub use limiter::LoginLimiter;
+pub use ticket::Tickets;
+
+/// Why a caller was refused; the web layer maps these to 401/403/429.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header (or ticket) at all.
+    #[error("authentication required")]
+    Missing,
+    /// The token is malformed, wrongly signed, of the wrong kind, or revoked.
+    #[error("invalid token")]
+    InvalidToken,
+    /// The token was valid once and has expired.
+    #[error("token expired")]
+    Expired,
+    /// Wrong username or password (deliberately not saying which).
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// Authenticated, but the role does not allow this.
+    #[error("this action requires the admin role")]
+    Forbidden,
+    /// Too many failed logins; try again after this many seconds.
+    #[error("too many failed logins; retry in {0} s")]
+    RateLimited(i64),
+    /// A password or username that does not meet the rules.
+    #[error("{0}")]
+    Invalid(String),
+    /// Looking the user or token up failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed (out of memory, bad parameters); a 500.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Principal {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    /// How it authenticated: `jwt`, `api_token` or `ticket`.
+    pub via: &'static str,
+}
+
+impl Principal {
+    /// Errors unless the caller may write (admins only).
+    pub fn require_admin(&self) -> Result<(), AuthError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Viewer => Err(AuthError::Forbidden),
+        }
+    }
+}
+
+/// The prefix that tells an API token from a JWT in a bearer header.
+pub const API_TOKEN_PREFIX: &str = "onvr_";
+
+/// A fresh API token (shown once) and the hash to store.
+pub fn new_api_token() -> (String, String) {
+    let token = format!("{API_TOKEN_PREFIX}{}", secret::random_hex(32));
+    let hash = hash_api_token(&token);
+    (token, hash)
+}
+
+/// What is stored for an API token: its sha256, hex. The token has 256 bits
+/// of entropy, so a plain hash (no salt, no stretching) is enough and lets the
+/// lookup be an indexed equality.
+pub fn hash_api_token(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}

@@ -1,0 +1,183 @@
+//! `/api/v1/auth/*` (login, refresh, me) and `/api/v1/tokens` (API tokens).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{WebError, WebResult};
+use super::extract::{Form, Json as JsonBody, Path};
+use super::{Admin, ClientIp, NvrState};
+use crate::nvr::auth::{self, password, AuthError, Principal, TokenKind, TokenPair};
+use crate::nvr::store::{db, Role};
+
+/// Login credentials; the form variant is OAuth2's password grant, whose
+/// other fields (`grant_type`, `scope`, ...) are accepted and ignored.
+#[derive(Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/v1/auth/login` with `application/x-www-form-urlencoded`.
+pub async fn login_form(
+    State(st): State<Arc<NvrState>>,
+    ip: ClientIp,
+    Form(c): Form<Credentials>,
+) -> WebResult<Json<TokenPair>> {
+    login(&st, ip, c).await
+}
+
+/// `POST /api/v1/auth/login-json` with `{username, password}`.
+pub async fn login_json(
+    State(st): State<Arc<NvrState>>,
+    ip: ClientIp,
+    JsonBody(c): JsonBody<Credentials>,
+) -> WebResult<Json<TokenPair>> {
+    login(&st, ip, c).await
+}
+
+/// Checks the rate limit, then the password (always hashing, even for an
+/// unknown user, so timing does not reveal which usernames exist).
+async fn login(
+    st: &NvrState,
+    ClientIp(ip): ClientIp,
+    c: Credentials,
+) -> WebResult<Json<TokenPair>> {
+    if c.username.len() > 256 || c.password.len() > 1024 {
+        return Err(AuthError::BadCredentials.into());
+    }
+    st.limiter.check(&c.username, ip)?;
+    let name = c.username.clone();
+    let user = st
+        .store
+        .read(move |conn| db::user_by_name(conn, &name))
+        .await?;
+    let phc = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| password::dummy_hash().to_owned());
+    let pw = c.password;
+    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
+        .await
+        .unwrap_or(false);
+    match user {
+        Some(u) if ok => {
+            st.limiter.succeed(&c.username);
+            tracing::info!(user = %u.username, %ip, "login");
+            Ok(Json(st.keys.issue(&u)?))
+        }
+        _ => {
+            st.limiter.fail(&c.username, ip);
+            tracing::warn!(user = %c.username, %ip, "failed login");
+            Err(AuthError::BadCredentials.into())
+        }
+    }
+}
+
+/// The refresh request body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+/// `POST /api/v1/auth/refresh`: a new pair for a valid refresh token whose
+/// user still exists and has not changed password since.
+pub async fn refresh(
+    State(st): State<Arc<NvrState>>,
+    JsonBody(b): JsonBody<RefreshBody>,
+) -> WebResult<Json<TokenPair>> {
+    let claims = st.keys.verify(&b.refresh_token, TokenKind::Refresh)?;
+    let uid = claims.uid;
+    let user = st.store.read(move |c| db::user_by_id(c, uid)).await?;
+    match user {
+        Some(u) if u.token_version == claims.ver && u.username == claims.sub => {
+            Ok(Json(st.keys.issue(&u)?))
+        }
+        _ => Err(AuthError::InvalidToken.into()),
+    }
+}
+
+/// `GET /api/v1/auth/me`: who the token says the caller is.
+pub async fn me(p: Principal) -> Json<Value> {
+    Json(json!({
+        "id": p.user_id,
+        "username": p.username,
+        "role": p.role,
+        "auth": p.via,
+    }))
+}
+
+/// `POST /api/v1/tokens` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+    /// Least privilege by default: an integration that only reads gets `viewer`.
+    #[serde(default = "viewer")]
+    role: Role,
+    /// Optional lifetime in seconds; none means until revoked.
+    #[serde(default)]
+    expires_in_s: Option<i64>,
+}
+
+fn viewer() -> Role {
+    Role::Viewer
+}
+
+/// `POST /api/v1/tokens` (admin): mints a token, shown in this answer only.
+pub async fn create_token(
+    State(st): State<Arc<NvrState>>,
+    Admin(p): Admin,
+    JsonBody(b): JsonBody<NewToken>,
+) -> WebResult<(StatusCode, Json<Value>)> {
+    let name = b.name.trim().to_owned();
+    if name.is_empty() || name.len() > 128 {
+        return Err(WebError::BadRequest(
+            "name must have 1-128 characters".into(),
+        ));
+    }
+    if b.expires_in_s
+        .is_some_and(|s| s <= 0 || s > 10 * 365 * 86_400)
+    {
+        return Err(WebError::BadRequest(
+            "expires_in_s must be 1..=315360000".into(),
+        ));
+    }
+    let (token, hash) = auth::new_api_token();
+    let (uid, role, ttl) = (p.user_id, b.role, b.expires_in_s);
+    let row = st
+        .store
+        .writer()
+        .call(move |c, now| {
+            let exp = ttl.map(|s| now + s * 1000);
+            db::create_token(c, uid, &name, &hash, role, now, exp)
+        })
+        .await?;
+    let mut v = serde_json::to_value(&row).unwrap_or_default();
+    v["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// `GET /api/v1/tokens` (admin): every token, without secrets.
+pub async fn list_tokens(State(st): State<Arc<NvrState>>, _: Admin) -> WebResult<Json<Value>> {
+    let rows = st.store.read(|c| db::list_tokens(c, None)).await?;
+    Ok(Json(json!(rows)))
+}
+
+/// `DELETE /api/v1/tokens/{id}` (admin): revokes at once; the row stays for audit.
+pub async fn revoke_token(
+    State(st): State<Arc<NvrState>>,
+    _: Admin,
+    Path(id): Path<i64>,
+) -> WebResult<StatusCode> {
+    st.store
+        .writer()
+        .call(move |c, now| db::revoke_token(c, id, None, now))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

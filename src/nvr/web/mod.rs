@@ -1,0 +1,182 @@
+//! The NVR core's HTTP surface (port 8000), one file per resource.
+//!
+//! Every route demands a bearer token (a JWT access token or an API token)
+//! except `GET /health`, login and refresh; the stream also takes a ticket.
+
+mod auth;
+mod cameras;
+pub mod error;
+mod events;
+mod extract;
+mod recordings;
+mod stream;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use self::error::WebError;
+use super::auth::{
+    hash_api_token, AuthError, JwtKeys, LoginLimiter, Principal, Tickets, API_TOKEN_PREFIX,
+};
+use super::store::{db, Store};
+use crate::clock::Clock;
+
+/// Everything the NVR handlers share.
+pub struct NvrState {
+    pub store: Store,
+    pub keys: JwtKeys,
+    pub limiter: LoginLimiter,
+    pub tickets: Tickets,
+    pub clock: Arc<dyn Clock>,
+    /// Root of the MP4 chunks; recording paths resolve under it and never escape.
+    pub recordings_dir: PathBuf,
+    pub started: Instant,
+    pub max_body: usize,
+    /// Becomes `true` when the daemon is stopping: live streams never end on
+    /// their own, so they watch this to let graceful shutdown finish.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Builds the NVR router. Serve it with connect info (`into_make_service_with_connect_info`)
+/// so the login rate limit sees client addresses.
+pub fn router(state: Arc<NvrState>) -> Router {
+    let limit = state.max_body;
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/auth/login", post(auth::login_form))
+        .route("/api/v1/auth/login-json", post(auth::login_json))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/auth/me", get(auth::me))
+        .route(
+            "/api/v1/tokens",
+            get(auth::list_tokens).post(auth::create_token),
+        )
+        .route("/api/v1/tokens/{id}", delete(auth::revoke_token))
+        .route("/api/v1/cameras", get(cameras::list).post(cameras::create))
+        .route(
+            "/api/v1/cameras/{id}",
+            get(cameras::get_one)
+                .post(cameras::create_at)
+                .put(cameras::update)
+                .delete(cameras::remove),
+        )
+        .route("/api/v1/recordings/{camera_id}", get(recordings::list))
+        .route(
+            "/api/v1/recordings/{camera_id}/{recording_id}/content",
+            get(recordings::content),
+        )
+        .route("/api/v1/events", get(events::list).post(events::create))
+        .route("/api/v1/events/latest", get(events::latest))
+        .route("/api/v1/events/stream", get(stream::stream))
+        .route("/api/v1/events/ticket", post(stream::ticket))
+        .route("/api/v1/events/{id}", get(events::get_one))
+        .fallback(crate::api::not_found)
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn health(axum::extract::State(st): axum::extract::State<Arc<NvrState>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": st.started.elapsed().as_secs(),
+    }))
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Resolves a bearer token: API tokens (by prefix) against the store, JWTs by signature.
+async fn principal_from_token(st: &NvrState, token: &str) -> Result<Principal, AuthError> {
+    if !token.starts_with(API_TOKEN_PREFIX) {
+        return st.keys.principal(token);
+    }
+    let hash = hash_api_token(token);
+    let now = st.clock.now_ms();
+    let found = st
+        .store
+        .read(move |c| db::token_by_hash(c, &hash, now))
+        .await?;
+    let (t, username) = found.ok_or(AuthError::InvalidToken)?;
+    Ok(Principal {
+        user_id: t.user_id,
+        username,
+        role: t.role,
+        via: "api_token",
+    })
+}
+
+/// Authenticates from the `Authorization` header.
+impl FromRequestParts<Arc<NvrState>> for Principal {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Arc<NvrState>) -> Result<Self, WebError> {
+        let token = bearer(&parts.headers).ok_or(AuthError::Missing)?;
+        Ok(principal_from_token(st, token).await?)
+    }
+}
+
+/// An authenticated caller with the admin role: the extractor for writes.
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<Arc<NvrState>> for Admin {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &Arc<NvrState>) -> Result<Self, WebError> {
+        let p = Principal::from_request_parts(parts, st).await?;
+        p.require_admin()?;
+        Ok(Admin(p))
+    }
+}
+
+/// The client's address, for the login rate limit; unspecified when the
+/// router is served without connect info (unit tests).
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, WebError> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        ))
+    }
+}
+
+/// Camera ids appear in paths, file names and frame URIs: keep them plain.
+pub fn valid_camera_id(id: &str) -> Result<(), WebError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !id.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(WebError::BadRequest(
+            "camera id must be 1-64 characters of A-Z a-z 0-9 _ - . (not starting with .)".into(),
+        ))
+    }
+}

@@ -1,0 +1,267 @@
+//! `GET /api/v1/events/stream`: live events over SSE, or over a WebSocket
+//! when the request asks to upgrade; and `POST /api/v1/events/ticket`.
+//!
+//! No gap, no duplicate: a stream subscribes to the live broadcast FIRST,
+//! then replays the store after the client's cursor, then forwards live
+//! events whose id is above the last one sent. Events are published only
+//! after their commit, in id order, so anything committed before the
+//! subscription is in the replay and anything after is in the broadcast.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::error::{WebError, WebResult};
+use super::extract::Query;
+use super::{bearer, principal_from_token, NvrState};
+use crate::nvr::auth::{AuthError, Principal};
+use crate::nvr::store::{db, Event, EventFilter};
+
+/// Events per replay page.
+const REPLAY_PAGE: u32 = 500;
+
+/// Items between the per-connection producer and the socket; small, so a
+/// slow socket shows up as lag on the broadcast rather than as memory.
+const HANDOFF: usize = 16;
+
+/// What a stream delivers.
+#[derive(Debug)]
+pub enum StreamMsg {
+    Event(Arc<Event>),
+    /// The client fell this many events behind the live buffer; they were
+    /// skipped for it (it can fetch them with `after_id`).
+    Lagged(u64),
+}
+
+/// Query of the stream endpoint.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Single-use ticket, for clients that cannot send headers.
+    ticket: Option<String>,
+    /// Cursor for clients that cannot send `Last-Event-ID` (WebSocket, first connect).
+    after_id: Option<i64>,
+}
+
+/// `POST /api/v1/events/ticket`: a single-use ticket for the stream.
+pub async fn ticket(State(st): State<Arc<NvrState>>, p: Principal) -> Json<Value> {
+    Json(json!({ "ticket": st.tickets.issue(&p), "expires_in": st.tickets.ttl_s() }))
+}
+
+fn cursor(headers: &HeaderMap, q: &StreamQuery) -> WebResult<Option<i64>> {
+    if let Some(v) = headers.get("last-event-id") {
+        let id = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .filter(|i| *i >= 0)
+            .ok_or_else(|| WebError::BadRequest("Last-Event-ID must be an event id".into()))?;
+        return Ok(Some(id));
+    }
+    Ok(q.after_id)
+}
+
+/// Serves the stream as SSE, or as a WebSocket when asked to upgrade.
+pub async fn stream(State(st): State<Arc<NvrState>>, req: Request) -> WebResult<Response> {
+    let (mut parts, _) = req.into_parts();
+    let Query(q) = Query::<StreamQuery>::from_request_parts(&mut parts, &st).await?;
+    match (&q.ticket, bearer(&parts.headers)) {
+        (_, Some(token)) => {
+            principal_from_token(&st, token).await?;
+        }
+        (Some(t), None) => {
+            st.tickets.redeem(t)?;
+        }
+        (None, None) => return Err(AuthError::Missing.into()),
+    }
+    let after = cursor(&parts.headers, &q)?;
+    let wants_ws = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let rx = subscribe(st.clone(), after);
+    if wants_ws {
+        let ws = WebSocketUpgrade::from_request_parts(&mut parts, &st)
+            .await
+            .map_err(|r| WebError::BadRequest(r.body_text()))?;
+        return Ok(ws.on_upgrade(move |socket| serve_ws(socket, rx)));
+    }
+    let events = ReceiverStream::new(rx).map(|m| Ok::<_, Infallible>(sse_event(&m)));
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn sse_event(m: &StreamMsg) -> SseEvent {
+    match m {
+        StreamMsg::Event(ev) => SseEvent::default()
+            .id(ev.id.to_string())
+            .data(serde_json::to_string(&**ev).unwrap_or_default()),
+        StreamMsg::Lagged(n) => SseEvent::default()
+            .event("lagged")
+            .data(json!({ "missed": n }).to_string()),
+    }
+}
+
+fn ws_frame(m: &StreamMsg) -> String {
+    match m {
+        StreamMsg::Event(ev) => json!({ "event": &**ev }).to_string(),
+        StreamMsg::Lagged(n) => json!({ "lagged": { "missed": n } }).to_string(),
+    }
+}
+
+async fn serve_ws(mut socket: WebSocket, mut rx: mpsc::Receiver<StreamMsg>) {
+    loop {
+        tokio::select! {
+            m = rx.recv() => {
+                let Some(m) = m else { break };
+                if socket.send(Message::Text(ws_frame(&m).into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Clients need not send anything; pings are answered by axum.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Starts the per-connection producer: replay after `after` (if given),
+/// then live events. It ends when the receiver is dropped.
+pub fn subscribe(st: Arc<NvrState>, after: Option<i64>) -> mpsc::Receiver<StreamMsg> {
+    let (tx, rx) = mpsc::channel(HANDOFF);
+    // Subscribe before reading the store: that ordering is the no-gap guarantee.
+    let live = st.store.subscribe();
+    let stop = st.shutdown.clone();
+    tokio::spawn(async move {
+        let mut last = after.unwrap_or(0);
+        if after.is_some() && replay(&st, &tx, &mut last).await.is_err() {
+            return;
+        }
+        forward(live, &tx, last, stop).await;
+    });
+    rx
+}
+
+/// Sends stored events after `*last`, page by page; `Err` when the client left.
+async fn replay(st: &NvrState, tx: &mpsc::Sender<StreamMsg>, last: &mut i64) -> Result<(), ()> {
+    loop {
+        let f = EventFilter {
+            after_id: Some(*last),
+            limit: REPLAY_PAGE,
+            ascending: true,
+            ..EventFilter::default()
+        };
+        let page = match st.store.read(move |c| db::list_events(c, &f)).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "stream replay failed");
+                return Err(());
+            }
+        };
+        let n = page.len();
+        for ev in page {
+            *last = ev.id;
+            tx.send(StreamMsg::Event(Arc::new(ev)))
+                .await
+                .map_err(|_| ())?;
+        }
+        if n < REPLAY_PAGE as usize {
+            return Ok(());
+        }
+    }
+}
+
+/// Forwards live events above `last`, reporting lag instead of blocking;
+/// returns when the client leaves or the daemon stops.
+async fn forward(
+    mut live: broadcast::Receiver<Arc<Event>>,
+    tx: &mpsc::Sender<StreamMsg>,
+    mut last: i64,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let msg = tokio::select! {
+            r = live.recv() => r,
+            _ = tx.closed() => return,
+            _ = stop.changed() => return,
+        };
+        let out = match msg {
+            Ok(ev) if ev.id > last => {
+                last = ev.id;
+                StreamMsg::Event(ev)
+            }
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(n)) => StreamMsg::Lagged(n),
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tx.send(out).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: i64) -> Arc<Event> {
+        Arc::new(Event {
+            id,
+            camera_id: "c".into(),
+            kind: "t".into(),
+            label: None,
+            score: None,
+            track_id: None,
+            started_at: 0,
+            ended_at: None,
+            bbox: None,
+            snapshot_path: None,
+            model_id: None,
+            model_sha256: None,
+            payload: serde_json::Value::Null,
+            created_at: 0,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_slow_client_is_told_it_lagged_and_skips_what_it_already_has() {
+        let (btx, brx) = broadcast::channel(4);
+        let (tx, mut rx) = mpsc::channel(HANDOFF);
+        // Ids 1..=10 published before the client reads anything; the last
+        // replayed id was 2, so 1 and 2 must not come again.
+        for id in 1..=10 {
+            btx.send(ev(id)).unwrap();
+        }
+        drop(btx);
+        let (_stop_tx, stop) = watch::channel(false);
+        forward(brx, &tx, 2, stop).await;
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(m) = rx.recv().await {
+            got.push(match m {
+                StreamMsg::Event(e) => format!("e{}", e.id),
+                StreamMsg::Lagged(n) => format!("lag{n}"),
+            });
+        }
+        assert_eq!(got, ["lag6", "e7", "e8", "e9", "e10"]);
+    }
+}

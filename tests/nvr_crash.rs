@@ -1,0 +1,103 @@
+//! Crash test: `kill -9` the daemon in the middle of a burst of event POSTs;
+//! after a restart every event whose POST got a 2xx is there, and `check` passes.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::client;
+use serde_json::{json, Value};
+
+#[test]
+fn acknowledged_events_survive_kill_9() {
+    let mut d = common::start_nvr(&[]);
+    let token = d.admin_token();
+    let url = d.nvr_url("/api/v1/events");
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (url, token, acked, stop) = (url.clone(), token.clone(), acked.clone(), stop.clone());
+        workers.push(std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let mut n = 0i64;
+            while !stop.load(Ordering::SeqCst) {
+                let body = json!({"camera_id": format!("cam{w}"), "type": "count_changed",
+                                  "track_id": n, "started_at": 1_700_000_000_000i64 + n});
+                match client.post(&url).bearer_auth(&token).json(&body).send() {
+                    Ok(r) if r.status().is_success() => {
+                        let v: Value = match r.json() {
+                            Ok(v) => v,
+                            Err(_) => break,
+                        };
+                        acked.lock().unwrap().insert(v["id"].as_i64().unwrap());
+                    }
+                    // The daemon died under us: stop.
+                    _ => break,
+                }
+                n += 1;
+            }
+        }));
+    }
+    // Let the burst run until a good number of events are acknowledged, then kill.
+    for _ in 0..600 {
+        if acked.lock().unwrap().len() >= 300 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.kill9();
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 100,
+        "burst too small to mean anything: {}",
+        acked.len()
+    );
+
+    let (ok, out, err) = d.cli(&["check"], "");
+    assert!(ok, "check failed after kill -9: {out} {err}");
+    assert!(out.starts_with("ok"), "{out}");
+
+    let d = d.restart();
+    let token = d.admin_token();
+    let mut stored = BTreeSet::new();
+    let mut after = 0i64;
+    loop {
+        let page: Vec<Value> = client()
+            .get(d.nvr_url(&format!("/api/v1/events?after_id={after}&limit=1000")))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            stored.insert(e["id"].as_i64().unwrap());
+        }
+        after = page.last().unwrap()["id"].as_i64().unwrap();
+    }
+    let lost: Vec<_> = acked.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    // Ids keep increasing after the crash.
+    let r = client()
+        .post(d.nvr_url("/api/v1/events"))
+        .bearer_auth(&token)
+        .json(&json!({"camera_id": "cam0", "type": "after_crash"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().unwrap()["id"].as_i64().unwrap();
+    assert!(id > *stored.iter().next_back().unwrap());
+}
