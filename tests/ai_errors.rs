@@ -210,7 +210,12 @@ fn discovery_endpoints_describe_the_box() {
         .unwrap();
     assert_eq!(
         caps["tasks"],
-        json!(["person_counting", "person_detection", "object_detection"])
+        json!([
+            "person_counting",
+            "person_detection",
+            "object_detection",
+            "face_detection"
+        ])
     );
     let ad: Value = client()
         .get(d.ai_url("/adapters"))
