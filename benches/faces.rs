@@ -3,8 +3,8 @@
 //! `cargo bench --bench faces -- [--iters N] [--image PATH]` prints one JSON line per
 //! measurement: CenterFace at 640x480 (model only, and end to end: letterbox + model +
 //! decode + NMS), then the age and gender networks per face (chip extraction, and
-//! batches of 1 and 8 chips) with the batch left symbolic (what the daemon loads) and,
-//! for comparison, fixed. `models/bench_faces_ort.py` is the onnxruntime counterpart.
+//! batches of 1 and 8 chips through one plan with a symbolic batch, as the daemon loads
+//! them). `models/bench_faces_ort.py` is the onnxruntime counterpart.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -100,22 +100,10 @@ fn main() {
                 let (s50, s90) = time(iters, || {
                     net.probabilities(&chips).expect("run");
                 });
-                // The same network with the batch fixed at load time.
-                let t = Instant::now();
-                let s = size as usize;
-                let fixed_model = TractBackend
-                    .load(&catalog.path(&e.file), &fixed(&[batch, 3, s, s]))
-                    .expect("load fixed");
-                let fixed_load_ms = t.elapsed().as_secs_f64() * 1e3;
-                let tensor = net.tensor(&chips).expect("tensor");
-                let (f50, _) = time(iters, || {
-                    fixed_model.run(tensor.clone()).expect("run");
-                });
                 println!(
                     "{{\"runtime\":\"tract\",\"stage\":\"{id}\",\"chip\":{size},\"threads\":{threads},\"batch\":{batch},\
                      \"iters\":{iters},\"load_ms\":{load_ms:.1},\"chip_ms\":{c50:.3},\"symbolic_batch_median_ms\":{s50:.3},\
-                     \"symbolic_batch_p90_ms\":{s90:.3},\"per_face_ms\":{:.3},\
-                     \"fixed_batch_median_ms\":{f50:.3},\"fixed_load_ms\":{fixed_load_ms:.1}}}",
+                     \"symbolic_batch_p90_ms\":{s90:.3},\"per_face_ms\":{:.3}}}",
                     s50 / batch as f64
                 );
             }
