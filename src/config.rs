@@ -37,6 +37,7 @@ pub struct Config {
     pub nvr: NvrConfig,
     pub paths: PathsConfig,
     pub detector: DetectorConfig,
+    pub faces: FacesConfig,
     pub tracker: TrackerSettings,
 }
 
@@ -167,6 +168,43 @@ impl Default for DetectorConfig {
             model: "yolov4-tiny-416".into(),
             confidence: 0.35,
             iou: 0.45,
+        }
+    }
+}
+
+/// Which models serve `face_detection` and how faces are filtered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FacesConfig {
+    /// Face detector model id (kind `centerface`).
+    pub model: String,
+    /// Age model id (kind `dlib-age`).
+    pub age_model: String,
+    /// Gender model id (kind `dlib-gender`).
+    pub gender_model: String,
+    /// Detector input width; a multiple of 32. Frames are letterboxed into it.
+    pub input_width: u32,
+    /// Detector input height; a multiple of 32.
+    pub input_height: u32,
+    /// Faces below this score are not reported.
+    pub confidence: f32,
+    /// IoU above which a lower-scored face box is suppressed.
+    pub iou: f32,
+    /// Cap on reported faces per frame.
+    pub max_faces: usize,
+}
+
+impl Default for FacesConfig {
+    fn default() -> Self {
+        Self {
+            model: "centerface".into(),
+            age_model: "age-v1".into(),
+            gender_model: "gender-v1".into(),
+            input_width: 640,
+            input_height: 480,
+            confidence: 0.5,
+            iou: 0.3,
+            max_faces: 64,
         }
     }
 }

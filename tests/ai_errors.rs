@@ -200,7 +200,12 @@ fn discovery_endpoints_describe_the_box() {
     let caps: Value = get_json(&d.ai_url("/capabilities"));
     assert_eq!(
         caps["tasks"],
-        json!(["person_counting", "person_detection", "object_detection"])
+        json!([
+            "person_counting",
+            "person_detection",
+            "object_detection",
+            "face_detection"
+        ])
     );
     let ad: Value = get_json(&d.ai_url("/adapters"));
     let ids: Vec<&str> = ad["adapters"]

@@ -16,6 +16,24 @@ pub struct F32Tensor {
     pub data: Vec<f32>,
 }
 
+/// One dimension of a model's input as we ask the runtime to plan it.
+///
+/// Detectors run one frame at a time and profit from fully fixed shapes; the
+/// face attribute networks run every face of a frame in one call, so their
+/// batch stays free and one loaded plan serves any number of faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim {
+    /// A size known when the model is loaded.
+    Fixed(usize),
+    /// The batch, resolved per call from the input tensor.
+    Batch,
+}
+
+/// A fully fixed input shape, the common case.
+pub fn fixed(shape: &[usize]) -> Vec<Dim> {
+    shape.iter().map(|&n| Dim::Fixed(n)).collect()
+}
+
 /// A model loaded and ready to run; shared by all requests.
 pub trait LoadedModel: Send + Sync {
     /// Runs one batch; outputs come in the model's declared output order.
@@ -28,9 +46,11 @@ pub trait LoadedModel: Send + Sync {
 pub trait Backend: Send + Sync {
     /// Reported per model in `/health` and `/adapters`.
     fn name(&self) -> &'static str;
-    /// Loads `path` with input 0 fixed to `input_shape` (fixed shapes let the
-    /// runtime plan memory and pick kernels once).
-    fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Box<dyn LoadedModel>, AiError>;
+    /// Loads `path` with input 0 set to `input` (fixed dimensions let the
+    /// runtime plan memory and pick kernels once). Whatever input and output
+    /// shapes the file declares are replaced: some exporters pin a sample
+    /// batch or resolution (CenterFace declares `[10,3,32,32]`).
+    fn load(&self, path: &Path, input: &[Dim]) -> Result<Box<dyn LoadedModel>, AiError>;
 }
 
 /// tract on the CPU: pure Rust, no native runtime to ship.
@@ -70,18 +90,29 @@ impl Backend for TractBackend {
         "tract-cpu"
     }
 
-    fn load(&self, path: &Path, input_shape: &[usize]) -> Result<Box<dyn LoadedModel>, AiError> {
+    fn load(&self, path: &Path, input: &[Dim]) -> Result<Box<dyn LoadedModel>, AiError> {
         let fail = |e: TractError| AiError::TaskUnavailable {
             task: path.display().to_string(),
             reason: format!("cannot load model: {e:#}"),
         };
-        let model = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(fail)?
-            .with_input_fact(0, f32::fact(input_shape).into())
-            .map_err(fail)?
-            .into_optimized()
+        let mut model = tract_onnx::onnx().model_for_path(path).map_err(fail)?;
+        let batch = model.sym("N");
+        let dims: TVec<TDim> = input
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => TDim::from(*n),
+                Dim::Batch => TDim::from(batch.clone()),
+            })
+            .collect();
+        model
+            .set_input_fact(0, f32::fact(dims).into())
             .map_err(fail)?;
+        for i in 0..model.outputs.len() {
+            model
+                .set_output_fact(i, InferenceFact::default())
+                .map_err(fail)?;
+        }
+        let model = model.into_optimized().map_err(fail)?;
         let outputs = model
             .outputs
             .iter()

@@ -4,7 +4,7 @@
 use image::RgbImage;
 use serde::Deserialize;
 
-use super::backend::{Backend, LoadedModel};
+use super::backend::{fixed, Backend, LoadedModel};
 use super::error::AiError;
 use super::nms::{nms, RawDetection};
 use super::preprocess::letterbox;
@@ -48,7 +48,8 @@ fn input_size_of(entry: &ModelEntry) -> Option<u32> {
         .filter(|s| *s >= 32 && *s <= 4096 && s % 32 == 0)
 }
 
-fn unavailable(entry: &ModelEntry, reason: impl Into<String>) -> AiError {
+/// The error for a model that is in the manifest but cannot serve.
+pub(super) fn unavailable(entry: &ModelEntry, reason: impl Into<String>) -> AiError {
     AiError::TaskUnavailable {
         task: entry.id.clone(),
         reason: reason.into(),
@@ -63,8 +64,19 @@ fn read_labels(catalog: &Catalog, file: &str) -> Result<Vec<String>, std::io::Er
         .collect())
 }
 
+/// Refuses a model whose files are missing or differ from their sha256.
+pub(super) fn verified(catalog: &Catalog, entry: &ModelEntry) -> Result<(), AiError> {
+    match catalog.verify(entry) {
+        Integrity::Ok => Ok(()),
+        Integrity::Missing => Err(unavailable(entry, "model file missing")),
+        Integrity::Altered { .. } => {
+            Err(unavailable(entry, "model file does not match its sha256"))
+        }
+    }
+}
+
 /// The entry's labels, whichever way the manifest gives them.
-fn labels_of(
+pub(super) fn labels_of(
     catalog: &Catalog,
     entry: &ModelEntry,
     sidecar_labels: Option<String>,
@@ -85,13 +97,7 @@ impl Detector {
         catalog: &Catalog,
         entry: &ModelEntry,
     ) -> Result<Self, AiError> {
-        match catalog.verify(entry) {
-            Integrity::Ok => {}
-            Integrity::Missing => return Err(unavailable(entry, "model file missing")),
-            Integrity::Altered { .. } => {
-                return Err(unavailable(entry, "model file does not match its sha256"))
-            }
-        }
+        verified(catalog, entry)?;
         let input_size =
             input_size_of(entry).ok_or_else(|| unavailable(entry, "model input size unknown"))?;
         let (decoder, sidecar_labels, pad) = match entry.kind.as_str() {
@@ -121,7 +127,7 @@ impl Detector {
         };
         let labels = labels_of(catalog, entry, sidecar_labels)?;
         let s = input_size as usize;
-        let model = backend.load(&catalog.path(&entry.file), &[1, 3, s, s])?;
+        let model = backend.load(&catalog.path(&entry.file), &fixed(&[1, 3, s, s]))?;
         Ok(Self {
             model,
             decoder,

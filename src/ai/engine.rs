@@ -12,11 +12,14 @@ use tokio::sync::Semaphore;
 use super::backend::Backend;
 use super::detector::{is_detector_kind, Detector};
 use super::error::AiError;
+use super::faces::{analyze, is_face_kind, AttributeNet, FaceAnalysis, FaceDetector};
 use super::nms::RawDetection;
-use super::task::{round4, xywh, DetectionOut, DetectionResult, Params, Task};
+use super::task::{
+    round1, round4, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
+};
 use crate::catalog::{Catalog, ModelEntry};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, FacesConfig};
 use crate::frame::Frame;
 use crate::tracker::{TrackInput, Tracker, TrackerConfig, TrackerRegistry};
 
@@ -29,11 +32,27 @@ struct ModelStats {
     total_us: AtomicU64,
 }
 
+/// A model in its loaded form; which one depends on the manifest kind.
+#[derive(Clone)]
+enum Loaded {
+    Detector(Arc<Detector>),
+    Faces(Arc<FaceDetector>),
+    Attribute(Arc<AttributeNet>),
+}
+
 /// One installed model and, once first used, its loaded form.
 struct ModelSlot {
     entry: ModelEntry,
-    detector: Mutex<Option<Arc<Detector>>>,
+    loaded: Mutex<Option<Loaded>>,
     stats: ModelStats,
+}
+
+impl ModelSlot {
+    /// Counts one inference of `us` microseconds for `/health`.
+    fn record(&self, us: u64) {
+        self.stats.inferences.fetch_add(1, Ordering::Relaxed);
+        self.stats.total_us.fetch_add(us, Ordering::Relaxed);
+    }
 }
 
 /// What `/health` reports per model.
@@ -65,6 +84,7 @@ pub struct Engine {
     backend: Arc<dyn Backend>,
     slots: Vec<ModelSlot>,
     default_model: String,
+    faces: FacesConfig,
     confidence: f32,
     iou: f32,
     trackers: Mutex<TrackerRegistry>,
@@ -90,10 +110,10 @@ impl Engine {
         let slots = catalog
             .entries()
             .iter()
-            .filter(|e| is_detector_kind(&e.kind))
+            .filter(|e| is_detector_kind(&e.kind) || is_face_kind(&e.kind))
             .map(|e| ModelSlot {
                 entry: e.clone(),
-                detector: Mutex::new(None),
+                loaded: Mutex::new(None),
                 stats: ModelStats::default(),
             })
             .collect();
@@ -107,6 +127,7 @@ impl Engine {
             backend,
             slots,
             default_model: cfg.detector.model.clone(),
+            faces: cfg.faces.clone(),
             confidence: cfg.detector.confidence,
             iou: cfg.detector.iou,
             trackers: Mutex::new(
@@ -123,14 +144,46 @@ impl Engine {
         self.slots.iter().find(|s| s.entry.id == id)
     }
 
+    fn installed(&self, id: &str) -> bool {
+        self.slot(id)
+            .is_some_and(|s| self.catalog.installed(&s.entry))
+    }
+
+    /// Whether `task`'s own model is installed (age and gender are optional
+    /// extras of `face_detection`).
+    fn task_ready(&self, task: Task) -> bool {
+        if task.uses_detector() {
+            self.installed(&self.default_model)
+        } else {
+            self.installed(&self.faces.model)
+        }
+    }
+
     /// Tasks whose model is installed, for `/capabilities`.
     pub fn capabilities(&self) -> Vec<&'static str> {
-        let detector_ok = self
-            .slot(&self.default_model)
-            .is_some_and(|s| self.catalog.installed(&s.entry));
         Task::ALL
             .into_iter()
-            .filter(|_| detector_ok)
+            .filter(|t| self.task_ready(*t))
+            .map(Task::name)
+            .collect()
+    }
+
+    /// The tasks a configured model serves, for `/adapters`.
+    fn tasks_of(&self, id: &str) -> Vec<&'static str> {
+        let face_ids = [
+            &self.faces.model,
+            &self.faces.age_model,
+            &self.faces.gender_model,
+        ];
+        Task::ALL
+            .into_iter()
+            .filter(|t| {
+                if t.uses_detector() {
+                    id == self.default_model
+                } else {
+                    face_ids.iter().any(|f| *f == id)
+                }
+            })
             .map(Task::name)
             .collect()
     }
@@ -146,11 +199,7 @@ impl Engine {
                 sha256: s.entry.sha256.clone(),
                 backend: self.backend.name(),
                 loaded: s.stats.loaded.load(Ordering::Relaxed),
-                tasks: if s.entry.id == self.default_model {
-                    Task::ALL.into_iter().map(Task::name).collect()
-                } else {
-                    Vec::new()
-                },
+                tasks: self.tasks_of(&s.entry.id),
                 source: s.entry.source.clone(),
             })
             .collect()
@@ -179,20 +228,29 @@ impl Engine {
 
     /// Loads the model on first use; later calls get the same instance.
     /// Failures are not cached, so fixing the file on disk fixes the daemon.
-    fn detector(&self, id: &str) -> Result<(Arc<Detector>, &ModelSlot), AiError> {
+    fn load(&self, id: &str) -> Result<(Loaded, &ModelSlot), AiError> {
         let slot = self
             .slot(id)
             .ok_or_else(|| AiError::UnknownModel(id.to_owned()))?;
-        let mut guard = lock(&slot.detector);
+        let mut guard = lock(&slot.loaded);
         if let Some(d) = guard.as_ref() {
             return Ok((d.clone(), slot));
         }
         let t0 = Instant::now();
-        let d = Arc::new(Detector::load(
-            self.backend.as_ref(),
-            &self.catalog,
-            &slot.entry,
-        )?);
+        let (backend, entry) = (self.backend.as_ref(), &slot.entry);
+        let d = match entry.kind.as_str() {
+            "centerface" => Loaded::Faces(Arc::new(FaceDetector::load(
+                backend,
+                &self.catalog,
+                entry,
+                self.faces.input_width,
+                self.faces.input_height,
+            )?)),
+            k if is_face_kind(k) => {
+                Loaded::Attribute(Arc::new(AttributeNet::load(backend, &self.catalog, entry)?))
+            }
+            _ => Loaded::Detector(Arc::new(Detector::load(backend, &self.catalog, entry)?)),
+        };
         slot.stats
             .load_ms
             .store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -204,6 +262,35 @@ impl Engine {
         );
         *guard = Some(d.clone());
         Ok((d, slot))
+    }
+
+    /// A request naming a model of the wrong kind is the client's mistake.
+    fn wrong_kind(slot: &ModelSlot, wanted: &str) -> AiError {
+        AiError::BadRequest(format!(
+            "model {} is a {} model, not {wanted}",
+            slot.entry.id, slot.entry.kind
+        ))
+    }
+
+    fn detector(&self, id: &str) -> Result<(Arc<Detector>, &ModelSlot), AiError> {
+        match self.load(id)? {
+            (Loaded::Detector(d), slot) => Ok((d, slot)),
+            (_, slot) => Err(Self::wrong_kind(slot, "an object detector")),
+        }
+    }
+
+    fn face_detector(&self, id: &str) -> Result<(Arc<FaceDetector>, &ModelSlot), AiError> {
+        match self.load(id)? {
+            (Loaded::Faces(d), slot) => Ok((d, slot)),
+            (_, slot) => Err(Self::wrong_kind(slot, "a face detector")),
+        }
+    }
+
+    fn attribute_net(&self, id: &str) -> Result<(Arc<AttributeNet>, &ModelSlot), AiError> {
+        match self.load(id)? {
+            (Loaded::Attribute(d), slot) => Ok((d, slot)),
+            (_, slot) => Err(Self::wrong_kind(slot, "an age or gender model")),
+        }
     }
 
     /// Runs blocking work `f` on the blocking pool behind the bounded queue.
@@ -240,6 +327,9 @@ impl Engine {
         params: &Params,
     ) -> Result<serde_json::Value, AiError> {
         params.validate()?;
+        if task == Task::FaceDetection {
+            return self.run_faces(frame, params);
+        }
         let t0 = Instant::now();
         let model_id = params
             .model
@@ -264,6 +354,7 @@ impl Engine {
                     .map(|d| out_of(d, None, Some("person".into())))
                     .collect()
             }
+            Task::FaceDetection => Vec::new(),
             Task::ObjectDetection => {
                 let wanted = params.classes.as_ref();
                 raw.iter()
@@ -276,10 +367,7 @@ impl Engine {
         };
         out.truncate(max);
         let elapsed = t0.elapsed();
-        slot.stats.inferences.fetch_add(1, Ordering::Relaxed);
-        slot.stats
-            .total_us
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        slot.record(elapsed.as_micros() as u64);
         let mean = if out.is_empty() {
             0.0
         } else {
@@ -291,6 +379,85 @@ impl Engine {
             confidence: (mean * 10_000.0).round() / 10_000.0,
             detections: out,
             latency_ms: elapsed.as_millis() as u64,
+            executed_at: rfc3339(self.clock.now_ms()),
+            model_id,
+        };
+        serde_json::to_value(result).map_err(|e| AiError::Inference(e.to_string()))
+    }
+
+    /// Face boxes, landmarks and (unless turned off) age and gender, with
+    /// the chips they came from; shared by `face_detection` and the CLI's
+    /// chip dump. Returns the face detector's id too.
+    pub fn analyze_faces(
+        &self,
+        image: &image::RgbImage,
+        params: &Params,
+    ) -> Result<(FaceAnalysis, String), AiError> {
+        params.validate()?;
+        let t0 = Instant::now();
+        let model_id = params
+            .model
+            .clone()
+            .unwrap_or_else(|| self.faces.model.clone());
+        let (det, slot) = self.face_detector(&model_id)?;
+        let with_attributes = match params.attributes {
+            Some(w) => w,
+            None => {
+                self.installed(&self.faces.age_model) && self.installed(&self.faces.gender_model)
+            }
+        };
+        let nets = if with_attributes {
+            Some((
+                self.attribute_net(&self.faces.age_model)?,
+                self.attribute_net(&self.faces.gender_model)?,
+            ))
+        } else {
+            None
+        };
+        let analysis = analyze(
+            &det,
+            nets.as_ref()
+                .map(|((a, _), (g, _))| (a.as_ref(), g.as_ref())),
+            image,
+            params.min_confidence.unwrap_or(self.faces.confidence),
+            self.faces.iou,
+            params.max_faces.unwrap_or(self.faces.max_faces),
+        )?;
+        if let Some(((_, age_slot), (_, gender_slot))) = &nets {
+            if !analysis.faces.is_empty() {
+                age_slot.record(analysis.attribute_us[0]);
+                gender_slot.record(analysis.attribute_us[1]);
+            }
+        }
+        let attr_us = analysis.attribute_us[0] + analysis.attribute_us[1];
+        slot.record((t0.elapsed().as_micros() as u64).saturating_sub(attr_us));
+        Ok((analysis, model_id))
+    }
+
+    fn run_faces(&self, frame: &Frame, params: &Params) -> Result<serde_json::Value, AiError> {
+        let t0 = Instant::now();
+        let (a, model_id) = self.analyze_faces(&frame.image, params)?;
+        let faces: Vec<FaceOut> = a
+            .faces
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let attr = a.attributes.as_ref().and_then(|v| v.get(i));
+                FaceOut {
+                    bbox: f.bbox.map(|v| v.round() as i32),
+                    confidence: round4(f.score),
+                    landmarks: f.landmarks.map(|p| p.map(round1)),
+                    age: attr.map(|x| round1(x.age)),
+                    gender: attr.map(|x| x.gender.clone()),
+                    gender_confidence: attr.map(|x| round4(x.gender_confidence)),
+                }
+            })
+            .collect();
+        let result = FaceResult {
+            task: Task::FaceDetection.name(),
+            face_count: faces.len(),
+            faces,
+            latency_ms: t0.elapsed().as_millis() as u64,
             executed_at: rfc3339(self.clock.now_ms()),
             model_id,
         };

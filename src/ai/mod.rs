@@ -1,10 +1,13 @@
 //! On-device inference: model loading, pre/post-processing, tasks and the
 //! engine that schedules them. Knows nothing about HTTP.
 
+pub mod align;
 pub mod backend;
+pub mod centerface;
 pub mod detector;
 pub mod engine;
 pub mod error;
+pub mod faces;
 pub mod nms;
 pub mod preprocess;
 pub mod task;

@@ -25,16 +25,29 @@ pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 
 /// Greedy class-aware NMS: keeps the best box and drops others of the same
 /// class overlapping it by more than `iou_thresh`. Output is sorted by score.
-pub fn nms(mut dets: Vec<RawDetection>, iou_thresh: f32) -> Vec<RawDetection> {
-    dets.retain(|d| d.score.is_finite() && d.bbox.iter().all(|v| v.is_finite()));
-    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut keep: Vec<RawDetection> = Vec::with_capacity(dets.len().min(128));
-    for d in dets {
+pub fn nms(dets: Vec<RawDetection>, iou_thresh: f32) -> Vec<RawDetection> {
+    nms_indices(&dets, iou_thresh)
+        .into_iter()
+        .map(|i| dets[i])
+        .collect()
+}
+
+/// [`nms`] as indices into `dets`, best first, for callers that keep more
+/// per box than a [`RawDetection`] holds (face landmarks). Boxes with
+/// non-finite values are dropped.
+pub fn nms_indices(dets: &[RawDetection], iou_thresh: f32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..dets.len())
+        .filter(|&i| dets[i].score.is_finite() && dets[i].bbox.iter().all(|v| v.is_finite()))
+        .collect();
+    order.sort_by(|&a, &b| dets[b].score.total_cmp(&dets[a].score));
+    let mut keep: Vec<usize> = Vec::with_capacity(order.len().min(128));
+    for i in order {
+        let d = &dets[i];
         if keep
             .iter()
-            .all(|k| k.class_id != d.class_id || iou(&k.bbox, &d.bbox) <= iou_thresh)
+            .all(|&k| dets[k].class_id != d.class_id || iou(&dets[k].bbox, &d.bbox) <= iou_thresh)
         {
-            keep.push(d);
+            keep.push(i);
         }
     }
     keep

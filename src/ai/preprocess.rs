@@ -1,11 +1,11 @@
-//! Image to tensor: letterboxing keeps the aspect ratio so people are not
-//! squashed, and remembers how to map boxes back to source pixels.
+//! Image to tensor: letterboxing keeps the aspect ratio so people and faces
+//! are not squashed, and remembers how to map boxes back to source pixels.
 
 use image::{imageops, RgbImage};
 
 use super::backend::F32Tensor;
 
-/// How a source image was placed into the square network input.
+/// How a source image was placed into the network input.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Letterbox {
     pub scale: f32,
@@ -21,18 +21,33 @@ pub struct Letterbox {
 impl Letterbox {
     /// Computes the placement of a `w`x`h` image into a `size`x`size` input.
     pub fn new(w: u32, h: u32, size: u32) -> Self {
-        let scale = (size as f32 / w as f32).min(size as f32 / h as f32);
-        let nw = ((w as f32 * scale).round() as u32).clamp(1, size);
-        let nh = ((h as f32 * scale).round() as u32).clamp(1, size);
+        Self::fit(w, h, size, size)
+    }
+
+    /// Computes the placement of a `w`x`h` image into a `dst_w`x`dst_h` input
+    /// (CenterFace runs at 4:3, the shape of most camera frames).
+    pub fn fit(w: u32, h: u32, dst_w: u32, dst_h: u32) -> Self {
+        let scale = (dst_w as f32 / w as f32).min(dst_h as f32 / h as f32);
+        let nw = ((w as f32 * scale).round() as u32).clamp(1, dst_w);
+        let nh = ((h as f32 * scale).round() as u32).clamp(1, dst_h);
         Self {
             scale,
-            pad_x: ((size - nw) / 2) as f32,
-            pad_y: ((size - nh) / 2) as f32,
+            pad_x: ((dst_w - nw) / 2) as f32,
+            pad_y: ((dst_h - nh) / 2) as f32,
             src_w: w,
             src_h: h,
             new_w: nw,
             new_h: nh,
         }
+    }
+
+    /// Maps a point in network pixels to source pixels (not clamped: a
+    /// landmark of a face cut by the frame edge may lie outside it).
+    pub fn point_to_source(&self, p: [f32; 2]) -> [f32; 2] {
+        [
+            (p[0] - self.pad_x) / self.scale,
+            (p[1] - self.pad_y) / self.scale,
+        ]
     }
 
     /// Maps `[x1,y1,x2,y2]` in network pixels to source pixels, clamped to the image.
@@ -48,6 +63,18 @@ impl Letterbox {
     }
 }
 
+/// How a network wants its pixels: models differ in channel order and range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PixelMap {
+    /// Channel planes in B, G, R order (Caffe and OpenCV lineage) instead of R, G, B.
+    pub bgr: bool,
+    /// Each byte is divided by this (255 for 0..1 inputs, 1 for raw 0..255);
+    /// a division, not a multiplication by the inverse, so values are exact.
+    pub divisor: f32,
+    /// Value of the padding around the letterboxed image.
+    pub pad: f32,
+}
+
 /// Letterboxes `img` into a `[1,3,size,size]` RGB tensor scaled to 0..1,
 /// padding with `pad` (darknet uses 0.5 grey).
 ///
@@ -56,7 +83,26 @@ impl Letterbox {
 /// without it aliases fine detail away, and YOLOv4-tiny then misses people
 /// (bus.jpg at 416 px: 2 people above 0.35 without it, 3 with it).
 pub fn letterbox(img: &RgbImage, size: u32, pad: f32) -> (F32Tensor, Letterbox) {
-    let lb = Letterbox::new(img.width(), img.height(), size);
+    letterbox_to(
+        img,
+        size,
+        size,
+        PixelMap {
+            bgr: false,
+            divisor: 255.0,
+            pad,
+        },
+    )
+}
+
+/// Letterboxes `img` into a `[1,3,dst_h,dst_w]` tensor laid out as `map` says.
+pub fn letterbox_to(
+    img: &RgbImage,
+    dst_w: u32,
+    dst_h: u32,
+    map: PixelMap,
+) -> (F32Tensor, Letterbox) {
+    let lb = Letterbox::fit(img.width(), img.height(), dst_w, dst_h);
     let resized;
     let src = if (lb.new_w, lb.new_h) == img.dimensions() {
         img
@@ -64,23 +110,23 @@ pub fn letterbox(img: &RgbImage, size: u32, pad: f32) -> (F32Tensor, Letterbox) 
         resized = imageops::resize(img, lb.new_w, lb.new_h, imageops::FilterType::Triangle);
         &resized
     };
-    let s = size as usize;
-    let plane = s * s;
-    let mut data = vec![pad; 3 * plane];
+    let (w, h) = (dst_w as usize, dst_h as usize);
+    let plane = w * h;
+    let mut data = vec![map.pad; 3 * plane];
     let (px, py) = (lb.pad_x as usize, lb.pad_y as usize);
-    const K: f32 = 1.0 / 255.0;
+    let order: [usize; 3] = if map.bgr { [2, 1, 0] } else { [0, 1, 2] };
     for (y, row) in src.rows().enumerate() {
-        let base = (y + py) * s + px;
+        let base = (y + py) * w + px;
         for (x, p) in row.enumerate() {
             let i = base + x;
-            data[i] = p[0] as f32 * K;
-            data[plane + i] = p[1] as f32 * K;
-            data[2 * plane + i] = p[2] as f32 * K;
+            for (c, &ch) in order.iter().enumerate() {
+                data[c * plane + i] = p[ch] as f32 / map.divisor;
+            }
         }
     }
     (
         F32Tensor {
-            shape: vec![1, 3, s, s],
+            shape: vec![1, 3, h, w],
             data,
         },
         lb,
@@ -123,5 +169,22 @@ mod tests {
         for v in &t.data {
             assert!((v - 0.5).abs() < 0.05, "{v}");
         }
+    }
+
+    #[test]
+    fn bgr_raw_bytes_into_a_wide_input() {
+        let img = RgbImage::from_pixel(2, 2, image::Rgb([10, 20, 30]));
+        let map = PixelMap {
+            bgr: true,
+            divisor: 1.0,
+            pad: 0.0,
+        };
+        let (t, lb) = letterbox_to(&img, 4, 2, map);
+        assert_eq!(t.shape, vec![1, 3, 2, 4]);
+        assert_eq!((lb.pad_x, lb.pad_y, lb.scale), (1.0, 0.0, 1.0));
+        assert_eq!(&t.data[0..4], &[0.0, 30.0, 30.0, 0.0]); // B plane, row 0
+        assert_eq!(t.data[8 + 1], 20.0); // G
+        assert_eq!(t.data[16 + 1], 10.0); // R
+        assert_eq!(lb.point_to_source([2.0, 1.0]), [1.0, 1.0]);
     }
 }

@@ -16,22 +16,33 @@ pub enum Task {
     PersonDetection,
     /// Every COCO class, with labels.
     ObjectDetection,
+    /// Faces with five landmarks and, by default, age and gender.
+    FaceDetection,
 }
 
 impl Task {
     /// Every task, in the order `/capabilities` lists them.
-    pub const ALL: [Task; 3] = [
+    pub const ALL: [Task; 4] = [
         Task::PersonCounting,
         Task::PersonDetection,
         Task::ObjectDetection,
+        Task::FaceDetection,
     ];
 
+    /// The wire name, as clients send it and `/capabilities` lists it.
     pub fn name(self) -> &'static str {
         match self {
             Task::PersonCounting => "person_counting",
             Task::PersonDetection => "person_detection",
             Task::ObjectDetection => "object_detection",
+            Task::FaceDetection => "face_detection",
         }
+    }
+
+    /// Whether the object detector serves this task (the others have their
+    /// own models, so their availability is decided separately).
+    pub fn uses_detector(self) -> bool {
+        !matches!(self, Task::FaceDetection)
     }
 
     /// Parses a task name; an unknown name is a 422, not a 400, because the
@@ -58,12 +69,27 @@ pub struct Params {
     pub model: Option<String>,
     /// For `object_detection`: only these labels.
     pub classes: Option<Vec<String>>,
+    /// For `face_detection`: minimum face score (0..1); `confidence` is the
+    /// detectors' and is left alone so one pipeline can tune both.
+    pub min_confidence: Option<f32>,
+    /// For `face_detection`: cap on reported faces, best first.
+    pub max_faces: Option<usize>,
+    /// For `face_detection`: `false` skips age and gender (faster); unset
+    /// means "when the attribute models are installed".
+    pub attributes: Option<bool>,
 }
+
+/// Upper bound of `max_faces`: every face costs two network rows.
+pub const MAX_FACES_LIMIT: usize = 256;
 
 impl Params {
     /// Rejects values that would make the result meaningless.
     pub fn validate(&self) -> Result<(), AiError> {
-        for (name, v) in [("confidence", self.confidence), ("iou", self.iou)] {
+        for (name, v) in [
+            ("confidence", self.confidence),
+            ("iou", self.iou),
+            ("min_confidence", self.min_confidence),
+        ] {
             if let Some(v) = v {
                 if !(0.0..=1.0).contains(&v) {
                     return Err(AiError::BadRequest(format!(
@@ -76,6 +102,14 @@ impl Params {
             return Err(AiError::BadRequest(
                 "params.max_detections must be at least 1".into(),
             ));
+        }
+        if self
+            .max_faces
+            .is_some_and(|n| n == 0 || n > MAX_FACES_LIMIT)
+        {
+            return Err(AiError::BadRequest(format!(
+                "params.max_faces must be within 1..{MAX_FACES_LIMIT}"
+            )));
         }
         Ok(())
     }
@@ -123,4 +157,42 @@ pub fn xywh(b: [f32; 4]) -> [i32; 4] {
         (b[2].round() as i32 - x).max(0),
         (b[3].round() as i32 - y).max(0),
     ]
+}
+
+/// One reported face.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaceOut {
+    /// `[x1, y1, x2, y2]` in source pixels, as the seed's face answer has it
+    /// (unlike the detection tasks' `[x, y, w, h]`).
+    pub bbox: [i32; 4],
+    pub confidence: f64,
+    /// Image-left eye, image-right eye, nose tip, mouth left, mouth right; `[x, y]`.
+    pub landmarks: [[f64; 2]; 5],
+    /// Expected age in years (one decimal); absent with `attributes: false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age: Option<f64>,
+    /// `"M"` or `"F"`; absent with `attributes: false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+    /// Probability of the reported gender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender_confidence: Option<f64>,
+}
+
+/// The answer to `face_detection`, in the seed's shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaceResult {
+    pub task: &'static str,
+    pub faces: Vec<FaceOut>,
+    /// Always `faces.len()`.
+    pub face_count: usize,
+    pub latency_ms: u64,
+    pub executed_at: String,
+    /// The face detector's id.
+    pub model_id: String,
+}
+
+/// Rounds to 1 decimal, for pixel coordinates and ages.
+pub fn round1(v: f32) -> f64 {
+    (f64::from(v) * 10.0).round() / 10.0
 }

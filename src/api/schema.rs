@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use crate::ai::task::MAX_FACES_LIMIT;
 use crate::ai::{AiError, Task};
 
 fn request_schema(task: Task) -> Value {
@@ -42,14 +43,53 @@ fn request_schema(task: Task) -> Value {
                     "iou": {"type": "number", "minimum": 0, "maximum": 1},
                     "max_detections": {"type": "integer", "minimum": 1},
                     "model": {"type": "string"},
-                    "classes": {"type": "array", "items": {"type": "string"}}
+                    "classes": {"type": "array", "items": {"type": "string"}},
+                    "min_confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                       "description": "face_detection: minimum face score"},
+                    "max_faces": {"type": "integer", "minimum": 1, "maximum": MAX_FACES_LIMIT,
+                                  "description": "face_detection: cap on reported faces"},
+                    "attributes": {"type": "boolean",
+                                   "description": "face_detection: false skips age and gender"}
                 }
             }
         }
     })
 }
 
+fn face_response_schema() -> Value {
+    let point = json!({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2});
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["task", "faces", "face_count", "latency_ms", "executed_at", "model_id"],
+        "properties": {
+            "task": {"const": "face_detection"},
+            "faces": {"type": "array", "items": {
+                "type": "object",
+                "required": ["bbox", "confidence", "landmarks"],
+                "properties": {
+                    "bbox": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+                             "description": "[x1, y1, x2, y2] in source pixels"},
+                    "confidence": {"type": "number"},
+                    "landmarks": {"type": "array", "items": point, "minItems": 5, "maxItems": 5,
+                                  "description": "image-left eye, image-right eye, nose tip, mouth left, mouth right"},
+                    "age": {"type": "number", "description": "expected age in years; absent with attributes: false"},
+                    "gender": {"enum": ["M", "F"]},
+                    "gender_confidence": {"type": "number"}
+                }
+            }},
+            "face_count": {"type": "integer", "minimum": 0},
+            "latency_ms": {"type": "integer"},
+            "executed_at": {"type": "string", "format": "date-time"},
+            "model_id": {"type": "string"}
+        }
+    })
+}
+
 fn response_schema(task: Task) -> Value {
+    if task == Task::FaceDetection {
+        return face_response_schema();
+    }
     let mut det = json!({
         "type": "object",
         "required": ["bbox", "confidence"],
