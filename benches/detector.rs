@@ -5,35 +5,22 @@
 //! model + decode + NMS) median and p90 in ms. `models/bench.sh` runs this
 //! beside onnxruntime on the same ONNX files and image.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use opennvr_edge::ai::backend::{fixed, Backend, TractBackend};
 use opennvr_edge::ai::detector::Detector;
 use opennvr_edge::ai::preprocess::letterbox;
-use opennvr_edge::catalog::Catalog;
 
-fn stats(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.9))
-}
+mod common;
+
+use common::{stats, BenchArgs};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let opt = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let iters: usize = opt("--iters").and_then(|s| s.parse().ok()).unwrap_or(30);
-    let models =
-        PathBuf::from(std::env::var("OPENNVR_MODELS_DIR").unwrap_or_else(|_| "models/dist".into()));
-    let image = opt("--image")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| models.join("samples/bus.jpg"));
-    let img = image::open(&image).expect("bench image").into_rgb8();
-    let catalog = Catalog::open(&models).expect("models manifest (run scripts/setup.sh)");
+    let BenchArgs {
+        iters,
+        img,
+        catalog,
+    } = BenchArgs::parse(30, "samples/bus.jpg");
     for id in ["yolov4-tiny-320", "yolov4-tiny-416"] {
         let entry = catalog.get(id).expect("model in manifest");
         let size = entry.input_size().expect("input size");

@@ -6,20 +6,16 @@
 //! batches of 1 and 8 chips through one plan with a symbolic batch, as the daemon loads
 //! them). `models/bench_faces_ort.py` is the onnxruntime counterpart.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use image::RgbImage;
 use opennvr_edge::ai::backend::{fixed, Backend, TractBackend};
 use opennvr_edge::ai::faces::{face_chip, AttributeNet, FaceDetector};
 use opennvr_edge::ai::preprocess::{letterbox_to, PixelMap};
-use opennvr_edge::catalog::Catalog;
 
-fn stats(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.9))
-}
+mod common;
+
+use common::{stats, BenchArgs};
 
 fn time(iters: usize, mut f: impl FnMut()) -> (f64, f64) {
     for _ in 0..2 {
@@ -37,20 +33,11 @@ fn time(iters: usize, mut f: impl FnMut()) -> (f64, f64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let opt = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let iters: usize = opt("--iters").and_then(|s| s.parse().ok()).unwrap_or(20);
-    let models =
-        PathBuf::from(std::env::var("OPENNVR_MODELS_DIR").unwrap_or_else(|_| "models/dist".into()));
-    let image = opt("--image")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| models.join("samples/zidane.jpg"));
-    let img = image::open(&image).expect("bench image").into_rgb8();
-    let catalog = Catalog::open(&models).expect("models manifest (run scripts/setup.sh)");
+    let BenchArgs {
+        iters,
+        img,
+        catalog,
+    } = BenchArgs::parse(20, "samples/zidane.jpg");
     let entry = |id: &str| catalog.get(id).expect("model in manifest").clone();
     let (w, h) = (640u32, 480u32);
     for threads in [1, 2] {
