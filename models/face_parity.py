@@ -32,6 +32,9 @@ import sys
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference import iou  # noqa: E402  (one IoU for every script here)
+
 # Our template (src/ai/align.rs FACE_TEMPLATE): CenterFace's five points on dlib's canonical face.
 TEMPLATE = [
     ((0.1205750620789 + 0.3340850613712) / 2, (0.2137274526848 + 0.2290642403242) / 2),
@@ -72,15 +75,6 @@ def expected_age(p: np.ndarray) -> float:
     for i in range(81):
         acc = np.float32(acc + np.float32(w[i] * p[i]))
     return float(acc)
-
-
-def iou(a, b) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def check_frame(dump: str, models: str, tol: float) -> dict:

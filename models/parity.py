@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference import iou  # noqa: E402  (one IoU for every script here)
 
 
 def load(path: str) -> list[dict]:
@@ -45,16 +49,6 @@ def load(path: str) -> list[dict]:
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: detection {i} is malformed: {d!r}")
     return out
-
-
-def iou(a, b) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def one_way(src: list[dict], dst: list[dict], min_conf: float, min_iou: float):
