@@ -31,7 +31,6 @@ same (pinned) numpy/onnx/protobuf versions give byte-identical files.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -39,6 +38,8 @@ import sys
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from fetch_helper import sha256_file  # the script's own dir is on sys.path
 
 CONVERTER_VERSION = "1"
 OPSET = 13
@@ -227,14 +228,6 @@ def fold_batchnorm(w, bias, scales, mean, var, mode):
     factor = g64 / denom
     w_f = w64 * factor.reshape((-1,) + (1,) * (w.ndim - 1))
     return w_f.astype(np.float32), bias_f.astype(np.float32)
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def convert(cfg_path: str, weights_path: str, size: int | None, bn_mode: str = "alexeyab"):

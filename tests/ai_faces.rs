@@ -4,10 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
-use common::{bin, client, fixture, models_dir, temp_dir, Daemon};
+use common::{client, fixture, models_dir, temp_dir, Daemon};
 use serde_json::{json, Value};
 
 const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
@@ -272,13 +271,10 @@ fn age_weights_match_the_package_manifest() {
 #[test]
 fn infer_cli_reports_faces_and_dumps_chips() {
     let out_dir = temp_dir("chips");
-    let out = Command::new(bin())
+    let out = common::cli()
         .args(["infer", "--task", "face_detection", "--dump-chips"])
         .arg(&out_dir)
         .arg(fixture("samples/astronaut.png"))
-        .env("OPENNVR_MODELS_DIR", models_dir())
-        .env("OPENNVR_LOG", "warn")
-        .env_remove("OPENNVR_CONFIG")
         .output()
         .unwrap();
     assert!(

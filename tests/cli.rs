@@ -2,15 +2,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{bin, fixture, models_dir, temp_dir};
+use common::{cli, fixture, models_dir, temp_dir};
 use serde_json::Value;
 
 #[test]
 fn infer_prints_the_api_json() {
-    let out = Command::new(bin())
-        .env("OPENNVR_MODELS_DIR", models_dir())
+    let out = cli()
         .args(["infer", "--task", "person_counting"])
         .arg(fixture("samples/bus.jpg"))
         .output()
@@ -33,8 +30,7 @@ fn infer_prints_the_api_json() {
         assert!(v.get(key).is_some(), "missing {key}");
     }
 
-    let out = Command::new(bin())
-        .env("OPENNVR_MODELS_DIR", models_dir())
+    let out = cli()
         .args(["infer", "--task", "person_counting", "/nonexistent.jpg"])
         .output()
         .unwrap();
@@ -43,11 +39,7 @@ fn infer_prints_the_api_json() {
 
 #[test]
 fn models_verifies_checksums() {
-    let ok = Command::new(bin())
-        .env("OPENNVR_MODELS_DIR", models_dir())
-        .args(["models", "--json"])
-        .output()
-        .unwrap();
+    let ok = cli().args(["models", "--json"]).output().unwrap();
     assert!(
         ok.status.success(),
         "{}",
@@ -69,7 +61,7 @@ fn models_verifies_checksums() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&target, bytes).unwrap();
-    let bad = Command::new(bin())
+    let bad = cli()
         .env("OPENNVR_MODELS_DIR", &copy)
         .args(["models"])
         .output()
@@ -78,7 +70,7 @@ fn models_verifies_checksums() {
     assert!(String::from_utf8_lossy(&bad.stdout).contains("ALTERED"));
 
     // The daemon refuses to run an altered model rather than running it.
-    let out = Command::new(bin())
+    let out = cli()
         .env("OPENNVR_MODELS_DIR", &copy)
         .args(["infer", "--task", "person_detection"])
         .arg(fixture("samples/bus.jpg"))

@@ -383,3 +383,12 @@ impl SseClient {
         }
     }
 }
+
+/// The binary as a one-shot command on the test models (config file ignored, quiet logs).
+pub fn cli() -> Command {
+    let mut c = Command::new(bin());
+    c.env("OPENNVR_MODELS_DIR", models_dir())
+        .env("OPENNVR_LOG", "warn")
+        .env_remove("OPENNVR_CONFIG");
+    c
+}
