@@ -39,6 +39,8 @@ pub struct Config {
     pub detector: DetectorConfig,
     pub faces: FacesConfig,
     pub tracker: TrackerSettings,
+    pub ingest: IngestConfig,
+    pub retention: RetentionConfig,
 }
 
 /// The AI adapter (port 9100).
@@ -228,6 +230,80 @@ impl Default for TrackerSettings {
     }
 }
 
+/// Camera ingest: the ffmpeg child per camera, chunking, frames and events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// The ffmpeg binary (Debian's `ffmpeg`); a bare name is looked up on PATH.
+    pub ffmpeg: PathBuf,
+    /// The ffprobe binary, used only to salvage chunks left by a crash.
+    pub ffprobe: PathBuf,
+    /// Length of one MP4 chunk, seconds; cut at the first keyframe after it.
+    pub segment_s: u32,
+    /// RTSP transport: `tcp` survives lossy Wi-Fi and NAT; `udp` has less latency.
+    pub rtsp_transport: String,
+    /// ffmpeg's socket timeout for network cameras, seconds: a silent camera
+    /// makes ffmpeg exit after this, and the supervisor restarts it.
+    pub io_timeout_s: u32,
+    /// No frame for this long and the ffmpeg child is killed as stalled, seconds.
+    pub stall_timeout_s: u32,
+    /// First restart delay after a failure, milliseconds; doubles per failure.
+    pub backoff_min_ms: u64,
+    /// Cap on the restart delay, milliseconds.
+    pub backoff_max_ms: u64,
+    /// How often the supervisor re-reads the cameras table, milliseconds.
+    pub poll_ms: u64,
+    /// Frames wider than this are scaled down before JPEG encoding and detection.
+    pub max_frame_width: u32,
+    /// Consecutive sightings before a track counts as a person (filters flicker).
+    pub min_hits: u32,
+    /// A person count must hold this long before `count_changed` fires, ms.
+    pub count_debounce_ms: i64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            ffmpeg: PathBuf::from("ffmpeg"),
+            ffprobe: PathBuf::from("ffprobe"),
+            segment_s: 60,
+            rtsp_transport: "tcp".into(),
+            io_timeout_s: 10,
+            stall_timeout_s: 20,
+            backoff_min_ms: 1_000,
+            backoff_max_ms: 60_000,
+            poll_ms: 2_000,
+            max_frame_width: 1280,
+            min_hits: 2,
+            count_debounce_ms: 1_000,
+        }
+    }
+}
+
+/// How recordings and event snapshots are aged out; per-camera age limits
+/// live on the camera (`retention_days`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Total bytes of recordings kept across cameras; 0 = no byte budget.
+    pub max_bytes: u64,
+    /// Oldest chunks go while the recordings disk has less free space than this.
+    pub min_free_bytes: u64,
+    /// How often retention runs, seconds (and once after every new chunk
+    /// when a byte budget is set).
+    pub interval_s: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 0,
+            min_free_bytes: 1 << 30,
+            interval_s: 300,
+        }
+    }
+}
+
 impl Config {
     /// Reads `path` (if any), then applies environment overrides from `env`.
     ///
@@ -286,6 +362,27 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_STREAM_BUFFER") {
             self.nvr.stream_buffer = num("OPENNVR_STREAM_BUFFER", v)?;
+        }
+        if let Some(v) = env("OPENNVR_FFMPEG") {
+            self.ingest.ffmpeg = v.into();
+        }
+        if let Some(v) = env("OPENNVR_SEGMENT_S") {
+            self.ingest.segment_s = num("OPENNVR_SEGMENT_S", v)?;
+        }
+        if let Some(v) = env("OPENNVR_STALL_TIMEOUT_S") {
+            self.ingest.stall_timeout_s = num("OPENNVR_STALL_TIMEOUT_S", v)?;
+        }
+        if let Some(v) = env("OPENNVR_IO_TIMEOUT_S") {
+            self.ingest.io_timeout_s = num("OPENNVR_IO_TIMEOUT_S", v)?;
+        }
+        if let Some(v) = env("OPENNVR_BACKOFF_MAX_MS") {
+            self.ingest.backoff_max_ms = num("OPENNVR_BACKOFF_MAX_MS", v)?;
+        }
+        if let Some(v) = env("OPENNVR_RETENTION_MAX_BYTES") {
+            self.retention.max_bytes = num("OPENNVR_RETENTION_MAX_BYTES", v)?;
+        }
+        if let Some(v) = env("OPENNVR_RETENTION_MIN_FREE_BYTES") {
+            self.retention.min_free_bytes = num("OPENNVR_RETENTION_MIN_FREE_BYTES", v)?;
         }
         Ok(())
     }

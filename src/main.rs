@@ -18,8 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the AI adapter (9100) and the NVR core (8000).
-    Run,
+    /// Serve the AI adapter (9100) and the NVR core (8000), and record cameras.
+    Run(cmd::run::RunArgs),
     /// Run one task on image files and print the API's JSON.
     Infer(cmd::infer::InferArgs),
     /// List installed models and verify their sha256.
@@ -56,9 +56,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let cfg = cmd::load_config(cli.config.as_deref())?;
     match cli.command {
-        Command::Run => {
+        Command::Run(args) => {
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(cmd::run::run(cfg))?;
+            rt.block_on(cmd::run::run(cfg, args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Infer(args) => {

@@ -80,7 +80,7 @@ fn cameras_round_trip_and_hide_credentials() {
     // Bad input: 4xx in our JSON shape, nothing changes.
     let bad = [
         json!({"name": ""}),
-        json!({"detect_fps": 0}),
+        json!({"detect_fps": -1}),
         json!({"retention_days": -1}),
         json!({"source_url": "ftp://x"}),
         json!({"nmae": "typo"}),

@@ -326,10 +326,24 @@ impl Engine {
         frame: &Frame,
         params: &Params,
     ) -> Result<serde_json::Value, AiError> {
-        params.validate()?;
         if task == Task::FaceDetection {
+            params.validate()?;
             return self.run_faces(frame, params);
         }
+        let result = self.detect(task, frame, params)?;
+        serde_json::to_value(result).map_err(|e| AiError::Inference(e.to_string()))
+    }
+
+    /// A detection task's typed result (blocking); the camera pipeline uses
+    /// this directly, the HTTP API through [`Engine::run`]. `face_detection`
+    /// has its own result type and yields no detections here.
+    pub fn detect(
+        &self,
+        task: Task,
+        frame: &Frame,
+        params: &Params,
+    ) -> Result<DetectionResult, AiError> {
+        params.validate()?;
         let t0 = Instant::now();
         let model_id = params
             .model
@@ -373,7 +387,7 @@ impl Engine {
         } else {
             out.iter().map(|d| d.confidence).sum::<f64>() / out.len() as f64
         };
-        let result = DetectionResult {
+        Ok(DetectionResult {
             task: task.name(),
             count: out.len(),
             confidence: (mean * 10_000.0).round() / 10_000.0,
@@ -381,8 +395,17 @@ impl Engine {
             latency_ms: elapsed.as_millis() as u64,
             executed_at: rfc3339(self.clock.now_ms()),
             model_id,
-        };
-        serde_json::to_value(result).map_err(|e| AiError::Inference(e.to_string()))
+        })
+    }
+
+    /// The sha256 of an installed model, for event provenance.
+    pub fn model_sha256(&self, id: &str) -> Option<String> {
+        self.catalog.get(id).map(|e| e.sha256.clone())
+    }
+
+    /// The detector used when a request names none.
+    pub fn default_model(&self) -> &str {
+        &self.default_model
     }
 
     /// Face boxes, landmarks and (unless turned off) age and gender, with

@@ -1,4 +1,5 @@
-//! `opennvr-edge run`: serve the AI adapter and the NVR core until signalled.
+//! `opennvr-edge run`: serve the AI adapter and the NVR core, and run the
+//! cameras, until signalled.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,14 +12,24 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::frame::FrameStore;
 use crate::hw::Hardware;
+use crate::ingest::{self, Supervisor};
 use crate::nvr::auth::{password, secret, JwtKeys, LoginLimiter, Tickets};
 use crate::nvr::store::{db, Role, Store};
 use crate::nvr::NvrState;
 
+/// Options of `run`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// Add the demo camera `camera_0` (Debian's vtest.avi, looped) if it is missing.
+    #[arg(long, env = "OPENNVR_DEMO")]
+    pub demo: bool,
+}
+
 /// Binds both ports, prints one `listening ai=ADDR nvr=ADDR` line on stdout
-/// (tests and scripts read the real ports from it when given port 0), and
-/// serves until SIGINT or SIGTERM.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+/// (tests and scripts read the real ports from it when given port 0), starts
+/// the cameras, and serves until SIGINT or SIGTERM; then stops the cameras so
+/// each ffmpeg closes its last chunk.
+pub async fn run(cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.paths.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;
@@ -26,6 +37,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let frames = FrameStore::new(&frames_dir, cfg.ai.max_body_bytes as u64)
         .with_context(|| format!("opening frames dir {}", frames_dir.display()))?;
     let engine = super::build_engine(&cfg)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hw = Arc::new(Hardware::probe());
     if hw.has_gpu() {
         tracing::info!(
@@ -33,7 +45,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
     }
     let state = Arc::new(AiState {
-        engine,
+        engine: engine.clone(),
         frames,
         hw,
         started,
@@ -41,7 +53,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_pixels: cfg.ai.max_image_pixels,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let nvr_state = Arc::new(open_nvr(&cfg, started, stop_rx).await?);
+    let mut nvr_state = open_nvr(&cfg, started, clock.clone(), stop_rx.clone()).await?;
+    if args.demo {
+        ingest::demo::ensure(&cfg, &nvr_state.store).await?;
+    }
+    let ingest_ctx = Arc::new(ingest::Ctx::new(
+        &cfg,
+        nvr_state.store.clone(),
+        engine,
+        clock,
+    ));
+    nvr_state.cameras = Some(ingest_ctx.stats.clone());
+    let nvr_state = Arc::new(nvr_state);
     let ai = TcpListener::bind(cfg.ai.listen)
         .await
         .with_context(|| format!("binding AI adapter on {}", cfg.ai.listen))?;
@@ -62,7 +85,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         // End the live streams, or graceful shutdown would wait for them forever.
         let _ = stop_tx.send(true);
     });
+    let cameras = Supervisor::spawn(ingest_ctx, stop_rx);
     tokio::try_join!(ai_srv, nvr_srv)?;
+    let _ = cameras.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -72,9 +97,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 async fn open_nvr(
     cfg: &Config,
     started: Instant,
+    clock: Arc<dyn Clock>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<NvrState> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let db_path = super::db_path(cfg);
     let store = Store::open(&db_path, clock.clone(), cfg.nvr.stream_buffer)
         .with_context(|| format!("opening database {}", db_path.display()))?;
@@ -100,6 +125,9 @@ async fn open_nvr(
         store,
         clock,
         recordings_dir: cfg.paths.data_dir.join("recordings"),
+        frames_dir: cfg.paths.frames_dir(),
+        snapshots_dir: ingest::snapshots_dir(cfg),
+        cameras: None,
         started,
         max_body: n.max_body_bytes,
         shutdown,

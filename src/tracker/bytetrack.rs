@@ -193,23 +193,41 @@ impl Tracker {
         let mut track_used = vec![false; self.tracks.len()];
 
         // Stage 1: confident detections against every track.
-        let high_used = self.associate(
+        let mut high_used = vec![false; high.len()];
+        self.associate(
             &high,
-            &predicted,
+            &mut high_used,
             &mut track_used,
             |_| true,
+            |ti, d| iou(&predicted[ti], d),
             f64::from(self.cfg.match_iou),
+            now_ms,
+            &mut out,
+        );
+
+        // Stage 1b: what stage 1 left, by centre distance (see
+        // `TrackerConfig::match_distance`); IoU matches always win.
+        let gate = f64::from(self.cfg.match_distance);
+        self.associate(
+            &high,
+            &mut high_used,
+            &mut track_used,
+            |_| true,
+            |ti, d| proximity(&predicted[ti], d, gate),
+            f64::MIN_POSITIVE,
             now_ms,
             &mut out,
         );
 
         // Stage 2: weak detections against still-unmatched, recently tracked
         // tracks only; a weak box is not enough to revive a lost track.
+        let mut low_used = vec![false; low.len()];
         self.associate(
             &low,
-            &predicted,
+            &mut low_used,
             &mut track_used,
             |i| was_tracked[i],
+            |ti, d| iou(&predicted[ti], d),
             f64::from(self.cfg.low_match_iou),
             now_ms,
             &mut out,
@@ -326,33 +344,34 @@ impl Tracker {
         (high, low)
     }
 
-    /// Greedy IoU assignment of `dets` to eligible, unused tracks; updates
-    /// matched tracks and `out`, and returns which detections were matched.
+    /// Greedy assignment of unused `dets` to eligible, unused tracks by
+    /// `similarity` (best first, at least `min`); updates matched tracks,
+    /// `out`, and both used-flags.
     #[allow(clippy::too_many_arguments)]
     fn associate(
         &mut self,
         dets: &[Det],
-        predicted: &[[f64; 4]],
+        det_used: &mut [bool],
         track_used: &mut [bool],
         eligible: impl Fn(usize) -> bool,
-        min_iou: f64,
+        similarity: impl Fn(usize, &[f64; 4]) -> f64,
+        min: f64,
         now_ms: i64,
         out: &mut [Option<u64>],
-    ) -> Vec<bool> {
-        let mut det_used = vec![false; dets.len()];
+    ) {
         let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
             if track_used[ti] || !eligible(ti) {
                 continue;
             }
             for (di, d) in dets.iter().enumerate() {
-                if d.class_id != t.class_id {
+                if det_used[di] || d.class_id != t.class_id {
                     continue;
                 }
-                let v = iou(&predicted[ti], &d.bbox);
+                let v = similarity(ti, &d.bbox);
                 // `>=` with a NaN threshold is false, so a broken config
                 // simply disables matching rather than misbehaving.
-                if v > 0.0 && v >= min_iou {
+                if v > 0.0 && v >= min {
                     pairs.push((v, ti, di));
                 }
             }
@@ -369,7 +388,6 @@ impl Tracker {
             t.mark_seen(to_measurement(d.bbox), d.score, now_ms);
             out[d.index] = Some(t.id);
         }
-        det_used
     }
 
     fn start_track(&mut self, d: &Det, now_ms: i64) -> u64 {
@@ -401,6 +419,24 @@ fn valid_bbox(d: &TrackInput) -> Option<[f64; 4]> {
     let b = d.bbox.map(f64::from);
     let (w, h) = (b[2] - b[0], b[3] - b[1]);
     (w > 0.0 && h > 0.0).then_some(b)
+}
+
+/// How close two `x1,y1,x2,y2` boxes of similar height are: 1 at the same
+/// centre, falling to 0 at `gate` box heights apart; 0 when the heights
+/// differ by more than 1.5x (a different object) or a box is degenerate.
+fn proximity(a: &[f64; 4], b: &[f64; 4], gate: f64) -> f64 {
+    let (ha, hb) = (a[3] - a[1], b[3] - b[1]);
+    if !(ha > 0.0 && hb > 0.0 && gate > 0.0) || ha.max(hb) > 1.5 * ha.min(hb) {
+        return 0.0;
+    }
+    let dx = (a[0] + a[2] - b[0] - b[2]) / 2.0;
+    let dy = (a[1] + a[3] - b[1] - b[3]) / 2.0;
+    let d = dx.hypot(dy) / ((ha + hb) / 2.0);
+    if d.is_finite() && d < gate {
+        1.0 - d / gate
+    } else {
+        0.0
+    }
 }
 
 /// Intersection over union of two `x1,y1,x2,y2` boxes; 0 for degenerate or
@@ -448,6 +484,44 @@ mod tests {
         assert!((half - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(iou(&a, &[f64::NAN, 0.0, 10.0, 10.0]), 0.0);
         assert_eq!(iou(&a, &[10.0, 10.0, 0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn fast_small_objects_at_low_fps_keep_ids_by_distance() {
+        // 30x80 px pedestrians moving 40 px per frame (2.5 fps): no overlap
+        // with the previous box at first, yet each keeps its id; two people
+        // walking in opposite directions 200 px apart never swap.
+        let mut t = Tracker::new(TrackerConfig::default());
+        for f in 0..8i64 {
+            let x = 40.0 * f as f32;
+            let a = det(100.0 + x, 100.0, 30.0, 80.0, 0.9, 0);
+            let b = det(700.0 - x, 300.0, 30.0, 80.0, 0.9, 0);
+            assert_eq!(
+                t.update(&[a, b], f * 400),
+                vec![Some(1), Some(2)],
+                "frame {f}"
+            );
+        }
+        assert!(proximity(&[0.0, 0.0, 30.0, 80.0], &[40.0, 0.0, 70.0, 80.0], 0.6) > 0.0);
+        assert_eq!(
+            proximity(&[0.0, 0.0, 30.0, 80.0], &[60.0, 0.0, 90.0, 80.0], 0.6),
+            0.0
+        );
+        assert_eq!(
+            proximity(&[0.0, 0.0, 30.0, 80.0], &[0.0, 0.0, 30.0, 200.0], 0.6),
+            0.0
+        );
+        // Turned off, the same walk fragments.
+        let cfg = TrackerConfig {
+            match_distance: 0.0,
+            ..TrackerConfig::default()
+        };
+        let mut t = Tracker::new(cfg);
+        t.update(&[det(100.0, 100.0, 30.0, 80.0, 0.9, 0)], 0);
+        assert_eq!(
+            t.update(&[det(140.0, 100.0, 30.0, 80.0, 0.9, 0)], 400),
+            vec![Some(2)]
+        );
     }
 
     #[test]

@@ -42,6 +42,13 @@ pub struct TrackerConfig {
     /// Minimum IoU for the low-confidence stage; stricter, because a weak
     /// detection should only extend a track it clearly lines up with.
     pub low_match_iou: f32,
+    /// Fallback for confident detections the IoU stage left unmatched: the
+    /// largest centre distance, in box heights, at which one may still
+    /// continue an unmatched track of similar size. At 2-5 fps a distant
+    /// pedestrian moves more than its own width between frames, so its boxes
+    /// stop overlapping before the Kalman filter has learnt its velocity.
+    /// 0 turns the fallback off.
+    pub match_distance: f32,
     /// How long a track may go unseen before it is forgotten; bridges short
     /// occlusions without letting stale tracks steal new objects for ever.
     pub max_lost_ms: i64,
@@ -55,6 +62,7 @@ impl Default for TrackerConfig {
             low_thresh: 0.1,
             match_iou: 0.3,
             low_match_iou: 0.5,
+            match_distance: 0.6,
             max_lost_ms: 3000,
         }
     }

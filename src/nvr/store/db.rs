@@ -424,6 +424,36 @@ pub fn get_recording(
         .optional()?)
 }
 
+/// Every indexed chunk, oldest first: what retention and the startup
+/// reconciliation walk.
+pub fn all_recordings(conn: &Connection) -> Result<Vec<Recording>, StoreError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {RECORDING_COLS} FROM recordings ORDER BY start_ms, id"
+    ))?;
+    let rows = st.query_map([], recording_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Whether a chunk file is already indexed.
+pub fn recording_indexed(conn: &Connection, path: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM recordings WHERE path = ?1", [path], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
+}
+
+/// Removes chunks from the index (retention, or files found missing).
+pub fn delete_recordings(conn: &Connection, ids: &[i64]) -> Result<usize, StoreError> {
+    let mut st = conn.prepare("DELETE FROM recordings WHERE id = ?1")?;
+    let mut n = 0;
+    for id in ids {
+        n += st.execute([id])?;
+    }
+    Ok(n)
+}
+
 // ---------------------------------------------------------------- events
 
 const EVENT_COLS: &str = "id, camera_id, type, label, score, track_id, started_at, ended_at, bbox,

@@ -5,15 +5,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{WebError, WebResult};
 use super::extract::{Json as JsonBody, Path};
-use super::{valid_camera_id, Admin, NvrState};
+use super::{files, valid_camera_id, Admin, NvrState};
 use crate::nvr::auth::Principal;
 use crate::nvr::store::{db, Camera, CameraPatch};
 
@@ -108,8 +109,9 @@ impl CameraBody {
             }
         }
         if let Some(f) = self.detect_fps {
-            if !(f.is_finite() && f > 0.0 && f <= 60.0) {
-                return Err(WebError::BadRequest("detect_fps must be in (0, 60]".into()));
+            // 0 records (and keeps latest.jpg at 1 fps) without detection.
+            if !(f.is_finite() && (0.0..=60.0).contains(&f)) {
+                return Err(WebError::BadRequest("detect_fps must be in [0, 60]".into()));
             }
         }
         if let Some(d) = self.retention_days {
@@ -145,6 +147,41 @@ pub async fn get_one(
     valid_camera_id(&id)?;
     let cam = st.store.read(move |c| db::get_camera(c, &id)).await?;
     Ok(Json(public(cam.ok_or(WebError::NotFound("camera"))?)))
+}
+
+/// `GET /api/v1/cameras/{id}/snapshot.jpg`: the camera's latest frame,
+/// as the ingest pipeline last wrote it (replaced atomically, never torn).
+pub async fn snapshot(
+    State(st): State<Arc<NvrState>>,
+    _: Principal,
+    Path(id): Path<String>,
+    req: Request,
+) -> WebResult<Response> {
+    let cam = existing(&st, id).await?;
+    let rel = format!("{}/latest.jpg", cam.id);
+    files::serve(&st.frames_dir, &rel, "frame", req).await
+}
+
+/// `GET /api/v1/cameras/{id}/status`: is the camera up, and what its
+/// pipeline has done (frames, analysed, dropped, restarts, chunks, events).
+pub async fn status(
+    State(st): State<Arc<NvrState>>,
+    _: Principal,
+    Path(id): Path<String>,
+) -> WebResult<Json<Value>> {
+    let cam = existing(&st, id).await?;
+    let running = st.cameras.as_ref().and_then(|s| s.status(&cam.id));
+    // A plain struct of numbers and strings: serialising it cannot fail.
+    let mut v = serde_json::to_value(running.clone().unwrap_or_default()).unwrap_or_default();
+    v["camera_id"] = Value::from(cam.id);
+    v["running"] = Value::from(running.is_some() && cam.enabled);
+    Ok(Json(v))
+}
+
+async fn existing(st: &NvrState, id: String) -> WebResult<Camera> {
+    valid_camera_id(&id)?;
+    let cam = st.store.read(move |c| db::get_camera(c, &id)).await?;
+    cam.ok_or(WebError::NotFound("camera"))
 }
 
 /// `POST /api/v1/cameras` (admin) with the id in the body.

@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::{WebError, WebResult};
 use super::extract::{Json as JsonBody, Path, Query};
-use super::{valid_camera_id, Admin, NvrState};
+use super::{files, valid_camera_id, Admin, NvrState};
 use crate::nvr::auth::Principal;
 use crate::nvr::store::{db, Event, EventFilter, NewEvent};
 
@@ -101,6 +102,20 @@ pub async fn get_one(
 ) -> WebResult<Json<Event>> {
     let ev = st.store.read(move |c| db::get_event(c, id)).await?;
     Ok(Json(ev.ok_or(WebError::NotFound("event"))?))
+}
+
+/// `GET /api/v1/events/{id}/snapshot.jpg`: the frame the pipeline saved
+/// with the event (the best sighting for `person_left`).
+pub async fn snapshot(
+    State(st): State<Arc<NvrState>>,
+    _: Principal,
+    Path(id): Path<i64>,
+    req: Request,
+) -> WebResult<Response> {
+    let ev = st.store.read(move |c| db::get_event(c, id)).await?;
+    let ev = ev.ok_or(WebError::NotFound("event"))?;
+    let rel = ev.snapshot_path.ok_or(WebError::NotFound("snapshot"))?;
+    files::serve(&st.snapshots_dir, &rel, "snapshot", req).await
 }
 
 fn bad(msg: &str) -> WebError {

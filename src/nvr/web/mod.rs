@@ -8,6 +8,7 @@ mod cameras;
 pub mod error;
 mod events;
 mod extract;
+mod files;
 mod recordings;
 mod stream;
 
@@ -39,6 +40,12 @@ pub struct NvrState {
     pub clock: Arc<dyn Clock>,
     /// Root of the MP4 chunks; recording paths resolve under it and never escape.
     pub recordings_dir: PathBuf,
+    /// Root of `<camera>/latest.jpg`, written by the ingest pipeline.
+    pub frames_dir: PathBuf,
+    /// Root of event snapshots (`snapshot_path` is relative to it).
+    pub snapshots_dir: PathBuf,
+    /// Live ingest counters per camera; `None` when cameras are not run.
+    pub cameras: Option<Arc<crate::ingest::IngestStats>>,
     pub started: Instant,
     pub max_body: usize,
     /// Becomes `true` when the daemon is stopping: live streams never end on
@@ -69,6 +76,8 @@ pub fn router(state: Arc<NvrState>) -> Router {
                 .put(cameras::update)
                 .delete(cameras::remove),
         )
+        .route("/api/v1/cameras/{id}/snapshot.jpg", get(cameras::snapshot))
+        .route("/api/v1/cameras/{id}/status", get(cameras::status))
         .route("/api/v1/recordings/{camera_id}", get(recordings::list))
         .route(
             "/api/v1/recordings/{camera_id}/{recording_id}/content",
@@ -79,6 +88,7 @@ pub fn router(state: Arc<NvrState>) -> Router {
         .route("/api/v1/events/stream", get(stream::stream))
         .route("/api/v1/events/ticket", post(stream::ticket))
         .route("/api/v1/events/{id}", get(events::get_one))
+        .route("/api/v1/events/{id}/snapshot.jpg", get(events::snapshot))
         .fallback(crate::api::not_found)
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

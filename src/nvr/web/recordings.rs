@@ -1,18 +1,16 @@
 //! `/api/v1/recordings/{camera_id}`: the MP4 chunk index, and the chunks
 //! themselves with HTTP Range support (for timeline scrubbing).
 
-use std::path::{Component, Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use super::error::{WebError, WebResult};
 use super::extract::{Path, Query};
+use super::files;
 use super::{valid_camera_id, NvrState};
 use crate::nvr::auth::Principal;
 use crate::nvr::store::{db, Recording};
@@ -89,14 +87,6 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(Chunk::from).collect()))
 }
 
-/// Resolves a stored relative path under `root`, refusing anything that
-/// could leave it (absolute paths, `..`).
-fn resolve(root: &FsPath, rel: &str) -> Option<PathBuf> {
-    let rel = FsPath::new(rel);
-    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
-    (plain && !rel.as_os_str().is_empty()).then(|| root.join(rel))
-}
-
 /// `GET /api/v1/recordings/{camera_id}/{recording_id}/content`: the MP4,
 /// with `Range`, `If-Modified-Since` and `HEAD` handled by tower-http.
 pub async fn content(
@@ -111,36 +101,5 @@ pub async fn content(
         .read(move |c| db::get_recording(c, &camera_id, id))
         .await?
         .ok_or(WebError::NotFound("recording"))?;
-    let path = resolve(&st.recordings_dir, &rec.path).ok_or_else(|| {
-        tracing::error!(path = %rec.path, "recording path escapes the recordings dir");
-        WebError::NotFound("recording file")
-    })?;
-    if !path.is_file() {
-        return Err(WebError::NotFound("recording file"));
-    }
-    match ServeFile::new(&path).oneshot(req).await {
-        Ok(resp) => Ok(resp.into_response()),
-        Err(e) => {
-            tracing::error!(error = %e, path = %path.display(), "serving recording failed");
-            Err(WebError::NotFound("recording file"))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_cannot_escape() {
-        let root = FsPath::new("/data/recordings");
-        assert_eq!(
-            resolve(root, "cam/1.mp4"),
-            Some(PathBuf::from("/data/recordings/cam/1.mp4"))
-        );
-        assert_eq!(resolve(root, "../etc/passwd"), None);
-        assert_eq!(resolve(root, "/etc/passwd"), None);
-        assert_eq!(resolve(root, "cam/../../x"), None);
-        assert_eq!(resolve(root, ""), None);
-    }
+    files::serve(&st.recordings_dir, &rec.path, "recording file", req).await
 }

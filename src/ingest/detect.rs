@@ -1,0 +1,235 @@
+//! The detection worker of one camera: takes the newest frame, runs person
+//! detection and tracking on the shared engine (no HTTP hop), and writes the
+//! events [`TrackEvents`] derives, with snapshots.
+//!
+//! The camera reader never waits for the detector: frames pass through a
+//! one-frame [`Mailbox`], so when detection falls behind the older frame is
+//! replaced and counted as dropped, and memory stays bounded.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{watch, Notify};
+
+use super::stats::CameraStats;
+use super::tracks::{Emitted, Sighting, TrackEvents};
+use super::{write_atomic, Ctx, IngestError};
+use crate::ai::task::{Params, Task};
+use crate::frame::{decode_image, Frame};
+use crate::nvr::store::NewEvent;
+
+/// One encoded frame and when it arrived.
+#[derive(Debug, Clone)]
+pub struct PendingFrame {
+    pub jpeg: Arc<Vec<u8>>,
+    pub at_ms: i64,
+}
+
+/// Holds at most one frame: a newer one replaces it.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    slot: Mutex<Option<PendingFrame>>,
+    notify: Notify,
+}
+
+impl Mailbox {
+    /// Leaves `f` for the worker; `true` when it replaced a frame the worker
+    /// never got to (a dropped frame).
+    pub fn put(&self, f: PendingFrame) -> bool {
+        let replaced = self
+            .slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(f)
+            .is_some();
+        self.notify.notify_one();
+        replaced
+    }
+
+    /// The newest frame, waiting for one if there is none.
+    pub async fn take(&self) -> PendingFrame {
+        loop {
+            if let Some(f) = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return f;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// Runs until `stop`; then ends the open tracks (`person_left`) so every
+/// entry has its exit.
+pub async fn run(
+    ctx: Arc<Ctx>,
+    camera: String,
+    mailbox: Arc<Mailbox>,
+    stats: Arc<CameraStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let c = &ctx.cfg;
+    let mut events = TrackEvents::new(c.min_hits, ctx.leave_after_ms, c.count_debounce_ms);
+    let model_id = ctx.engine.default_model().to_owned();
+    let model = (model_id.clone(), ctx.engine.model_sha256(&model_id));
+    loop {
+        let frame = tokio::select! {
+            f = mailbox.take() => f,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                let out = events.tick(ctx.clock.now_ms());
+                write_all(&ctx, &camera, &stats, &model, out).await;
+                continue;
+            }
+            _ = stop.changed() => break,
+        };
+        if *stop.borrow() {
+            break;
+        }
+        let (cam, jpeg, at, max_pixels) = (
+            camera.clone(),
+            frame.jpeg.clone(),
+            frame.at_ms,
+            ctx.max_pixels,
+        );
+        let result = ctx
+            .engine
+            .submit(move |e| {
+                let image = decode_image(&jpeg, max_pixels)?;
+                let f = Frame {
+                    image,
+                    camera: Some(cam),
+                    timestamp_ms: Some(at),
+                };
+                e.detect(Task::PersonCounting, &f, &Params::default())
+            })
+            .await;
+        let seen: Vec<Sighting> = match result {
+            Ok(r) => {
+                stats.analysed.fetch_add(1, Relaxed);
+                r.detections
+                    .iter()
+                    .filter_map(|d| {
+                        Some(Sighting {
+                            track_id: d.track_id.flatten()?,
+                            bbox: d.bbox.map(f64::from),
+                            score: d.confidence,
+                        })
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                // Busy (the engine's queue is full) or a bad frame: skip it.
+                stats.dropped.fetch_add(1, Relaxed);
+                stats.set_error(Some(format!("detection: {e}")));
+                continue;
+            }
+        };
+        let out = events.update(frame.at_ms, &seen, &frame.jpeg);
+        write_all(&ctx, &camera, &stats, &model, out).await;
+    }
+    let out = events.end_all(ctx.clock.now_ms());
+    write_all(&ctx, &camera, &stats, &model, out).await;
+}
+
+async fn write_all(
+    ctx: &Ctx,
+    camera: &str,
+    stats: &CameraStats,
+    model: &(String, Option<String>),
+    out: Vec<Emitted<Arc<Vec<u8>>>>,
+) {
+    for e in out {
+        match to_event(ctx, camera, model, e).await {
+            Ok(ev) => ctx.emit(stats, ev).await,
+            Err(e) => tracing::warn!(camera, error = %e, "cannot write event snapshot"),
+        }
+    }
+}
+
+/// Builds the stored event, writing its snapshot first so the row never
+/// points at a file that is not there.
+async fn to_event(
+    ctx: &Ctx,
+    camera: &str,
+    model: &(String, Option<String>),
+    e: Emitted<Arc<Vec<u8>>>,
+) -> Result<NewEvent, IngestError> {
+    let base = NewEvent {
+        camera_id: camera.to_owned(),
+        label: Some("person".into()),
+        model_id: Some(model.0.clone()),
+        model_sha256: model.1.clone(),
+        ..NewEvent::default()
+    };
+    Ok(match e {
+        Emitted::Entered {
+            track_id,
+            at,
+            bbox,
+            score,
+            frame,
+        } => NewEvent {
+            kind: "person_entered".into(),
+            score: Some(score),
+            track_id: Some(track_id as i64),
+            started_at: Some(at),
+            bbox: Some(bbox),
+            snapshot_path: Some(snapshot(ctx, camera, at, track_id, "entered", frame).await?),
+            ..base
+        },
+        Emitted::Left {
+            track_id,
+            entered_at,
+            at,
+            bbox,
+            score,
+            frame,
+        } => NewEvent {
+            kind: "person_left".into(),
+            score: Some(score),
+            track_id: Some(track_id as i64),
+            started_at: Some(at),
+            ended_at: Some(at),
+            bbox: Some(bbox),
+            snapshot_path: Some(snapshot(ctx, camera, at, track_id, "left", frame).await?),
+            payload: obj(json!({"entered_at": entered_at, "duration_ms": at - entered_at})),
+            ..base
+        },
+        Emitted::Count {
+            count,
+            previous,
+            at,
+        } => NewEvent {
+            kind: "count_changed".into(),
+            started_at: Some(at),
+            payload: obj(json!({"count": count, "previous": previous})),
+            ..base
+        },
+    })
+}
+
+/// Writes `<snapshots>/<camera>/<at>-<track>-<what>.jpg`; returns its path
+/// relative to the snapshots dir, as stored on the event.
+async fn snapshot(
+    ctx: &Ctx,
+    camera: &str,
+    at: i64,
+    track: u64,
+    what: &str,
+    jpeg: Arc<Vec<u8>>,
+) -> Result<String, IngestError> {
+    let rel = format!("{camera}/{at}-{track}-{what}.jpg");
+    let path = ctx.snapshots_dir.join(&rel);
+    tokio::task::spawn_blocking(move || write_atomic(&path, &jpeg))
+        .await
+        .map_err(|_| IngestError::Internal("writing a snapshot"))??;
+    Ok(rel)
+}
+
+/// A JSON object as an event payload.
+pub fn obj(v: serde_json::Value) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match v {
+        serde_json::Value::Object(m) => Some(m),
+        _ => None,
+    }
+}

@@ -1,0 +1,247 @@
+//! Cameras come alive: one ffmpeg child per enabled camera records MP4
+//! chunks and hands decoded frames to the detector; tracks become events.
+//!
+//! - [`command`]: the ffmpeg command line (record by stream copy + MJPEG frames).
+//! - [`camera`]: one camera's supervisor loop (spawn, read, stall, restart
+//!   with [`backoff`]), health events, `latest.jpg`.
+//! - [`detect`]: the detection worker (drops frames when behind) and event writing.
+//! - [`tracks`]: track -> event rules (pure). [`mjpeg`]: frame splitting (pure).
+//! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out.
+//! - [`demo`]: the demo camera from Debian's `vtest.avi`.
+//!
+//! [`Supervisor`] owns them: it reconciles the recordings folder once, then
+//! keeps one camera task per enabled camera in the table, polling for edits.
+
+pub mod backoff;
+pub mod camera;
+pub mod command;
+pub mod demo;
+pub mod detect;
+pub mod mjpeg;
+pub mod recorder;
+pub mod retention;
+pub mod stats;
+pub mod tracks;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::ai::Engine;
+use crate::clock::Clock;
+use crate::config::{Config, IngestConfig, RetentionConfig};
+use crate::nvr::store::{db, Camera, NewEvent, Store, StoreError};
+
+pub use stats::{CameraStats, IngestStats};
+
+/// Why an ingest step failed; logged and retried, never fatal to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The camera's `source_url` is not a scheme we hand to ffmpeg.
+    #[error(
+        "unsupported camera source {0:?} (rtsp, rtsps, http(s), rtmp, file:// or an absolute path)"
+    )]
+    BadSource(String),
+    /// ffmpeg (or ffprobe) could not be started.
+    #[error("cannot start {0}: {1}")]
+    Spawn(String, std::io::Error),
+    /// A file operation on recordings, frames or snapshots failed.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The event store refused a write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task died; a bug.
+    #[error("internal ingest failure: {0}")]
+    Internal(&'static str),
+}
+
+/// What every camera task shares.
+pub struct Ctx {
+    pub store: Store,
+    pub engine: Arc<Engine>,
+    pub clock: Arc<dyn Clock>,
+    pub cfg: IngestConfig,
+    pub retention: RetentionConfig,
+    /// The tracker's forget time; tracks leave after it.
+    pub leave_after_ms: i64,
+    pub max_pixels: u64,
+    pub recordings_dir: PathBuf,
+    pub frames_dir: PathBuf,
+    pub snapshots_dir: PathBuf,
+    pub stats: Arc<IngestStats>,
+    /// Fired on every new chunk so a byte budget is enforced promptly.
+    pub chunk_landed: Arc<Notify>,
+}
+
+impl Ctx {
+    /// Builds the shared context from the daemon's config.
+    pub fn new(cfg: &Config, store: Store, engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            engine,
+            clock,
+            cfg: cfg.ingest.clone(),
+            retention: cfg.retention.clone(),
+            leave_after_ms: cfg.tracker.max_lost_ms,
+            max_pixels: cfg.ai.max_image_pixels,
+            recordings_dir: cfg.paths.data_dir.join("recordings"),
+            frames_dir: cfg.paths.frames_dir(),
+            snapshots_dir: snapshots_dir(cfg),
+            stats: Arc::new(IngestStats::default()),
+            chunk_landed: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// `<data_dir>/snapshots`: event snapshots, `<camera>/<ms>-<track>-<kind>.jpg`.
+pub fn snapshots_dir(cfg: &Config) -> PathBuf {
+    cfg.paths.data_dir.join("snapshots")
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// reader sees the old file or the new one, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A running camera task and what it was started with.
+struct Running {
+    key: (String, i64),
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Keeps one camera task per enabled camera until `stop` turns true.
+pub struct Supervisor;
+
+impl Supervisor {
+    /// Starts supervising in the background; the handle ends after every
+    /// camera has stopped (its ffmpeg closed its last chunk) on `stop`.
+    pub fn spawn(ctx: Arc<Ctx>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(supervise(ctx, stop))
+    }
+}
+
+async fn supervise(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let chunks = recorder::Chunks::new(
+        ctx.recordings_dir.clone(),
+        ctx.store.clone(),
+        ctx.cfg.ffprobe.clone(),
+    );
+    match chunks.reconcile().await {
+        Ok(r) => tracing::info!(?r, "recordings reconciled"),
+        Err(e) => tracing::error!(error = %e, "recordings reconciliation failed"),
+    }
+    let retention = tokio::spawn(retention::run(
+        ctx.clone(),
+        chunks.clone(),
+        ctx.chunk_landed.clone(),
+        stop.clone(),
+    ));
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let poll = Duration::from_millis(ctx.cfg.poll_ms.max(100));
+    loop {
+        match ctx.store.read(db::list_cameras).await {
+            Ok(cams) => sync(&ctx, &chunks, &mut running, cams).await,
+            Err(e) => tracing::warn!(error = %e, "cannot list cameras"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    for (_, r) in running.drain() {
+        let _ = r.stop.send(true);
+        let _ = r.task.await;
+    }
+    let _ = retention.await;
+}
+
+/// Starts, restarts (after an edit) and stops camera tasks to match the table.
+async fn sync(
+    ctx: &Arc<Ctx>,
+    chunks: &recorder::Chunks,
+    running: &mut HashMap<String, Running>,
+    cams: Vec<Camera>,
+) {
+    let wanted: HashMap<String, Camera> = cams
+        .into_iter()
+        .filter(|c| c.enabled)
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    let stale: Vec<String> = running
+        .iter()
+        .filter(|(id, r)| wanted.get(*id).is_none_or(|c| key(c) != r.key) || r.task.is_finished())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in stale {
+        if let Some(r) = running.remove(&id) {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+        }
+        if !wanted.contains_key(&id) {
+            ctx.stats.remove(&id);
+        }
+    }
+    for (id, cam) in wanted {
+        if running.contains_key(&id) {
+            continue;
+        }
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(camera::run(ctx.clone(), chunks.clone(), cam.clone(), rx));
+        running.insert(
+            id,
+            Running {
+                key: key(&cam),
+                stop: tx,
+                task,
+            },
+        );
+    }
+}
+
+/// A camera restarts when it is edited (`updated_at` moves).
+fn key(c: &Camera) -> (String, i64) {
+    (c.source_url.clone(), c.updated_at)
+}
+
+impl Ctx {
+    /// Stores a pipeline event through the one event store (so it reaches
+    /// the API, the live stream and the MQTT mirror). A failed write is
+    /// retried a few times: the only failures are a dying or broken database.
+    pub async fn emit(&self, stats: &CameraStats, ev: NewEvent) {
+        for attempt in 0..3u64 {
+            match self.store.insert_event(ev.clone()).await {
+                Ok(_) => {
+                    stats
+                        .events
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                Err(e) if attempt < 2 => {
+                    tracing::warn!(camera = %ev.camera_id, error = %e, "event write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+                Err(e) => {
+                    tracing::error!(camera = %ev.camera_id, kind = %ev.kind, error = %e, "event lost")
+                }
+            }
+        }
+    }
+}

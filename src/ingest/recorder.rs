@@ -1,0 +1,453 @@
+//! The recordings folder and its index, kept in step.
+//!
+//! ffmpeg writes chunks into `<camera>/.inprogress/` and appends a
+//! `name,start,end` line (media seconds) to its list when a chunk is complete.
+//! Only then is the chunk renamed to `<camera>/<start_ms>.mp4` and indexed, so
+//! the index never holds a chunk that is still being written. Times are the
+//! run's start (its id, epoch ms) plus the chunk's media timestamps, so the
+//! timeline never claims more than the file holds. Retention moves a chunk
+//! to `<camera>/.trash/` before dropping its row and then deletes the file.
+//! Every crash point between those steps is repaired by [`Chunks::reconcile`]
+//! at startup.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::IngestError;
+use crate::nvr::store::{db, Recording, Store};
+
+/// Where ffmpeg writes chunks that are not finished yet.
+pub const INPROGRESS: &str = ".inprogress";
+/// Where retention parks a chunk between dropping its row and deleting it.
+pub const TRASH: &str = ".trash";
+
+/// One line of ffmpeg's csv segment list: a finished chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub file: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl Segment {
+    /// Parses `name,start,end`; `None` for anything else (a torn last line).
+    pub fn parse(line: &str) -> Option<Segment> {
+        let mut it = line.trim_end().rsplitn(3, ',');
+        let end_s: f64 = it.next()?.parse().ok()?;
+        let start_s: f64 = it.next()?.parse().ok()?;
+        let file = it.next()?.trim_matches('"').to_owned();
+        let plain = !file.is_empty() && !file.contains('/') && !file.starts_with('.');
+        (plain && start_s.is_finite() && end_s.is_finite()).then_some(Segment {
+            file,
+            start_s,
+            end_s,
+        })
+    }
+}
+
+/// Follows a segment list ffmpeg appends to, returning only whole lines.
+#[derive(Debug)]
+pub struct ListTail {
+    path: PathBuf,
+    offset: u64,
+    partial: String,
+}
+
+impl ListTail {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            offset: 0,
+            partial: String::new(),
+        }
+    }
+
+    /// New complete segments since the last poll (none if the file is not there yet).
+    pub fn poll(&mut self) -> Vec<Segment> {
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let mut text = String::new();
+        if f.seek(SeekFrom::Start(self.offset)).is_err() || f.read_to_string(&mut text).is_err() {
+            return Vec::new();
+        }
+        self.offset += text.len() as u64;
+        self.partial.push_str(&text);
+        let mut out = Vec::new();
+        while let Some(nl) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=nl).collect();
+            out.extend(Segment::parse(&line));
+        }
+        out
+    }
+}
+
+/// What a startup reconciliation did, for the log.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Reconciled {
+    /// Chunks found complete on disk but missing from the index.
+    pub indexed: usize,
+    /// Files that were unplayable leftovers or retention's trash.
+    pub removed: usize,
+    /// Index rows whose file was gone.
+    pub dropped_rows: usize,
+}
+
+/// The recordings folder and the index rows that describe it.
+#[derive(Clone)]
+pub struct Chunks {
+    root: PathBuf,
+    store: Store,
+    ffprobe: PathBuf,
+}
+
+impl Chunks {
+    pub fn new(root: PathBuf, store: Store, ffprobe: PathBuf) -> Self {
+        Self {
+            root,
+            store,
+            ffprobe,
+        }
+    }
+
+    /// `<root>/<camera>/.inprogress`, where a run's ffmpeg writes.
+    pub fn inprogress_dir(&self, camera: &str) -> PathBuf {
+        self.root.join(camera).join(INPROGRESS)
+    }
+
+    /// Moves a finished chunk of run `run_id` into place and indexes it.
+    /// Returns the new row, or `None` when the chunk was empty or already gone.
+    pub async fn finish(
+        &self,
+        camera: &str,
+        run_id: i64,
+        seg: &Segment,
+    ) -> Result<Option<Recording>, IngestError> {
+        let start_ms = run_id + (seg.start_s * 1000.0).round() as i64;
+        let end_ms = run_id + (seg.end_s * 1000.0).round() as i64;
+        let src = self.inprogress_dir(camera).join(&seg.file);
+        let cam_dir = self.root.join(camera);
+        let placed = tokio::task::spawn_blocking(move || place(&src, &cam_dir, start_ms, end_ms))
+            .await
+            .map_err(|_| IngestError::Internal("placing a chunk"))??;
+        let Some((name, size)) = placed else {
+            return Ok(None);
+        };
+        let rec = Recording {
+            id: 0,
+            camera_id: camera.to_owned(),
+            start_ms,
+            end_ms,
+            size_bytes: size as i64,
+            path: format!("{camera}/{name}"),
+        };
+        let row = rec.clone();
+        let id = self
+            .store
+            .writer()
+            .call(move |c, _| {
+                db::add_recording(
+                    c,
+                    &row.camera_id,
+                    row.start_ms,
+                    row.end_ms,
+                    row.size_bytes,
+                    &row.path,
+                )
+            })
+            .await?;
+        Ok(Some(Recording { id, ..rec }))
+    }
+
+    /// Deletes chunks: file to `.trash`, row dropped, file unlinked. A crash
+    /// anywhere leaves either the row and its file, or trash that the next
+    /// start deletes; never a row without a file that was meant to stay.
+    pub async fn retire(&self, recs: Vec<Recording>) -> Result<usize, IngestError> {
+        if recs.is_empty() {
+            return Ok(0);
+        }
+        let root = self.root.clone();
+        let moved = {
+            let recs = recs.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut trashed = Vec::new();
+                for r in &recs {
+                    let Some((cam, name)) = r.path.split_once('/') else {
+                        continue;
+                    };
+                    let trash = root.join(cam).join(TRASH);
+                    let dest = trash.join(name);
+                    let ok = std::fs::create_dir_all(&trash)
+                        .and_then(|_| std::fs::rename(root.join(&r.path), &dest));
+                    match ok {
+                        Ok(()) => trashed.push(dest),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => tracing::warn!(path = %r.path, error = %e, "cannot retire chunk"),
+                    }
+                }
+                trashed
+            })
+            .await
+            .map_err(|_| IngestError::Internal("retiring chunks"))?
+        };
+        let ids: Vec<i64> = recs.iter().map(|r| r.id).collect();
+        self.store
+            .writer()
+            .call(move |c, _| db::delete_recordings(c, &ids))
+            .await?;
+        for f in &moved {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(recs.len())
+    }
+
+    /// Makes the folder and the index agree after any crash: trash deleted,
+    /// finished chunks of dead runs indexed (unplayable leftovers removed),
+    /// placed-but-unindexed chunks indexed, rows without files dropped.
+    /// Run before any camera starts.
+    pub async fn reconcile(&self) -> Result<Reconciled, IngestError> {
+        let root = self.root.clone();
+        let mut report = Reconciled::default();
+        let cams = tokio::task::spawn_blocking(move || {
+            wait_until_quiet(&root, Duration::from_millis(1500), Duration::from_secs(10));
+            camera_dirs(&root)
+        })
+        .await
+        .map_err(|_| IngestError::Internal("listing recordings"))?;
+        let indexed: HashMap<String, Recording> = self
+            .store
+            .read(db::all_recordings)
+            .await?
+            .into_iter()
+            .map(|r| (r.path.clone(), r))
+            .collect();
+        let mut stale_rows = Vec::new();
+        for cam in &cams {
+            for f in files(&self.root.join(cam).join(TRASH)) {
+                let rel = format!("{cam}/{}", file_name(&f));
+                stale_rows.extend(indexed.get(&rel).cloned());
+                report.removed += usize::from(std::fs::remove_file(&f).is_ok());
+            }
+            self.reconcile_runs(cam, &mut report).await?;
+            for f in files(&self.root.join(cam)) {
+                let name = file_name(&f);
+                if !name.ends_with(".mp4") || indexed.contains_key(&format!("{cam}/{name}")) {
+                    continue;
+                }
+                match (start_of(&name), self.probe(&f).await) {
+                    (Some(start), Some(dur)) => {
+                        let rel = format!("{cam}/{name}");
+                        let size = std::fs::metadata(&f).map(|m| m.len() as i64).unwrap_or(0);
+                        let (cam, end) = (cam.clone(), start + (dur * 1000.0).round() as i64);
+                        self.store
+                            .writer()
+                            .call(move |c, _| db::add_recording(c, &cam, start, end, size, &rel))
+                            .await?;
+                        report.indexed += 1;
+                    }
+                    _ => report.removed += usize::from(std::fs::remove_file(&f).is_ok()),
+                }
+            }
+        }
+        let root = self.root.clone();
+        stale_rows.extend(
+            indexed
+                .into_values()
+                .filter(|r| !root.join(&r.path).is_file()),
+        );
+        report.dropped_rows = stale_rows.len();
+        let ids: Vec<i64> = stale_rows.iter().map(|r| r.id).collect();
+        self.store
+            .writer()
+            .call(move |c, _| db::delete_recordings(c, &ids))
+            .await?;
+        Ok(report)
+    }
+
+    /// Finishes what dead runs left in `.inprogress`: listed chunks are
+    /// placed; the unlisted last chunk is kept if ffprobe can play it.
+    async fn reconcile_runs(&self, cam: &str, report: &mut Reconciled) -> Result<(), IngestError> {
+        let dir = self.inprogress_dir(cam);
+        let mut runs: BTreeMap<i64, Vec<PathBuf>> = BTreeMap::new();
+        for f in files(&dir) {
+            let name = file_name(&f);
+            match name.split(['-', '.']).next().and_then(|r| r.parse().ok()) {
+                Some(run) => runs.entry(run).or_default().push(f),
+                None => report.removed += usize::from(std::fs::remove_file(&f).is_ok()),
+            }
+        }
+        for (run, run_files) in runs {
+            let listed = ListTail::new(dir.join(format!("{run}.csv"))).poll();
+            let mut end_s: f64 = 0.0;
+            for seg in &listed {
+                end_s = end_s.max(seg.end_s);
+                report.indexed += usize::from(self.finish(cam, run, seg).await?.is_some());
+            }
+            for f in run_files {
+                let name = file_name(&f);
+                if !f.exists() || name.ends_with(".csv") || listed.iter().any(|s| s.file == name) {
+                    continue;
+                }
+                let seg = match self.probe(&f).await {
+                    Some(dur) => Segment {
+                        file: name,
+                        start_s: end_s,
+                        end_s: end_s + dur,
+                    },
+                    None => {
+                        report.removed += usize::from(std::fs::remove_file(&f).is_ok());
+                        continue;
+                    }
+                };
+                report.indexed += usize::from(self.finish(cam, run, &seg).await?.is_some());
+            }
+            let _ = std::fs::remove_file(dir.join(format!("{run}.csv")));
+        }
+        Ok(())
+    }
+
+    /// The playable duration of a chunk, by ffprobe; `None` when it does not play.
+    async fn probe(&self, file: &Path) -> Option<f64> {
+        let out = tokio::process::Command::new(&self.ffprobe)
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(file)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .ok()?;
+        let dur: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        (out.status.success() && dur.is_finite() && dur > 0.05).then_some(dur)
+    }
+}
+
+/// Renames `src` to `<cam_dir>/<start_ms>.mp4` (or `-N` if taken).
+fn place(
+    src: &Path,
+    cam_dir: &Path,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Option<(String, u64)>, IngestError> {
+    let size = match std::fs::metadata(src) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if end_ms <= start_ms || size == 0 {
+        let _ = std::fs::remove_file(src);
+        return Ok(None);
+    }
+    let mut name = format!("{start_ms}.mp4");
+    let mut n = 1;
+    while cam_dir.join(&name).exists() {
+        name = format!("{start_ms}-{n}.mp4");
+        n += 1;
+    }
+    std::fs::rename(src, cam_dir.join(&name))?;
+    Ok(Some((name, size)))
+}
+
+/// The start time a placed chunk's name carries (`<start_ms>[-N].mp4`).
+fn start_of(name: &str) -> Option<i64> {
+    name.strip_suffix(".mp4")?.split('-').next()?.parse().ok()
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Plain files directly in `dir` (none if it does not exist).
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Camera folders under the recordings root.
+fn camera_dirs(root: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits (bounded) until nothing in any `.inprogress` changed for `quiet`:
+/// ffmpeg children of a daemon that died get SIGTERM and are still closing
+/// their last chunk for a moment.
+fn wait_until_quiet(root: &Path, quiet: Duration, limit: Duration) {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < limit {
+        let newest = camera_dirs(root)
+            .iter()
+            .flat_map(|c| files(&root.join(c).join(INPROGRESS)))
+            .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+            .max();
+        let age = newest.map(|m| SystemTime::now().duration_since(m).unwrap_or_default());
+        match age {
+            Some(a) if a < quiet => std::thread::sleep(quiet - a),
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_lines_parse_and_unsafe_names_are_refused() {
+        assert_eq!(
+            Segment::parse("17-000001.mp4,2.200000,4.200000\n"),
+            Some(Segment {
+                file: "17-000001.mp4".into(),
+                start_s: 2.2,
+                end_s: 4.2
+            })
+        );
+        assert_eq!(Segment::parse("../x.mp4,0,1"), None);
+        assert_eq!(Segment::parse("a.mp4,0"), None);
+        assert_eq!(Segment::parse("a.mp4,zero,1"), None);
+    }
+
+    #[test]
+    fn list_tail_returns_whole_lines_once() {
+        let dir = std::env::temp_dir().join(format!("onvr-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("1.csv");
+        let mut t = ListTail::new(p.clone());
+        assert!(t.poll().is_empty());
+        std::fs::write(&p, "1-000000.mp4,0.0,2.0\n1-000001.mp4,2.0,").unwrap();
+        assert_eq!(t.poll().len(), 1);
+        std::fs::write(&p, "1-000000.mp4,0.0,2.0\n1-000001.mp4,2.0,4.0\n").unwrap();
+        let got = t.poll();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].end_s, 4.0);
+        assert!(t.poll().is_empty());
+        assert_eq!(start_of("1700000000123-2.mp4"), Some(1_700_000_000_123));
+        assert_eq!(start_of("x.mp4"), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! Live counters per camera, for `GET /api/v1/cameras/{id}/status`: whether
+//! it is online, its ffmpeg pid, frames in, analysed and dropped, restarts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+/// One camera's counters; updated lock-free by its tasks.
+#[derive(Debug, Default)]
+pub struct CameraStats {
+    pub online: AtomicBool,
+    pub pid: AtomicU32,
+    pub frames: AtomicU64,
+    pub analysed: AtomicU64,
+    /// Frames the detector skipped because it was still busy with an older one.
+    pub dropped: AtomicU64,
+    pub restarts: AtomicU64,
+    pub chunks: AtomicU64,
+    pub events: AtomicU64,
+    pub last_frame_at: AtomicI64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// What the API shows of [`CameraStats`].
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CameraStatus {
+    pub online: bool,
+    pub ffmpeg_pid: Option<u32>,
+    pub frames: u64,
+    pub analysed: u64,
+    pub dropped: u64,
+    pub restarts: u64,
+    pub chunks: u64,
+    pub events: u64,
+    pub last_frame_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl CameraStats {
+    /// A consistent-enough copy for display.
+    pub fn status(&self) -> CameraStatus {
+        let pid = self.pid.load(Relaxed);
+        let last = self.last_frame_at.load(Relaxed);
+        CameraStatus {
+            online: self.online.load(Relaxed),
+            ffmpeg_pid: (pid != 0).then_some(pid),
+            frames: self.frames.load(Relaxed),
+            analysed: self.analysed.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            restarts: self.restarts.load(Relaxed),
+            chunks: self.chunks.load(Relaxed),
+            events: self.events.load(Relaxed),
+            last_frame_at: (last != 0).then_some(last),
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+
+    /// Remembers the latest failure for the status endpoint.
+    pub fn set_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = e;
+        }
+    }
+}
+
+/// Every camera's counters, keyed by camera id.
+#[derive(Debug, Default)]
+pub struct IngestStats(Mutex<HashMap<String, Arc<CameraStats>>>);
+
+impl IngestStats {
+    /// The counters of `camera`, created on first use.
+    pub fn camera(&self, camera: &str) -> Arc<CameraStats> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(camera.to_owned()).or_default().clone()
+    }
+
+    /// The status of `camera`, if it has ever run.
+    pub fn status(&self, camera: &str) -> Option<CameraStatus> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(camera).map(|s| s.status())
+    }
+
+    /// Forgets a camera that was removed or disabled.
+    pub fn remove(&self, camera: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(camera);
+    }
+}

@@ -1,0 +1,322 @@
+//! Turns tracked person boxes into events: `person_entered` once a track is
+//! confirmed, `person_left` when it has been gone long enough, and a
+//! debounced `count_changed` per camera.
+//!
+//! Pure logic on injected times, so every rule is tested without a camera or
+//! a clock. `F` is whatever stands for a frame (the JPEG bytes in the
+//! pipeline), kept for the best sighting of each track.
+
+use std::collections::BTreeMap;
+
+/// One tracked person in one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sighting {
+    pub track_id: u64,
+    /// `[x, y, w, h]` in frame pixels.
+    pub bbox: [f64; 4],
+    pub score: f64,
+}
+
+/// What a frame produced, for the event store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Emitted<F> {
+    /// A track reached `min_hits`; `at` is when it was first seen.
+    Entered {
+        track_id: u64,
+        at: i64,
+        bbox: [f64; 4],
+        score: f64,
+        frame: F,
+    },
+    /// A confirmed track went unseen for `leave_after_ms`; carries its best sighting.
+    Left {
+        track_id: u64,
+        entered_at: i64,
+        /// Last sighting; never equal to `entered_at`, which keys the entry event.
+        at: i64,
+        bbox: [f64; 4],
+        score: f64,
+        frame: F,
+    },
+    /// The number of people present settled on a new value.
+    Count {
+        count: usize,
+        previous: usize,
+        at: i64,
+    },
+}
+
+#[derive(Debug)]
+struct Track<F> {
+    first_seen: i64,
+    last_seen: i64,
+    hits: u32,
+    entered: bool,
+    best: (f64, [f64; 4], F),
+}
+
+/// Per-camera event state.
+#[derive(Debug)]
+pub struct TrackEvents<F> {
+    tracks: BTreeMap<u64, Track<F>>,
+    min_hits: u32,
+    leave_after_ms: i64,
+    debounce_ms: i64,
+    reported: usize,
+    candidate: Option<(usize, i64)>,
+}
+
+impl<F: Clone> TrackEvents<F> {
+    /// `leave_after_ms` should match the tracker's `max_lost_ms`, so an event
+    /// says "left" exactly when the tracker forgets the id.
+    pub fn new(min_hits: u32, leave_after_ms: i64, debounce_ms: i64) -> Self {
+        Self {
+            tracks: BTreeMap::new(),
+            min_hits: min_hits.max(1),
+            leave_after_ms,
+            debounce_ms,
+            reported: 0,
+            candidate: None,
+        }
+    }
+
+    /// Feeds one analysed frame taken at `now`.
+    pub fn update(&mut self, now: i64, seen: &[Sighting], frame: &F) -> Vec<Emitted<F>> {
+        let mut out = Vec::new();
+        for s in seen {
+            let t = self.tracks.entry(s.track_id).or_insert_with(|| Track {
+                first_seen: now,
+                last_seen: now,
+                hits: 0,
+                entered: false,
+                best: (f64::MIN, s.bbox, frame.clone()),
+            });
+            t.hits += 1;
+            t.last_seen = now;
+            if s.score > t.best.0 {
+                t.best = (s.score, s.bbox, frame.clone());
+            }
+            if !t.entered && t.hits >= self.min_hits {
+                t.entered = true;
+                out.push(Emitted::Entered {
+                    track_id: s.track_id,
+                    at: t.first_seen,
+                    bbox: s.bbox,
+                    score: s.score,
+                    frame: frame.clone(),
+                });
+            }
+        }
+        out.extend(self.tick(now));
+        out
+    }
+
+    /// Time passes without a frame: tracks may leave and the count settle.
+    pub fn tick(&mut self, now: i64) -> Vec<Emitted<F>> {
+        let mut out = self.expire(now);
+        out.extend(self.count(now));
+        out
+    }
+
+    /// Tracks unseen for longer than `leave_after_ms` leave.
+    fn expire(&mut self, now: i64) -> Vec<Emitted<F>> {
+        let gone: Vec<u64> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| now - t.last_seen > self.leave_after_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::new();
+        for id in gone {
+            let Some(t) = self.tracks.remove(&id) else {
+                continue;
+            };
+            if t.entered {
+                out.push(Emitted::Left {
+                    track_id: id,
+                    entered_at: t.first_seen,
+                    at: t.last_seen.max(t.first_seen + 1),
+                    bbox: t.best.1,
+                    score: t.best.0,
+                    frame: t.best.2,
+                });
+            }
+        }
+        out
+    }
+
+    /// Ends every confirmed track now: the camera went away.
+    pub fn end_all(&mut self, now: i64) -> Vec<Emitted<F>> {
+        for t in self.tracks.values_mut() {
+            t.last_seen = t.last_seen.min(now);
+        }
+        let mut out = self.expire(i64::MAX);
+        self.candidate = Some((0, i64::MIN / 2));
+        out.extend(self.count(now));
+        out
+    }
+
+    /// People present: confirmed tracks not yet left.
+    pub fn present(&self) -> usize {
+        self.tracks.values().filter(|t| t.entered).count()
+    }
+
+    fn count(&mut self, now: i64) -> Option<Emitted<F>> {
+        let n = self.present();
+        if n == self.reported {
+            self.candidate = None;
+            return None;
+        }
+        let since = match self.candidate {
+            Some((c, since)) if c == n => since,
+            _ => {
+                self.candidate = Some((n, now));
+                now
+            }
+        };
+        if now - since >= self.debounce_ms {
+            let previous = std::mem::replace(&mut self.reported, n);
+            self.candidate = None;
+            return Some(Emitted::Count {
+                count: n,
+                previous,
+                at: now,
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(id: u64, score: f64) -> Sighting {
+        Sighting {
+            track_id: id,
+            bbox: [id as f64, 0.0, 10.0, 20.0],
+            score,
+        }
+    }
+
+    #[test]
+    fn enter_needs_min_hits_and_leave_carries_the_best_frame() {
+        let mut ev = TrackEvents::new(2, 1_000, 500);
+        assert!(ev.update(0, &[s(1, 0.5)], &"f0").is_empty());
+        let out = ev.update(200, &[s(1, 0.9)], &"f1");
+        assert_eq!(
+            out[0],
+            Emitted::Entered {
+                track_id: 1,
+                at: 0,
+                bbox: [1.0, 0.0, 10.0, 20.0],
+                score: 0.9,
+                frame: "f1"
+            }
+        );
+        assert_eq!(out.len(), 1, "count is debounced");
+        ev.update(400, &[s(1, 0.6)], &"f2");
+        let out = ev.update(800, &[s(1, 0.6)], &"f3");
+        assert_eq!(
+            out,
+            vec![Emitted::Count {
+                count: 1,
+                previous: 0,
+                at: 800
+            }]
+        );
+        // Gone: nothing until leave_after_ms has passed since the last sighting.
+        assert!(ev.update(1_700, &[], &"f4").is_empty());
+        let out = ev.update(1_900, &[], &"f5");
+        assert_eq!(
+            out[0],
+            Emitted::Left {
+                track_id: 1,
+                entered_at: 0,
+                at: 800,
+                bbox: [1.0, 0.0, 10.0, 20.0],
+                score: 0.9,
+                frame: "f1"
+            }
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            ev.update(2_400, &[], &"f6"),
+            vec![Emitted::Count {
+                count: 0,
+                previous: 1,
+                at: 2_400
+            }]
+        );
+    }
+
+    #[test]
+    fn flicker_neither_enters_nor_changes_the_count() {
+        let mut ev = TrackEvents::new(3, 1_000, 500);
+        ev.update(0, &[s(7, 0.9)], &());
+        ev.update(200, &[s(7, 0.9)], &());
+        assert!(
+            ev.update(5_000, &[], &()).is_empty(),
+            "two hits: never entered, never left"
+        );
+        // A second person who stays shorter than the debounce never shows in the count.
+        let mut ev = TrackEvents::new(1, 100, 500);
+        assert!(matches!(
+            ev.update(0, &[s(1, 0.9)], &())[..],
+            [Emitted::Entered { .. }]
+        ));
+        ev.update(100, &[s(1, 0.9), s(2, 0.9)], &());
+        let out = ev.update(300, &[s(1, 0.9)], &());
+        assert!(
+            matches!(out[..], [Emitted::Left { track_id: 2, .. }]),
+            "{out:?}"
+        );
+        assert!(ev.update(600, &[s(1, 0.9)], &()).is_empty());
+        let out = ev.update(900, &[s(1, 0.9)], &());
+        assert_eq!(
+            out,
+            vec![Emitted::Count {
+                count: 1,
+                previous: 0,
+                at: 900
+            }]
+        );
+    }
+
+    #[test]
+    fn single_hit_tracks_leave_after_they_entered_and_end_all_closes() {
+        let mut ev = TrackEvents::new(1, 1_000, 0);
+        let out = ev.update(50, &[s(3, 0.8)], &());
+        assert!(matches!(out[0], Emitted::Entered { at: 50, .. }));
+        assert_eq!(
+            out[1],
+            Emitted::Count {
+                count: 1,
+                previous: 0,
+                at: 50
+            },
+            "no debounce at 0 ms"
+        );
+        let out = ev.end_all(60);
+        assert!(
+            matches!(
+                out[0],
+                Emitted::Left {
+                    entered_at: 50,
+                    at: 51,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        assert_eq!(
+            out[1],
+            Emitted::Count {
+                count: 0,
+                previous: 1,
+                at: 60
+            }
+        );
+        assert_eq!(ev.present(), 0);
+    }
+}
