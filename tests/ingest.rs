@@ -145,7 +145,7 @@ fn rtsp_camera_records_detects_and_serves_frames() {
 #[test]
 fn camera_outage_and_ffmpeg_crash_are_reported_and_recovered() {
     let mut rtsp = RtspServer::start(&vtest_mp4());
-    let d = start(&[]);
+    let d = start(&[("OPENNVR_STALL_TIMEOUT_S", "4")]);
     let token = d.admin_token();
     add_camera(&d, &token, "door", &rtsp.url(), 0.0);
     wait_chunks(&d, &token, "door", 1);
@@ -197,6 +197,28 @@ fn camera_outage_and_ffmpeg_crash_are_reported_and_recovered() {
     })
     .expect("ffmpeg restarted");
     assert_eq!(st["restarts"].as_u64().unwrap(), restarts + 1);
+
+    // ffmpeg hangs (stopped, frames cease): killed as stalled, reported, restarted.
+    let pid = st["ffmpeg_pid"].as_u64().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stalled = wait_events(&d, &token, "door", "camera_stalled", 1, MIN);
+    assert!(
+        stalled[0]["payload"]["stalled_ms"].as_u64().unwrap() >= 4_000,
+        "{}",
+        stalled[0]
+    );
+    wait_for(MIN, || {
+        let st = get_auth(&d, &token, "/api/v1/cameras/door/status");
+        (st["online"] == true
+            && st["ffmpeg_pid"].as_u64().map(|p| p.to_string()) != Some(pid.clone()))
+        .then_some(())
+    })
+    .expect("restarted after the stall");
+    assert_eq!(events(&d, &token, "door", "camera_online").len(), 4);
     assert_chunks_play(&d, &token, &chunks(&d, &token, "door"));
 }
 
@@ -224,10 +246,9 @@ fn kill9_mid_chunk_then_restart_keeps_index_and_folder_in_step() {
         .iter()
         .filter(|c| c["start_unix"].as_f64().unwrap() < cut)
         .count();
-    assert_eq!(
-        salvaged,
-        before + 1,
-        "the chunk cut by the crash is kept: {after:?}"
+    assert!(
+        salvaged > before,
+        "the chunk cut by the crash is kept: {before} before, then {after:?}"
     );
     assert_chunks_play(&d, &token, &after);
     assert!(d.terminate());

@@ -15,7 +15,7 @@ use super::backoff::Backoff;
 use super::command::{Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
 use super::mjpeg::MjpegSplitter;
-use super::recorder::{Chunks, ListTail};
+use super::recorder::{pid_file, Chunks, ListTail};
 use super::stats::CameraStats;
 use super::{write_atomic, Ctx};
 use crate::nvr::store::{Camera, NewEvent};
@@ -24,6 +24,8 @@ use crate::nvr::store::{Camera, NewEvent};
 const MAX_FRAME_BYTES: usize = 32 << 20;
 /// How often the segment list is checked for finished chunks.
 const LIST_POLL: Duration = Duration::from_millis(500);
+/// Least time a new ffmpeg gets to deliver its first frame.
+const FIRST_FRAME_GRACE: Duration = Duration::from_secs(30);
 /// How long a stopping ffmpeg gets to close its chunk before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -141,6 +143,12 @@ impl Runner<'_> {
             Err(e) => return Outcome::SpawnFailed(e.to_string()),
         };
         self.stats.pid.store(child.id().unwrap_or(0), Relaxed);
+        let pid_file = pid_file(&inprogress, run_id);
+        if cam.record {
+            if let Err(e) = std::fs::write(&pid_file, child.id().unwrap_or(0).to_string()) {
+                tracing::warn!(camera = %cam.id, error = %e, "cannot write ffmpeg pid file");
+            }
+        }
         let last_err = Arc::new(Mutex::new(String::new()));
         if let Some(err) = child.stderr.take() {
             let last = last_err.clone();
@@ -160,7 +168,10 @@ impl Runner<'_> {
         let mut list = ListTail::new(Plan::list_path(&inprogress, run_id));
         let mut split = MjpegSplitter::new(MAX_FRAME_BYTES);
         let mut buf = vec![0u8; 256 * 1024];
+        // Connecting and probing a camera can take a while: until the first
+        // frame the allowance is at least FIRST_FRAME_GRACE.
         let stall = Duration::from_secs(u64::from(ctx.cfg.stall_timeout_s.max(1)));
+        let mut allowance = stall.max(FIRST_FRAME_GRACE);
         let mut last_frame = Instant::now();
         let mut tick = tokio::time::interval(LIST_POLL);
         let outcome = loop {
@@ -170,13 +181,14 @@ impl Runner<'_> {
                     Ok(n) => {
                         for jpeg in split.push(&buf[..n]) {
                             last_frame = Instant::now();
+                            allowance = stall;
                             self.on_frame(jpeg).await;
                         }
                     }
                 },
                 _ = tick.tick() => {
                     self.index(&mut list, run_id).await;
-                    if last_frame.elapsed() > stall {
+                    if last_frame.elapsed() > allowance {
                         break Outcome::Stalled(last_frame.elapsed().as_millis() as u64);
                     }
                 }
@@ -191,6 +203,7 @@ impl Runner<'_> {
         .await;
         self.index(&mut list, run_id).await;
         let _ = std::fs::remove_file(Plan::list_path(&inprogress, run_id));
+        let _ = std::fs::remove_file(&pid_file);
         match outcome {
             Outcome::Exited(_) => {
                 let msg = last_err.lock().unwrap_or_else(|p| p.into_inner()).clone();

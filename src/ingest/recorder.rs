@@ -8,12 +8,13 @@
 //! timeline never claims more than the file holds. Retention moves a chunk
 //! to `<camera>/.trash/` before dropping its row and then deletes the file.
 //! Every crash point between those steps is repaired by [`Chunks::reconcile`]
-//! at startup.
+//! at startup, after the ffmpeg children of a dead daemon (named by
+//! `<run>.pid` files) have finished closing their chunks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::IngestError;
 use crate::nvr::store::{db, Recording, Store};
@@ -211,7 +212,7 @@ impl Chunks {
         let root = self.root.clone();
         let mut report = Reconciled::default();
         let cams = tokio::task::spawn_blocking(move || {
-            wait_until_quiet(&root, Duration::from_millis(1500), Duration::from_secs(10));
+            wait_for_dead_runs(&root, Duration::from_secs(30));
             camera_dirs(&root)
         })
         .await
@@ -287,7 +288,7 @@ impl Chunks {
             }
             for f in run_files {
                 let name = file_name(&f);
-                if !f.exists() || name.ends_with(".csv") || listed.iter().any(|s| s.file == name) {
+                if !f.exists() || !name.ends_with(".mp4") || listed.iter().any(|s| s.file == name) {
                     continue;
                 }
                 let seg = match self.probe(&f).await {
@@ -304,6 +305,7 @@ impl Chunks {
                 report.indexed += usize::from(self.finish(cam, run, &seg).await?.is_some());
             }
             let _ = std::fs::remove_file(dir.join(format!("{run}.csv")));
+            let _ = std::fs::remove_file(pid_file(&dir, run));
         }
         Ok(())
     }
@@ -395,21 +397,44 @@ fn camera_dirs(root: &Path) -> Vec<String> {
     v
 }
 
-/// Waits (bounded) until nothing in any `.inprogress` changed for `quiet`:
-/// ffmpeg children of a daemon that died get SIGTERM and are still closing
-/// their last chunk for a moment.
-fn wait_until_quiet(root: &Path, quiet: Duration, limit: Duration) {
-    let t0 = std::time::Instant::now();
-    while t0.elapsed() < limit {
-        let newest = camera_dirs(root)
-            .iter()
-            .flat_map(|c| files(&root.join(c).join(INPROGRESS)))
-            .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
-            .max();
-        let age = newest.map(|m| SystemTime::now().duration_since(m).unwrap_or_default());
-        match age {
-            Some(a) if a < quiet => std::thread::sleep(quiet - a),
-            _ => return,
+/// The file that names a run's ffmpeg process while it runs.
+pub fn pid_file(dir: &Path, run_id: i64) -> PathBuf {
+    dir.join(format!("{run_id}.pid"))
+}
+
+/// Waits (bounded by `limit`, then SIGKILL) for the ffmpeg children of a
+/// daemon that died: the kernel sent them SIGTERM and they are closing their
+/// last chunk, which must not be judged before they are done. A pid counts
+/// only while its command line still names the run's files (pids are reused).
+fn wait_for_dead_runs(root: &Path, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    for cam in camera_dirs(root) {
+        let dir = root.join(cam).join(INPROGRESS);
+        for f in files(&dir) {
+            let name = file_name(&f);
+            let Some(run) = name.strip_suffix(".pid") else {
+                continue;
+            };
+            let pid: Option<i32> = std::fs::read_to_string(&f)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            let Some(pid) = pid else {
+                continue;
+            };
+            let alive = || {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&format!("{run}.csv")))
+            };
+            while alive() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if alive() {
+                // SAFETY: plain kill(2) on a pid verified above to be that run's ffmpeg.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     }
 }
