@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::ingest::recorder::{INPROGRESS, TRASH};
+use crate::ingest::recorder::{camera_dirs, entries, INPROGRESS, TRASH};
 use crate::nvr::store::db;
 
 /// Runs SQLite's integrity and foreign-key checks (migrating first if
@@ -52,29 +52,17 @@ pub fn check(cfg: Config) -> anyhow::Result<ExitCode> {
 /// `.inprogress` or `.trash`.
 fn chunk_files(root: &Path) -> (BTreeSet<String>, Vec<String>) {
     let (mut chunks, mut pending) = (BTreeSet::new(), Vec::new());
-    let names = |dir: &Path| -> Vec<(String, bool)> {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| {
-                        let dir = e.file_type().is_ok_and(|t| t.is_dir());
-                        (e.file_name().to_string_lossy().into_owned(), dir)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    for (cam, is_dir) in names(root) {
-        if !is_dir || cam.starts_with('.') {
-            continue;
+    for cam in camera_dirs(root) {
+        let dir = root.join(&cam);
+        for f in entries(&dir, false)
+            .into_iter()
+            .filter(|f| f.ends_with(".mp4"))
+        {
+            chunks.insert(format!("{cam}/{f}"));
         }
-        for (f, is_dir) in names(&root.join(&cam)) {
-            if !is_dir && f.ends_with(".mp4") {
-                chunks.insert(format!("{cam}/{f}"));
-            } else if is_dir && (f == INPROGRESS || f == TRASH) {
-                for (p, _) in names(&root.join(&cam).join(&f)) {
-                    pending.push(format!("{cam}/{f}/{p}"));
-                }
+        for sub in [INPROGRESS, TRASH] {
+            for f in entries(&dir.join(sub), false) {
+                pending.push(format!("{cam}/{sub}/{f}"));
             }
         }
     }

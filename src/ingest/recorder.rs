@@ -310,25 +310,27 @@ impl Chunks {
         Ok(())
     }
 
-    /// The playable duration of a chunk, by ffprobe; `None` when it does not play.
+    /// [`probe_duration`] off the async threads.
     async fn probe(&self, file: &Path) -> Option<f64> {
-        let out = tokio::process::Command::new(&self.ffprobe)
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "format=duration",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(file)
-            .kill_on_drop(true)
-            .output()
+        let (ffprobe, file) = (self.ffprobe.clone(), file.to_owned());
+        tokio::task::spawn_blocking(move || probe_duration(&ffprobe, &file))
             .await
-            .ok()?;
-        let dur: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-        (out.status.success() && dur.is_finite() && dur > 0.05).then_some(dur)
+            .ok()
+            .flatten()
     }
+}
+
+/// The playable duration of an MP4 by ffprobe (blocking); `None` when it
+/// does not play (no `moov`: ffmpeg was killed before closing it).
+pub fn probe_duration(ffprobe: &Path, file: &Path) -> Option<f64> {
+    let out = std::process::Command::new(ffprobe)
+        .args(["-v", "error", "-show_entries", "format=duration"])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .ok()?;
+    let dur: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    (out.status.success() && dur.is_finite() && dur > 0.05).then_some(dur)
 }
 
 /// Renames `src` to `<cam_dir>/<start_ms>.mp4` (or `-N` if taken).
@@ -368,30 +370,33 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Plain files directly in `dir` (none if it does not exist).
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = rd
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
+/// Plain files directly in `dir`, sorted (none if it does not exist).
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    entries(dir, false)
+        .into_iter()
+        .map(|n| dir.join(n))
+        .collect()
+}
+
+/// Camera folders under the recordings root (not `.`-hidden), sorted.
+pub fn camera_dirs(root: &Path) -> Vec<String> {
+    let mut v = entries(root, true);
+    v.retain(|n| !n.starts_with('.'));
     v
 }
 
-/// Camera folders under the recordings root.
-fn camera_dirs(root: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(root) else {
+/// Sorted names of the sub-folders (`dirs`) or plain files of `dir`.
+pub fn entries(dir: &Path, dirs: bool) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut v: Vec<String> = rd
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            e.file_type()
+                .is_ok_and(|t| if dirs { t.is_dir() } else { t.is_file() })
+        })
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
         .collect();
     v.sort();
     v

@@ -152,21 +152,6 @@ pub fn wait_events(
 
 /// The playable duration of an MP4 file, by ffprobe.
 pub fn probe_duration(file: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ffprobe {}", file.display());
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("duration of {}", file.display()))
+    opennvr_edge::ingest::recorder::probe_duration(Path::new("ffprobe"), file)
+        .unwrap_or_else(|| panic!("{} does not play", file.display()))
 }
