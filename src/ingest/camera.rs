@@ -3,25 +3,26 @@
 
 use std::process::Stdio;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::command::{Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
-use super::mjpeg::MjpegSplitter;
 use super::recorder::{pid_file, Chunks, ListTail};
 use super::stats::CameraStats;
-use super::{write_atomic, Ctx};
+use super::Ctx;
 use crate::nvr::store::{Camera, NewEvent};
 
 /// Largest JPEG accepted from ffmpeg; far above any real frame.
 const MAX_FRAME_BYTES: usize = 32 << 20;
+/// How often `latest.jpg` is checked for a new frame.
+const FRAME_POLL: Duration = Duration::from_millis(40);
 /// How often the segment list is checked for finished chunks.
 const LIST_POLL: Duration = Duration::from_millis(500);
 /// Least time a new ffmpeg gets to deliver its first frame.
@@ -122,13 +123,17 @@ impl Runner<'_> {
         let (ctx, cam) = (self.ctx, self.cam);
         let run_id = ctx.clock.now_ms();
         let inprogress = self.chunks.inprogress_dir(&cam.id);
-        if cam.record {
-            if let Err(e) = std::fs::create_dir_all(&inprogress) {
-                return Outcome::SpawnFailed(format!("{}: {e}", inprogress.display()));
-            }
+        // Also where the run's ffmpeg log goes, so it exists without recording too.
+        if let Err(e) = std::fs::create_dir_all(&inprogress) {
+            return Outcome::SpawnFailed(format!("{}: {e}", inprogress.display()));
+        }
+        let latest = ctx.frames_dir.join(&cam.id).join("latest.jpg");
+        if let Err(e) = std::fs::create_dir_all(latest.parent().unwrap_or(&ctx.frames_dir)) {
+            return Outcome::SpawnFailed(format!("{}: {e}", latest.display()));
         }
         let plan = Plan {
             source,
+            latest: &latest,
             cfg: &ctx.cfg,
             fps: if cam.detect_fps > 0.0 {
                 cam.detect_fps
@@ -138,78 +143,62 @@ impl Runner<'_> {
             record_into: cam.record.then_some(inprogress.as_path()),
             run_id,
         };
-        let mut child = match spawn(&ctx.cfg.ffmpeg, &plan) {
+        let log = inprogress.join(format!("{run_id}.log"));
+        let pid_file = pid_file(&inprogress, run_id);
+        let mut child = match spawn(&ctx.cfg.ffmpeg, &plan, &log, &pid_file) {
             Ok(c) => c,
             Err(e) => return Outcome::SpawnFailed(e.to_string()),
         };
-        self.stats.pid.store(child.id().unwrap_or(0), Relaxed);
-        let pid_file = pid_file(&inprogress, run_id);
-        if cam.record {
-            if let Err(e) = std::fs::write(&pid_file, child.id().unwrap_or(0).to_string()) {
-                tracing::warn!(camera = %cam.id, error = %e, "cannot write ffmpeg pid file");
-            }
-        }
-        let last_err = Arc::new(Mutex::new(String::new()));
-        if let Some(err) = child.stderr.take() {
-            let last = last_err.clone();
-            let camera = cam.id.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    tracing::debug!(camera, "ffmpeg: {l}");
-                    *last.lock().unwrap_or_else(|p| p.into_inner()) = l;
-                }
-            });
-        }
-        let mut stdout = match child.stdout.take() {
-            Some(s) => s,
-            None => return Outcome::SpawnFailed("ffmpeg has no stdout".into()),
-        };
+        let ffmpeg_pid = read_pid(&pid_file).await;
+        self.stats.pid.store(ffmpeg_pid.unwrap_or(0), Relaxed);
         let mut list = ListTail::new(Plan::list_path(&inprogress, run_id));
-        let mut split = MjpegSplitter::new(MAX_FRAME_BYTES);
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut frames = FrameWatch::new(latest);
         // Connecting and probing a camera can take a while: until the first
         // frame the allowance is at least FIRST_FRAME_GRACE.
         let stall = Duration::from_secs(u64::from(ctx.cfg.stall_timeout_s.max(1)));
         let mut allowance = stall.max(FIRST_FRAME_GRACE);
         let mut last_frame = Instant::now();
-        let mut tick = tokio::time::interval(LIST_POLL);
+        let mut frame_tick = tokio::time::interval(FRAME_POLL);
+        let mut list_tick = tokio::time::interval(LIST_POLL);
         let outcome = loop {
             tokio::select! {
-                r = stdout.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => break Outcome::Exited(String::new()),
-                    Ok(n) => {
-                        for jpeg in split.push(&buf[..n]) {
-                            last_frame = Instant::now();
-                            allowance = stall;
-                            self.on_frame(jpeg).await;
-                        }
+                _ = frame_tick.tick() => {
+                    if let Some(jpeg) = frames.next() {
+                        last_frame = Instant::now();
+                        allowance = stall;
+                        self.on_frame(jpeg).await;
                     }
-                },
-                _ = tick.tick() => {
+                }
+                _ = list_tick.tick() => {
                     self.index(&mut list, run_id).await;
+                    cap_log(&log);
                     if last_frame.elapsed() > allowance {
                         break Outcome::Stalled(last_frame.elapsed().as_millis() as u64);
                     }
                 }
+                _ = child.wait() => break Outcome::Exited(String::new()),
                 _ = stopped(stop) => break Outcome::Stopped,
             }
         };
         end(
             &mut child,
-            &mut stdout,
+            ffmpeg_pid,
             !matches!(outcome, Outcome::Exited(_)),
         )
         .await;
+        let last_error = last_line(&log);
         self.index(&mut list, run_id).await;
-        let _ = std::fs::remove_file(Plan::list_path(&inprogress, run_id));
-        let _ = std::fs::remove_file(&pid_file);
+        match self.chunks.close_run(&cam.id, run_id).await {
+            Ok((n, _)) => {
+                self.stats.chunks.fetch_add(n as u64, Relaxed);
+            }
+            Err(e) => tracing::error!(camera = %cam.id, error = %e, "cannot close run"),
+        }
         match outcome {
             Outcome::Exited(_) => {
-                let msg = last_err.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let msg = match child.try_wait() {
-                    Ok(Some(st)) if msg.is_empty() => format!("ffmpeg exited: {st}"),
-                    _ => msg,
+                    Ok(Some(st)) if last_error.is_empty() => format!("ffmpeg exited: {st}"),
+                    _ => last_error,
                 };
                 Outcome::Exited(msg)
             }
@@ -217,17 +206,13 @@ impl Runner<'_> {
         }
     }
 
-    /// A frame arrived: count it, publish it as `latest.jpg`, offer it to the detector.
+    /// A frame arrived (ffmpeg replaced `latest.jpg`): count it, offer it to the detector.
     async fn on_frame(&mut self, jpeg: Vec<u8>) {
         let now = self.ctx.clock.now_ms();
         self.stats.frames.fetch_add(1, Relaxed);
         self.stats.last_frame_at.store(now, Relaxed);
         if !self.health.online {
             self.came_up(now).await;
-        }
-        let latest = self.ctx.frames_dir.join(&self.cam.id).join("latest.jpg");
-        if let Err(e) = write_atomic(&latest, &jpeg) {
-            tracing::warn!(camera = %self.cam.id, error = %e, "cannot write latest.jpg");
         }
         if self.cam.detect_fps > 0.0 {
             let f = PendingFrame {
@@ -318,15 +303,47 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Starts ffmpeg so that it dies with us: if the daemon is killed, the
-/// kernel sends ffmpeg SIGTERM and it still closes its current chunk.
-/// Its stdin is ours: `q` there is how we stop it (see [`end`]).
-fn spawn(ffmpeg: &std::path::Path, plan: &Plan<'_>) -> std::io::Result<Child> {
-    let mut cmd = Command::new(ffmpeg);
-    cmd.args(plan.args())
+/// Runs ffmpeg under a small `sh` shim that forwards exactly one SIGTERM.
+///
+/// If the daemon dies, ffmpeg must close the chunk it is writing. The
+/// kernel's parent-death signal (`PR_SET_PDEATHSIG`) does that, but it fires
+/// each time the child is handed to another thread of the dying process, so
+/// a child of the multi-threaded daemon gets several SIGTERMs, and ffmpeg
+/// treats a second signal as "exit now, skip the trailer". So the death signal
+/// goes to the single-threaded shim, which passes one SIGTERM on to ffmpeg
+/// and waits for it. The shim writes ffmpeg's pid to `pid_file` (the startup
+/// reconciliation waits for that pid). ffmpeg's stdin is ours through the
+/// shim: `q` there is how we stop it (see [`end`]).
+const SHIM: &str = r#"trap '' INT
+"$0" "$@" <&0 &
+p=$!
+echo $p > "$OPENNVR_FFMPEG_PID"
+trap 'kill -TERM $p 2>/dev/null; trap "" TERM' TERM
+wait $p; r=$?
+while kill -0 $p 2>/dev/null; do wait $p; r=$?; done
+exit $r"#;
+
+fn spawn(
+    ffmpeg: &std::path::Path,
+    plan: &Plan<'_>,
+    log: &std::path::Path,
+    pid_file: &std::path::Path,
+) -> std::io::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(SHIM)
+        .arg(ffmpeg)
+        .args(plan.args())
+        .env("OPENNVR_FFMPEG_PID", pid_file)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // Frames and logs go to files, not pipes: if the daemon dies, every
+        // write to a broken pipe is a SIGPIPE that ffmpeg counts like SIGTERM.
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
         .kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
     unsafe {
@@ -344,20 +361,93 @@ fn spawn(ffmpeg: &std::path::Path, plan: &Plan<'_>) -> std::io::Result<Child> {
 /// it is reaped. Politely is `q` on its stdin, not a signal: ffmpeg treats a
 /// *second* signal as "exit now, skip the trailer", and under systemd or a
 /// terminal it may already have had one, which would lose the last chunk.
-///
-/// Its stdout is drained meanwhile: ffmpeg blocked on a full pipe never
-/// gets round to reading the `q`.
-async fn end(child: &mut Child, stdout: &mut ChildStdout, polite: bool) {
+async fn end(child: &mut Child, ffmpeg_pid: Option<u32>, polite: bool) {
     if let (true, Some(mut stdin)) = (polite, child.stdin.take()) {
         let asked = stdin.write_all(b"q").await.and(stdin.flush().await);
-        let drain = async {
-            let mut sink = vec![0u8; 64 * 1024];
-            while matches!(stdout.read(&mut sink).await, Ok(n) if n > 0) {}
-        };
-        let exit = async { tokio::join!(drain, child.wait()).1 };
-        if asked.is_ok() && tokio::time::timeout(STOP_GRACE, exit).await.is_ok() {
+        if asked.is_ok() && tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
             return;
         }
     }
+    if let Some(pid) = ffmpeg_pid {
+        // SAFETY: kill(2) on ffmpeg, whose parent (the shim) we have not reaped yet.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
     let _ = child.kill().await;
+}
+
+/// ffmpeg's pid, as the shim wrote it (it may take a moment to appear).
+async fn read_pid(file: &std::path::Path) -> Option<u32> {
+    for _ in 0..50 {
+        let pid = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        if pid.is_some() {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Largest ffmpeg log kept per run; a camera that streams garbage makes
+/// ffmpeg log an error per frame, for months.
+const MAX_LOG_BYTES: u64 = 1 << 20;
+
+/// Empties the run's log when it grows past [`MAX_LOG_BYTES`] (ffmpeg
+/// appends with `O_APPEND`, so it simply continues at the new end).
+fn cap_log(log: &std::path::Path) {
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(log) {
+            let _ = f.set_len(0);
+        }
+    }
+}
+
+/// The last line ffmpeg logged (it logs errors only), for `last_error`.
+fn last_line(log: &std::path::Path) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Notices each new `latest.jpg`: ffmpeg writes it atomically (temp file,
+/// rename), so a new (inode, mtime) is a new, complete frame. The mtime is
+/// there because a freed inode number is often reused by the next file.
+struct FrameWatch {
+    path: std::path::PathBuf,
+    seen: Option<(u64, i64, i64)>,
+}
+
+impl FrameWatch {
+    /// Starts from whatever `latest.jpg` is there now (an old run's frame).
+    fn new(path: std::path::PathBuf) -> Self {
+        let seen = inode(&path);
+        Self { path, seen }
+    }
+
+    /// The new frame's bytes, if ffmpeg has replaced the file since the last call.
+    fn next(&mut self) -> Option<Vec<u8>> {
+        let ino = inode(&self.path)?;
+        if self.seen == Some(ino) {
+            return None;
+        }
+        let bytes = std::fs::read(&self.path).ok()?;
+        // Replaced again between stat and read: that newer frame is fine too.
+        self.seen = inode(&self.path);
+        (bytes.len() <= MAX_FRAME_BYTES).then_some(bytes)
+    }
+}
+
+fn inode(p: &std::path::Path) -> Option<(u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
 }

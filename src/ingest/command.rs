@@ -1,5 +1,6 @@
 //! The ffmpeg command line for one camera: one process that both records
-//! (stream copy into MP4 chunks) and decodes frames for detection.
+//! (stream copy into MP4 chunks) and decodes frames for detection, which it
+//! writes as `latest.jpg` (temp file + rename, so never torn).
 //!
 //! One process per camera means the camera is opened once (many cameras
 //! allow only a few RTSP sessions) and recording never depends on the
@@ -58,6 +59,8 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct Plan<'a> {
     pub source: &'a Source,
+    /// Where frames go: ffmpeg replaces this JPEG atomically at `fps`.
+    pub latest: &'a Path,
     pub cfg: &'a IngestConfig,
     /// Frames per second handed to the detector (and to `latest.jpg`).
     pub fps: f64,
@@ -78,7 +81,8 @@ impl Plan<'_> {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |s: &str| a.push(s.into());
         // No -nostdin: the supervisor stops ffmpeg with `q` on stdin.
-        for s in ["-hide_banner", "-loglevel", "error", "-nostats"] {
+        // -y: latest.jpg is replaced, and ffmpeg would otherwise ask on stdin.
+        for s in ["-hide_banner", "-loglevel", "error", "-nostats", "-y"] {
             push(s);
         }
         let timeout_us = (u64::from(self.cfg.io_timeout_s.max(1)) * 1_000_000).to_string();
@@ -147,10 +151,14 @@ impl Plan<'_> {
             "-q:v",
             "4",
             "-f",
-            "image2pipe",
-            "pipe:1",
+            "image2",
+            "-update",
+            "1",
+            "-atomic_writing",
+            "1",
         ];
         a.extend(frames.iter().map(OsString::from));
+        a.push(self.latest.into());
         a
     }
 }
@@ -174,6 +182,7 @@ mod tests {
         let cfg = IngestConfig::default();
         Plan {
             source: src,
+            latest: Path::new("/f/c/latest.jpg"),
             cfg: &cfg,
             fps: 5.0,
             record_into: record,
@@ -221,8 +230,9 @@ mod tests {
         assert!(
             joined.contains("-segment_list /r/c/.inprogress/42.csv /r/c/.inprogress/42-%06d.mp4")
         );
-        assert!(joined
-            .ends_with("-vf fps=5,scale='min(1280,iw)':-2 -c:v mjpeg -q:v 4 -f image2pipe pipe:1"));
+        assert!(joined.ends_with(
+            "-vf fps=5,scale='min(1280,iw)':-2 -c:v mjpeg -q:v 4 -f image2 -update 1 -atomic_writing 1 /f/c/latest.jpg"
+        ));
         assert!(!joined.contains("-stream_loop"));
     }
 

@@ -5,7 +5,7 @@
 //! - [`camera`]: one camera's supervisor loop (spawn, read, stall, restart
 //!   with [`backoff`]), health events, `latest.jpg`.
 //! - [`detect`]: the detection worker (drops frames when behind) and event writing.
-//! - [`tracks`]: track -> event rules (pure). [`mjpeg`]: frame splitting (pure).
+//! - [`tracks`]: track -> event rules (pure).
 //! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out.
 //! - [`demo`]: the demo camera from Debian's `vtest.avi`.
 //!
@@ -17,7 +17,6 @@ pub mod camera;
 pub mod command;
 pub mod demo;
 pub mod detect;
-pub mod mjpeg;
 pub mod recorder;
 pub mod retention;
 pub mod stats;

@@ -234,12 +234,21 @@ impl Chunks {
             self.reconcile_runs(cam, &mut report).await?;
             for f in files(&self.root.join(cam)) {
                 let name = file_name(&f);
-                if !name.ends_with(".mp4") || indexed.contains_key(&format!("{cam}/{name}")) {
+                let rel = format!("{cam}/{name}");
+                if !name.ends_with(".mp4") || indexed.contains_key(&rel) {
+                    continue;
+                }
+                // Placed just now by `reconcile_runs` (after `indexed` was read)?
+                let r = rel.clone();
+                if self
+                    .store
+                    .read(move |c| db::recording_indexed(c, &r))
+                    .await?
+                {
                     continue;
                 }
                 match (start_of(&name), self.probe(&f).await) {
                     (Some(start), Some(dur)) => {
-                        let rel = format!("{cam}/{name}");
                         let size = std::fs::metadata(&f).map(|m| m.len() as i64).unwrap_or(0);
                         let (cam, end) = (cam.clone(), start + (dur * 1000.0).round() as i64);
                         self.store
@@ -267,8 +276,7 @@ impl Chunks {
         Ok(report)
     }
 
-    /// Finishes what dead runs left in `.inprogress`: listed chunks are
-    /// placed; the unlisted last chunk is kept if ffprobe can play it.
+    /// Finishes what dead runs left in `.inprogress`.
     async fn reconcile_runs(&self, cam: &str, report: &mut Reconciled) -> Result<(), IngestError> {
         let dir = self.inprogress_dir(cam);
         let mut runs: BTreeMap<i64, Vec<PathBuf>> = BTreeMap::new();
@@ -279,35 +287,55 @@ impl Chunks {
                 None => report.removed += usize::from(std::fs::remove_file(&f).is_ok()),
             }
         }
-        for (run, run_files) in runs {
-            let listed = ListTail::new(dir.join(format!("{run}.csv"))).poll();
-            let mut end_s: f64 = 0.0;
-            for seg in &listed {
-                end_s = end_s.max(seg.end_s);
-                report.indexed += usize::from(self.finish(cam, run, seg).await?.is_some());
-            }
-            for f in run_files {
-                let name = file_name(&f);
-                if !f.exists() || !name.ends_with(".mp4") || listed.iter().any(|s| s.file == name) {
-                    continue;
-                }
-                let seg = match self.probe(&f).await {
-                    Some(dur) => Segment {
-                        file: name,
-                        start_s: end_s,
-                        end_s: end_s + dur,
-                    },
-                    None => {
-                        report.removed += usize::from(std::fs::remove_file(&f).is_ok());
-                        continue;
-                    }
-                };
-                report.indexed += usize::from(self.finish(cam, run, &seg).await?.is_some());
-            }
-            let _ = std::fs::remove_file(dir.join(format!("{run}.csv")));
-            let _ = std::fs::remove_file(pid_file(&dir, run));
+        for run in runs.into_keys() {
+            let (indexed, removed) = self.close_run(cam, run).await?;
+            report.indexed += indexed;
+            report.removed += removed;
         }
         Ok(())
+    }
+
+    /// Closes the books on run `run` of `cam` once its ffmpeg has exited:
+    /// chunks it listed are placed and indexed; an unlisted chunk (the one it
+    /// was writing when it died) is kept if ffprobe can play it and deleted
+    /// otherwise; the run's list and pid file go. Returns (indexed, removed).
+    pub async fn close_run(&self, cam: &str, run: i64) -> Result<(usize, usize), IngestError> {
+        let dir = self.inprogress_dir(cam);
+        let (mut indexed, mut removed) = (0, 0);
+        let listed = ListTail::new(dir.join(format!("{run}.csv"))).poll();
+        let mut end_s: f64 = 0.0;
+        for seg in &listed {
+            end_s = end_s.max(seg.end_s);
+            indexed += usize::from(self.finish(cam, run, seg).await?.is_some());
+        }
+        let prefix = format!("{run}-");
+        for f in files(&dir) {
+            let name = file_name(&f);
+            if !name.starts_with(&prefix) || !name.ends_with(".mp4") {
+                continue;
+            }
+            let seg = match self.probe(&f).await {
+                Some(dur) => Segment {
+                    file: name,
+                    start_s: end_s,
+                    end_s: end_s + dur,
+                },
+                None => {
+                    removed += usize::from(std::fs::remove_file(&f).is_ok());
+                    continue;
+                }
+            };
+            end_s = seg.end_s;
+            indexed += usize::from(self.finish(cam, run, &seg).await?.is_some());
+        }
+        for leftover in [
+            format!("{run}.csv"),
+            format!("{run}.log"),
+            format!("{run}.pid"),
+        ] {
+            let _ = std::fs::remove_file(dir.join(leftover));
+        }
+        Ok((indexed, removed))
     }
 
     /// [`probe_duration`] off the async threads.
