@@ -10,5 +10,6 @@ pub mod cmd;
 pub mod config;
 pub mod frame;
 pub mod hw;
+pub mod mqtt;
 pub mod nvr;
 pub mod tracker;

@@ -11,6 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::frame::FrameStore;
 use crate::hw::Hardware;
+use crate::mqtt::{Mirror, StatsFn, Status};
 use crate::nvr::auth::{password, secret, JwtKeys, LoginLimiter, Tickets};
 use crate::nvr::store::{db, Role, Store};
 use crate::nvr::NvrState;
@@ -39,9 +40,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         started,
         max_body: cfg.ai.max_body_bytes,
         max_pixels: cfg.ai.max_image_pixels,
+        mqtt: cfg.mqtt.enabled().then(Status::new),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let nvr_state = Arc::new(open_nvr(&cfg, started, stop_rx).await?);
+    let nvr_state = Arc::new(open_nvr(&cfg, started, stop_rx.clone()).await?);
+    let mirror = match &state.mqtt {
+        Some(status) => {
+            let ai = state.clone();
+            let stats: StatsFn = Arc::new(move || api::health_body(&ai));
+            let store = nvr_state.store.clone();
+            Some(Mirror::start(&cfg, store, status.clone(), stats, stop_rx).await?)
+        }
+        None => None,
+    };
     let ai = TcpListener::bind(cfg.ai.listen)
         .await
         .with_context(|| format!("binding AI adapter on {}", cfg.ai.listen))?;
@@ -63,6 +74,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     tokio::try_join!(ai_srv, nvr_srv)?;
+    if let Some(m) = mirror {
+        m.finish().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod mqtt;
+
 /// A daemon child process with its data dir.
 pub struct Daemon {
     child: Child,
