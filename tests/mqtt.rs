@@ -314,3 +314,41 @@ fn outbox_cap_drops_the_oldest_and_counts_them() {
     assert_eq!(event_ids(&sub, 10), ids[15..], "the newest 10, in order");
     assert_next_is_sentinel(&d, &t, &sub);
 }
+
+#[test]
+fn a_device_whose_camera_is_gone_is_removed_on_connect() {
+    let broker = Mosquitto::start();
+    let node = [("OPENNVR_MQTT_NODE_ID", "box1")];
+    let mut d = start(&broker, &node);
+    let r = client()
+        .post(d.nvr_url("/api/v1/cameras"))
+        .bearer_auth(d.admin_token())
+        .json(&json!({"id": "gate", "source_url": "rtsp://cam/2"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let topic = "homeassistant/device/box1_gate/config";
+    let sub = Sub::start(&broker, "ha", "homeassistant/#");
+    assert!(!sub.next_on(topic).payload.is_empty());
+    assert!(d.terminate());
+    // The same node reinstalled (empty database) or the camera deleted while
+    // the daemon was down: the retained config is found and removed.
+    let other = start(&broker, &node);
+    let m = sub.next_on(topic);
+    assert!(
+        m.payload.is_empty(),
+        "stale config not removed: {}",
+        m.text()
+    );
+    let late = Sub::start(&broker, "ha-late", "#");
+    let retained = late.retained_at_start();
+    assert!(
+        retained.iter().any(|m| m.topic == "opennvr/available"),
+        "retained messages were not captured: {retained:?}"
+    );
+    assert!(
+        retained.iter().all(|m| m.topic != topic),
+        "the broker still retains a config for the gone camera"
+    );
+    drop(other);
+}

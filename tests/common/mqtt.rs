@@ -197,6 +197,18 @@ impl Sub {
         sub
     }
 
+    /// What arrived before the subscription was confirmed: the broker's
+    /// retained messages for the filter (it sends them before any later
+    /// publish), so an empty answer for a topic proves nothing is retained.
+    pub fn retained_at_start(&self) -> Vec<Msg> {
+        self.early
+            .borrow()
+            .iter()
+            .filter(|m| m.retained)
+            .cloned()
+            .collect()
+    }
+
     /// The next message on `topic` (others skipped) within [`WAIT`].
     pub fn next_on(&self, topic: &str) -> Msg {
         self.next_matching(WAIT, |m| m.topic == topic)
