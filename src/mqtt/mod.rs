@@ -189,3 +189,21 @@ fn options(m: &MqttConfig, node: &str, topics: &Topics) -> Result<MqttOptions, M
     }
     Ok(o)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_id_is_configured_or_generated_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("onvr-node-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut m = MqttConfig::default();
+        let first = node_id(&m, &dir).unwrap();
+        assert!(first.starts_with("opennvr_") && first.len() == "opennvr_".len() + 8);
+        assert_eq!(node_id(&m, &dir).unwrap(), first, "kept across restarts");
+        m.node_id = "my box".into();
+        assert_eq!(node_id(&m, &dir).unwrap(), "my_box");
+    }
+}

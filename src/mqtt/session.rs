@@ -78,14 +78,18 @@ impl Session {
         let (persist_tx, persist_rx) = watch::channel(self.cursor);
         let persister = tokio::spawn(persist(self.store.clone(), self.status.clone(), persist_rx));
         let mut backoff = BACKOFF_MIN;
+        let mut failures = 0u64;
         loop {
             self.enforce_cap(&persist_tx).await;
-            match self.connection(&persist_tx).await {
+            match self.connection(&persist_tx, failures == 0).await {
                 Ended::Shutdown => break,
                 Ended::Lost { was_up } => {
                     self.status.set_connected(false);
                     if was_up {
                         backoff = BACKOFF_MIN;
+                        failures = 0;
+                    } else {
+                        failures += 1;
                     }
                 }
             }
@@ -101,8 +105,19 @@ impl Session {
         tracing::debug!("MQTT mirror stopped");
     }
 
-    /// Drops the oldest waiting events beyond the cap and refreshes `pending`.
+    /// Refreshes `pending` and, when more than the cap wait, drops the
+    /// oldest through the writer (counted in `dropped`). The count runs on a
+    /// read connection, so the writer is only involved when something drops.
     async fn enforce_cap(&mut self, persist: &watch::Sender<i64>) {
+        let after = self.cursor;
+        let waiting = match self.store.read(move |c| outbox::pending(c, after)).await {
+            Ok(n) => n,
+            Err(e) => return tracing::warn!(error = %e, "MQTT outbox unreadable"),
+        };
+        self.status.set_pending(waiting);
+        if waiting <= self.cap {
+            return;
+        }
         let cap = self.cap;
         match self
             .store
@@ -116,6 +131,10 @@ impl Session {
                     persist.send_replace(s.last_sent_id);
                 }
                 self.status.set_dropped(s.dropped);
+                tracing::warn!(
+                    dropped = s.dropped,
+                    "MQTT outbox over its cap; oldest events dropped"
+                );
             }
             Err(e) => tracing::warn!(error = %e, "MQTT outbox cap check failed"),
         }
@@ -130,7 +149,8 @@ impl Session {
     }
 
     /// One connection, from CONNECT to its loss or to shutdown.
-    async fn connection(&mut self, persist: &watch::Sender<i64>) -> Ended {
+    /// `loud`: log a failure to connect as a warning (the first of a streak).
+    async fn connection(&mut self, persist: &watch::Sender<i64>, loud: bool) -> Ended {
         let (client, mut events) = AsyncClient::new(self.options.clone(), REQUEST_CAP);
         events.network_options.set_connection_timeout(5);
         let mut conn = Conn {
@@ -174,7 +194,7 @@ impl Session {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        log_loss(&e, up);
+                        log_loss(&e, up, loud);
                         return Ended::Lost { was_up: up };
                     }
                 },
@@ -403,10 +423,13 @@ async fn persist(store: Store, status: Status, mut rx: watch::Receiver<i64>) {
     }
 }
 
-/// A lost connection is worth a warning once; retries against an absent broker are debug.
-fn log_loss(e: &ConnectionError, was_up: bool) {
+/// A lost connection, or the first failed attempt of a streak, is worth a
+/// warning; further retries against an absent broker are debug.
+fn log_loss(e: &ConnectionError, was_up: bool, loud: bool) {
     if was_up {
         tracing::warn!(error = %e, "MQTT connection lost; events wait in the outbox");
+    } else if loud {
+        tracing::warn!(error = %e, "MQTT connect failed; retrying");
     } else {
         tracing::debug!(error = %e, "MQTT connect failed; retrying");
     }

@@ -16,6 +16,9 @@ pub const DEFAULT_LABEL: &str = "person";
 /// `before` then equals `after`, as for a new object).
 const MAX_TRACKS: usize = 4096;
 
+/// (camera, label) counts kept; events for further pairs get no count topic.
+const MAX_COUNTS: usize = 4096;
+
 /// Every topic the mirror publishes or listens to, from the two prefixes.
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -185,7 +188,8 @@ impl Derived {
         } else {
             None
         };
-        if let Some(n) = count {
+        let room = self.counts.len() < MAX_COUNTS || self.counts.contains_key(&key);
+        if let Some(n) = count.filter(|_| room) {
             self.counts.insert(key, n);
             out.push(StateMsg {
                 topic: topics.count(&e.camera_id, label),
