@@ -168,8 +168,10 @@ fn options(m: &MqttConfig, node: &str, topics: &Topics) -> Result<MqttOptions, M
         .set_clean_session(true)
         .set_inflight(session::INFLIGHT)
         .set_request_channel_capacity(REQUEST_CAP)
+        // Incoming: Home Assistant configs of other devices (a few KiB each);
+        // a bigger packet would drop the connection, so leave a wide margin.
         .set_max_packet_size(
-            256 * 1024,
+            1024 * 1024,
             snapshot::MAX_SNAPSHOT_BYTES as usize + 64 * 1024,
         )
         .set_last_will(LastWill::new(
