@@ -334,7 +334,8 @@ impl Session {
     }
 
     async fn publish_event(&mut self, conn: &mut Conn, e: &StoredEvent) {
-        for s in self.derived.states(&self.topics, e) {
+        let replay = self.derived.begin(e.id);
+        for s in self.derived.states(&self.topics, e, replay) {
             self.publish(conn, s.topic, true, s.payload.into_bytes(), Tag::Other);
         }
         let mut has_snapshot = false;
@@ -349,7 +350,10 @@ impl Session {
                 }
             }
         }
-        let msg = self.derived.event_message(e, has_snapshot).to_string();
+        let msg = self
+            .derived
+            .event_message(e, has_snapshot, replay)
+            .to_string();
         let t = self.topics.events();
         self.publish(conn, t, false, msg.into_bytes(), Tag::Event(e.id));
     }

@@ -123,17 +123,31 @@ pub struct StateMsg {
 }
 
 /// What the mirror remembers between events: counts per camera and label,
-/// and the last `after` of each live track.
+/// camera status, and the last `after` of each live track.
+///
+/// After a lost connection the outbox is replayed from the acknowledged
+/// cursor, so an event may come through here twice. A replayed event (id not
+/// above the newest applied) changes nothing; its state topics are
+/// republished with the current values, so `+1` is never counted twice.
 #[derive(Debug, Default)]
 pub struct Derived {
+    applied: i64,
     counts: HashMap<(String, String), i64>,
+    status: HashMap<String, &'static str>,
     tracks: HashMap<(String, i64), Value>,
 }
 
 impl Derived {
+    /// Starts handling event `id`; `true` when it is a replay.
+    pub fn begin(&mut self, id: i64) -> bool {
+        let replay = id <= self.applied;
+        self.applied = self.applied.max(id);
+        replay
+    }
+
     /// The `<prefix>/events` message for `e`, remembering it as the track's
-    /// last state. `has_snapshot` says whether its JPEG was published.
-    pub fn event_message(&mut self, e: &Event, has_snapshot: bool) -> Value {
+    /// last state (unless `replay`). `has_snapshot`: its JPEG was published.
+    pub fn event_message(&mut self, e: &Event, has_snapshot: bool, replay: bool) -> Value {
         let kind = event_type(e);
         let after = after_of(e, has_snapshot);
         let key = e.track_id.map(|t| (e.camera_id.clone(), t));
@@ -143,7 +157,7 @@ impl Derived {
             .filter(|_| kind != "new")
             .cloned()
             .unwrap_or_else(|| after.clone());
-        if let Some(k) = key {
+        if let Some(k) = key.filter(|_| !replay) {
             if kind == "end" {
                 self.tracks.remove(&k);
             } else {
@@ -159,23 +173,45 @@ impl Derived {
     /// The retained states `e` changes: the camera's status for
     /// `camera_online`/`camera_offline`; the label's count for
     /// `count_changed` (its `payload.count`), `*_entered` (+1) and `*_left` (-1).
-    pub fn states(&mut self, topics: &Topics, e: &Event) -> Vec<StateMsg> {
+    /// On a `replay`, the current values of those topics instead.
+    pub fn states(&mut self, topics: &Topics, e: &Event, replay: bool) -> Vec<StateMsg> {
         let mut out = Vec::new();
         if !is_topic_level(&e.camera_id) {
             return out;
         }
-        match e.kind.as_str() {
-            "camera_online" | "camera_offline" => out.push(StateMsg {
+        let status = match e.kind.as_str() {
+            "camera_online" => Some("online"),
+            "camera_offline" => Some("offline"),
+            _ => None,
+        };
+        if let Some(mut st) = status {
+            let known = self.status.contains_key(&e.camera_id);
+            if replay {
+                st = self.status.get(&e.camera_id).copied().unwrap_or(st);
+            } else if known || self.status.len() < MAX_COUNTS {
+                self.status.insert(e.camera_id.clone(), st);
+            }
+            out.push(StateMsg {
                 topic: topics.camera_status(&e.camera_id),
-                payload: e.kind["camera_".len()..].to_owned(),
-            }),
-            _ => {}
+                payload: st.to_owned(),
+            });
         }
         let label = label_of(e);
         if !is_topic_level(label) {
             return out;
         }
         let key = (e.camera_id.clone(), label.to_owned());
+        let counted =
+            e.kind == "count_changed" || e.kind.ends_with("_entered") || e.kind.ends_with("_left");
+        if replay {
+            if let Some(n) = self.counts.get(&key).filter(|_| counted) {
+                out.push(StateMsg {
+                    topic: topics.count(&e.camera_id, label),
+                    payload: n.to_string(),
+                });
+            }
+            return out;
+        }
         let count = if e.kind == "count_changed" {
             e.payload
                 .get("count")
@@ -253,61 +289,75 @@ mod tests {
     #[test]
     fn types_map_to_frigate_and_before_follows_the_track() {
         let mut d = Derived::default();
-        let new = d.event_message(&ev(1, "person_entered", Some(7)), false);
+        let new = d.event_message(&ev(1, "person_entered", Some(7)), false, false);
         assert_eq!(new["type"], "new");
         assert_eq!(new["before"], new["after"]);
         assert_eq!(new["after"]["id"], "1");
         assert_eq!(new["after"]["start_time"], 1_700_000_000.5);
         assert_eq!(new["after"]["box"], json!([10.0, 20.0, 40.0, 60.0]));
-        let upd = d.event_message(&ev(2, "count_changed", Some(7)), true);
+        let upd = d.event_message(&ev(2, "count_changed", Some(7)), true, false);
         assert_eq!(upd["type"], "update");
         assert_eq!(upd["before"]["event_id"], 1);
         assert_eq!(upd["after"]["has_snapshot"], true);
-        let end = d.event_message(&ev(3, "person_left", Some(7)), false);
+        let end = d.event_message(&ev(3, "person_left", Some(7)), false, false);
         assert_eq!(
             (end["type"].as_str(), end["event_id"].as_i64()),
             (Some("end"), Some(3))
         );
         assert_eq!(end["before"]["event_id"], 2);
-        let again = d.event_message(&ev(4, "person_left", Some(7)), false);
+        let again = d.event_message(&ev(4, "person_left", Some(7)), false, false);
         assert_eq!(
             again["before"]["event_id"], 4,
             "the track was forgotten at its end"
         );
     }
 
+    fn apply(d: &mut Derived, t: &Topics, e: &Event) -> Vec<StateMsg> {
+        let replay = d.begin(e.id);
+        d.states(t, e, replay)
+    }
+
     #[test]
-    fn states_follow_counts_and_camera_health() {
+    fn states_follow_counts_and_camera_health_and_replays_count_once() {
         let t = Topics::new("nvr", "homeassistant");
         let mut d = Derived::default();
-        let one = d.states(&t, &ev(1, "person_entered", Some(1)));
-        assert_eq!(
-            one,
-            vec![StateMsg {
-                topic: "nvr/door/person".into(),
-                payload: "1".into()
-            }]
-        );
-        d.states(&t, &ev(2, "person_entered", Some(2)));
-        let left = d.states(&t, &ev(3, "person_left", Some(1)));
-        assert_eq!(left[0].payload, "1");
+        let one = apply(&mut d, &t, &ev(1, "person_entered", Some(1)));
+        let count = |n: &str| StateMsg {
+            topic: "nvr/door/person".into(),
+            payload: n.into(),
+        };
+        assert_eq!(one, vec![count("1")]);
+        apply(&mut d, &t, &ev(2, "person_entered", Some(2)));
+        let left = apply(&mut d, &t, &ev(3, "person_left", Some(1)));
+        assert_eq!(left, vec![count("1")]);
         let mut c = ev(4, "count_changed", None);
         c.payload = json!({"count": 5});
-        assert_eq!(d.states(&t, &c)[0].payload, "5");
+        assert_eq!(apply(&mut d, &t, &c), vec![count("5")]);
         let mut off = ev(5, "camera_offline", None);
         off.label = None;
-        assert_eq!(
-            d.states(&t, &off)[0],
-            StateMsg {
-                topic: "nvr/door/status".into(),
-                payload: "offline".into()
-            }
-        );
-        let mut bad = ev(6, "person_entered", None);
+        let status = |s: &str| StateMsg {
+            topic: "nvr/door/status".into(),
+            payload: s.into(),
+        };
+        assert_eq!(apply(&mut d, &t, &off), vec![status("offline")]);
+        let mut on = ev(6, "camera_online", None);
+        on.label = None;
+        apply(&mut d, &t, &on);
+        let mut bad = ev(7, "person_entered", None);
         bad.label = Some("a/b".into());
         assert!(
-            d.states(&t, &bad).is_empty(),
+            apply(&mut d, &t, &bad).is_empty(),
             "a label that is not one topic level is skipped"
+        );
+        // A replay after a lost connection: current values, nothing counted twice.
+        assert_eq!(
+            apply(&mut d, &t, &ev(1, "person_entered", Some(1))),
+            vec![count("5")]
+        );
+        assert_eq!(apply(&mut d, &t, &off), vec![status("online")]);
+        assert_eq!(
+            apply(&mut d, &t, &ev(8, "person_entered", Some(3))),
+            vec![count("6")]
         );
         assert_eq!(
             t.ha_device_id("homeassistant/device/x_y/config"),
