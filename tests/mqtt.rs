@@ -352,3 +352,21 @@ fn a_device_whose_camera_is_gone_is_removed_on_connect() {
     );
     drop(other);
 }
+
+#[test]
+fn credentials_are_used_and_health_is_null_without_mqtt() {
+    let broker = Mosquitto::start_with_password("nvr", "s3cret pass");
+    let sub = Sub::start(&broker, "auth", "opennvr/available");
+    // Anonymous clients are refused by this broker, so `online` proves the login.
+    let d = start(
+        &broker,
+        &[
+            ("OPENNVR_MQTT_USERNAME", "nvr"),
+            ("OPENNVR_MQTT_PASSWORD", "s3cret pass"),
+        ],
+    );
+    assert_eq!(sub.next_on("opennvr/available").text(), "online");
+    wait_health(&d, "connected", json!(true));
+    let off = common::start_nvr(&[]);
+    assert_eq!(get_json(&off.ai_url("/health"))["mqtt"], Value::Null);
+}

@@ -25,31 +25,76 @@ pub struct Mosquitto {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    /// Username and password every client must give, if set.
+    auth: Option<(String, String)>,
 }
 
 impl Mosquitto {
     /// Starts a broker on a free loopback port, persisting into a temp dir.
     pub fn start() -> Mosquitto {
+        Self::launch(None)
+    }
+
+    /// Like [`Mosquitto::start`], refusing anonymous clients: only `user`
+    /// with `password` may connect.
+    pub fn start_with_password(user: &str, password: &str) -> Mosquitto {
+        Self::launch(Some((user.to_owned(), password.to_owned())))
+    }
+
+    fn launch(auth: Option<(String, String)>) -> Mosquitto {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let dir = temp_dir("mosquitto");
-        let conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+        let mut conf = format!(
+            "listener {port} 127.0.0.1\npersistence true\n\
              persistence_location {}/\nlog_dest file {}/log\nuser root\n",
             dir.display(),
             dir.display()
         );
+        match &auth {
+            None => conf.push_str("allow_anonymous true\n"),
+            Some((user, password)) => {
+                let file = dir.join("passwd");
+                let made = Command::new("mosquitto_passwd")
+                    .arg("-c")
+                    .arg("-b")
+                    .arg(&file)
+                    .args([user, password])
+                    .status()
+                    .unwrap();
+                assert!(made.success(), "mosquitto_passwd");
+                conf.push_str(&format!(
+                    "allow_anonymous false\npassword_file {}\n",
+                    file.display()
+                ));
+            }
+        }
         std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
         let mut m = Mosquitto {
             child: None,
             port,
             dir,
+            auth,
         };
         m.resume();
         m
+    }
+
+    /// `-p PORT` and credentials, for mosquitto_pub and mosquitto_sub.
+    fn client_args(&self) -> Vec<String> {
+        let mut a = vec!["-p".to_owned(), self.port.to_string()];
+        if let Some((user, password)) = &self.auth {
+            a.extend([
+                "-u".to_owned(),
+                user.clone(),
+                "-P".to_owned(),
+                password.clone(),
+            ]);
+        }
+        a
     }
 
     /// Starts it again on the same port and persistence file.
@@ -87,16 +132,8 @@ impl Mosquitto {
     /// Publishes one message with `mosquitto_pub` (QoS 1).
     pub fn publish(&self, topic: &str, payload: &str, retain: bool) {
         let mut c = Command::new("mosquitto_pub");
-        c.args([
-            "-p",
-            &self.port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-m",
-            payload,
-        ]);
+        c.args(self.client_args())
+            .args(["-q", "1", "-t", topic, "-m", payload]);
         if retain {
             c.arg("-r");
         }
@@ -151,7 +188,8 @@ impl Sub {
     pub fn start(broker: &Mosquitto, id: &str, filter: &str) -> Sub {
         let probe = format!("probe/{id}");
         let mut child = Command::new("mosquitto_sub")
-            .args(["-p", &broker.port.to_string(), "-q", "1", "-c", "-i", id])
+            .args(broker.client_args())
+            .args(["-q", "1", "-c", "-i", id])
             .args(["-t", filter, "-t", &probe, "-F", "%r %t %x"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
