@@ -370,3 +370,38 @@ fn credentials_are_used_and_health_is_null_without_mqtt() {
     let off = common::start_nvr(&[]);
     assert_eq!(get_json(&off.ai_url("/health"))["mqtt"], Value::Null);
 }
+
+#[test]
+fn events_sent_but_never_acknowledged_are_published_again() {
+    let mut broker = Mosquitto::start();
+    let sub = Sub::start(&broker, "events", "opennvr/events");
+    let mut d = start(&broker, &[]);
+    let t = d.admin_token();
+    let warm = post_event(&d, &t, &counter(0))["id"].as_i64().unwrap();
+    assert_eq!(event_ids(&sub, 1), vec![warm]);
+    wait_health(&d, "last_sent_id", json!(warm));
+
+    // The broker stops reading: the daemon's PUBLISHes pile up in the
+    // broker's socket, unacknowledged.
+    broker.pause();
+    let ids = post_counters(&d, &t, 10);
+    let sent = wait_for(WAIT, || (broker.unread_bytes() >= 10 * 400).then_some(()));
+    assert!(
+        sent.is_some(),
+        "the daemon did not publish: {} bytes",
+        broker.unread_bytes()
+    );
+    // Both die: the broker never read those packets, nobody acknowledged them.
+    d.kill9();
+    broker.kill9();
+    broker.resume();
+    sub.wait_ready(&broker);
+    let d = d.restart();
+    let t = d.admin_token();
+    assert_eq!(
+        event_ids(&sub, 10),
+        ids,
+        "published again from the saved cursor"
+    );
+    assert_next_is_sentinel(&d, &t, &sub);
+}

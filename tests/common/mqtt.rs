@@ -121,6 +121,54 @@ impl Mosquitto {
         }
     }
 
+    /// SIGSTOP: the broker stops reading; its kernel still accepts bytes.
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGKILL (works on a paused broker too): whatever it had not read or
+    /// saved is gone, as in a power cut. [`Mosquitto::resume`] starts it again.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("broker running")
+            .id()
+            .to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Bytes that reached the broker's end of its connections but that it has
+    /// not read (from `/proc/net/tcp`): what a paused broker was sent.
+    pub fn unread_bytes(&self) -> u64 {
+        let port = format!(":{:04X}", self.port);
+        let tables = ["/proc/net/tcp", "/proc/net/tcp6"]
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default());
+        tables
+            .iter()
+            .flat_map(|t| t.lines().skip(1))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // local_address, st (01 = established), tx_queue:rx_queue
+                let (local, state, queues) = (f.get(1)?, f.get(3)?, f.get(4)?);
+                (local.ends_with(&port) && *state == "01")
+                    .then(|| u64::from_str_radix(queues.split(':').nth(1)?, 16).ok())
+                    .flatten()
+            })
+            .sum()
+    }
+
     /// The daemon's environment for this broker.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -180,6 +228,8 @@ pub struct Sub {
     rx: mpsc::Receiver<Msg>,
     /// Messages that arrived while waiting for the probe (retained ones), kept for the test.
     early: RefCell<VecDeque<Msg>>,
+    /// The topic [`Sub::wait_ready`] sends itself.
+    probe: String,
 }
 
 impl Sub {
@@ -218,21 +268,31 @@ impl Sub {
             child,
             rx,
             early: RefCell::new(VecDeque::new()),
+            probe,
         };
+        sub.wait_ready(broker);
+        sub
+    }
+
+    /// Returns once the subscription is live (a probe sent to itself came
+    /// back), e.g. after the client reconnected to a restarted broker.
+    /// Messages that arrive meanwhile are kept, in order.
+    pub fn wait_ready(&self, broker: &Mosquitto) {
         let mut early = VecDeque::new();
         let ready = wait_for(WAIT, || {
-            broker.publish(&probe, "probe", false);
-            sub.next_matching(Duration::from_millis(500), |m| {
-                let hit = m.topic == probe;
+            broker.publish(&self.probe, "probe", false);
+            self.next_matching(Duration::from_millis(500), |m| {
+                let hit = m.topic == self.probe;
                 if !hit {
                     early.push_back(m.clone());
                 }
                 hit
             })
         });
-        sub.early.replace(early);
-        assert!(ready.is_some(), "mosquitto_sub {id} never subscribed");
-        sub
+        assert!(ready.is_some(), "mosquitto_sub never subscribed");
+        let rest = self.early.take();
+        early.extend(rest);
+        self.early.replace(early);
     }
 
     /// What arrived before the subscription was confirmed: the broker's
