@@ -70,6 +70,9 @@ struct Conn {
     exhausted: bool,
     /// Cameras announced to Home Assistant, by device object id.
     announced: BTreeMap<String, Camera>,
+    /// An event message could not be queued: later acknowledgements must not
+    /// move the cursor past it, so this connection is given up and replayed.
+    broken: bool,
 }
 
 impl Session {
@@ -159,6 +162,7 @@ impl Session {
             queued: self.cursor,
             exhausted: false,
             announced: BTreeMap::new(),
+            broken: false,
         };
         let mut up = false;
         let mut stats = interval(self.stats_every);
@@ -168,6 +172,10 @@ impl Session {
         loop {
             if up && !conn.exhausted && conn.inflight.len() < WINDOW / 2 {
                 self.fill(&mut conn).await;
+            }
+            if conn.broken {
+                tracing::warn!("MQTT request queue full; reconnecting to replay the outbox");
+                return Ended::Lost { was_up: true };
             }
             tokio::select! {
                 ev = events.poll() => match ev {
@@ -222,9 +230,13 @@ impl Session {
             .try_publish(topic, QoS::AtLeastOnce, retain, payload)
         {
             Ok(()) => conn.inflight.push(tag),
-            // Only a full request queue or a bad topic get here; the outbox
-            // message is then not marked sent and comes again next connection.
-            Err(e) => tracing::warn!(error = %e, "MQTT publish not queued"),
+            // Only a full request queue gets here (topics are checked before).
+            // A lost state or discovery message is repaired by the next one;
+            // a lost event message must not be skipped: replay from the cursor.
+            Err(e) => {
+                tracing::warn!(error = %e, "MQTT publish not queued");
+                conn.broken |= matches!(tag, Tag::Event(_));
+            }
         }
     }
 
