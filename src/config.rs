@@ -235,9 +235,11 @@ impl Default for TrackerSettings {
 pub struct MqttConfig {
     /// Broker host name or address; empty disables the mirror.
     pub host: String,
+    /// Broker port (1883 is plain MQTT; 8883 usually TLS).
     pub port: u16,
     /// Broker credentials; empty username means anonymous.
     pub username: String,
+    /// Sent only with a username; never logged (prefer the env override to a world-readable file).
     pub password: String,
     /// MQTT client id; empty means `opennvr-edge-<node_id>`.
     pub client_id: String,

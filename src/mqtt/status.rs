@@ -48,18 +48,22 @@ impl Status {
         }
     }
 
+    /// A session came up or was lost.
     pub(crate) fn set_connected(&self, v: bool) {
         self.0.connected.store(v, Ordering::Relaxed);
     }
 
+    /// Events above the cursor, as last counted.
     pub(crate) fn set_pending(&self, v: i64) {
         self.0.pending.store(v.max(0), Ordering::Relaxed);
     }
 
+    /// The stored drop counter.
     pub(crate) fn set_dropped(&self, v: i64) {
         self.0.dropped.store(v, Ordering::Relaxed);
     }
 
+    /// The cursor, once saved.
     pub(crate) fn set_last_sent(&self, v: i64) {
         self.0.last_sent_id.store(v, Ordering::Relaxed);
     }

@@ -118,7 +118,9 @@ pub fn event_type(e: &Event) -> &'static str {
 /// A retained state message derived from an event (counts, camera status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateMsg {
+    /// Where it goes (always retained).
     pub topic: String,
+    /// The value as text (`3`, `online`).
     pub payload: String,
 }
 

@@ -14,7 +14,9 @@ use super::StoreError;
 /// events were skipped because the outbox was over its cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutboxState {
+    /// Every event up to this id is acknowledged by the broker (or dropped).
     pub last_sent_id: i64,
+    /// Events skipped over the cap, ever (shown in `/health`).
     pub dropped: i64,
 }
 
