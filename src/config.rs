@@ -41,6 +41,7 @@ pub struct Config {
     pub tracker: TrackerSettings,
     pub ingest: IngestConfig,
     pub retention: RetentionConfig,
+    pub mqtt: MqttConfig,
 }
 
 /// The AI adapter (port 9100).
@@ -304,6 +305,55 @@ impl Default for RetentionConfig {
     }
 }
 
+/// The MQTT mirror (docs/mqtt.md); off while `host` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host name or address; empty disables the mirror.
+    pub host: String,
+    /// Broker port (1883 is plain MQTT; 8883 usually TLS).
+    pub port: u16,
+    /// Broker credentials; empty username means anonymous.
+    pub username: String,
+    /// Sent only with a username; never logged (prefer the env override to a world-readable file).
+    pub password: String,
+    /// MQTT client id; empty means `opennvr-edge-<node_id>`.
+    pub client_id: String,
+    /// First level of every topic (Frigate's `frigate`), so automations port over.
+    pub topic_prefix: String,
+    /// This box's id in Home Assistant unique ids and device topics; empty
+    /// means a random id generated at first start into `<data_dir>/mqtt-node-id`,
+    /// so two boxes never collide.
+    pub node_id: String,
+    /// Most events kept waiting for the broker; beyond it the oldest are
+    /// dropped and counted, so a broker that never returns costs bounded work.
+    pub outbox_cap: u64,
+    /// Seconds between `<prefix>/stats` messages.
+    pub stats_interval_s: u64,
+    /// Home Assistant's discovery prefix; empty disables discovery.
+    pub discovery_prefix: String,
+    /// TLS to the broker with the system's roots; needs the `mqtt-tls` build feature.
+    pub tls: bool,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 1883,
+            username: String::new(),
+            password: String::new(),
+            client_id: String::new(),
+            topic_prefix: "opennvr".into(),
+            node_id: String::new(),
+            outbox_cap: 100_000,
+            stats_interval_s: 60,
+            discovery_prefix: "homeassistant".into(),
+            tls: false,
+        }
+    }
+}
+
 impl Config {
     /// Reads `path` (if any), then applies environment overrides from `env`.
     ///
@@ -383,6 +433,50 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_RETENTION_MIN_FREE_BYTES") {
             self.retention.min_free_bytes = num("OPENNVR_RETENTION_MIN_FREE_BYTES", v)?;
+        }
+        self.mqtt.apply_env(&env, num)?;
+        Ok(())
+    }
+}
+
+impl MqttConfig {
+    /// The mirror runs only when a broker is named.
+    pub fn enabled(&self) -> bool {
+        !self.host.is_empty()
+    }
+
+    /// `OPENNVR_MQTT_*` overrides, kept here so the mirror's settings stay in one block.
+    fn apply_env(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+        num: fn(&'static str, String) -> Result<u64, ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let text: [(&str, &mut String); 6] = [
+            ("OPENNVR_MQTT_HOST", &mut self.host),
+            ("OPENNVR_MQTT_USERNAME", &mut self.username),
+            ("OPENNVR_MQTT_PASSWORD", &mut self.password),
+            ("OPENNVR_MQTT_CLIENT_ID", &mut self.client_id),
+            ("OPENNVR_MQTT_PREFIX", &mut self.topic_prefix),
+            ("OPENNVR_MQTT_NODE_ID", &mut self.node_id),
+        ];
+        for (var, field) in text {
+            if let Some(v) = env(var) {
+                *field = v;
+            }
+        }
+        if let Some(v) = env("OPENNVR_MQTT_PORT") {
+            self.port = u16::try_from(num("OPENNVR_MQTT_PORT", v.clone())?).map_err(|_| {
+                ConfigError::Env {
+                    var: "OPENNVR_MQTT_PORT",
+                    value: v,
+                }
+            })?;
+        }
+        if let Some(v) = env("OPENNVR_MQTT_OUTBOX_CAP") {
+            self.outbox_cap = num("OPENNVR_MQTT_OUTBOX_CAP", v)?;
+        }
+        if let Some(v) = env("OPENNVR_MQTT_STATS_INTERVAL_S") {
+            self.stats_interval_s = num("OPENNVR_MQTT_STATS_INTERVAL_S", v)?;
         }
         Ok(())
     }
@@ -465,6 +559,37 @@ mod tests {
             Config::load(Some(&f), env_of(&[])),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn mqtt_is_off_by_default_and_env_configures_it() {
+        let c = Config::load(None, env_of(&[])).unwrap();
+        assert!(c.mqtt.host.is_empty());
+        assert_eq!(
+            (c.mqtt.port, c.mqtt.topic_prefix.as_str()),
+            (1883, "opennvr")
+        );
+        let c = Config::load(
+            None,
+            env_of(&[
+                ("OPENNVR_MQTT_HOST", "broker.lan"),
+                ("OPENNVR_MQTT_PORT", "1884"),
+                ("OPENNVR_MQTT_PREFIX", "nvr"),
+                ("OPENNVR_MQTT_USERNAME", "u"),
+                ("OPENNVR_MQTT_PASSWORD", "p"),
+                ("OPENNVR_MQTT_OUTBOX_CAP", "10"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.host, "broker.lan");
+        assert_eq!(c.mqtt.port, 1884);
+        assert_eq!(c.mqtt.topic_prefix, "nvr");
+        assert_eq!(
+            (c.mqtt.username.as_str(), c.mqtt.password.as_str()),
+            ("u", "p")
+        );
+        assert_eq!(c.mqtt.outbox_cap, 10);
+        assert!(Config::load(None, env_of(&[("OPENNVR_MQTT_PORT", "70000")])).is_err());
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod config;
 pub mod frame;
 pub mod hw;
 pub mod ingest;
+pub mod mqtt;
 pub mod nvr;
 pub mod tracker;

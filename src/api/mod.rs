@@ -6,6 +6,8 @@ mod request;
 mod schema;
 mod system;
 
+pub use system::health_body;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +29,8 @@ pub struct AiState {
     pub started: Instant,
     pub max_body: usize,
     pub max_pixels: u64,
+    /// The MQTT mirror's counters for `/health`; `None` when MQTT is off.
+    pub mqtt: Option<crate::mqtt::Status>,
 }
 
 /// Builds the adapter's router.

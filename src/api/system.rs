@@ -10,15 +10,23 @@ use super::AiState;
 
 /// Liveness plus the hardware and model heuristics OpenNVR's brain uses to place work.
 pub async fn health(State(st): State<Arc<AiState>>) -> Json<Value> {
-    let hw = st.hw.clone();
-    let hardware = tokio::task::spawn_blocking(move || hw.report()).await.ok();
-    Json(json!({
+    let body = tokio::task::spawn_blocking(move || health_body(&st))
+        .await
+        .unwrap_or(Value::Null);
+    Json(body)
+}
+
+/// The `/health` body, also published as `<prefix>/stats` by the MQTT mirror.
+/// Blocking (it refreshes sysinfo): call it off the async threads.
+pub fn health_body(st: &AiState) -> Value {
+    json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": st.started.elapsed().as_secs(),
-        "hardware": hardware,
+        "hardware": st.hw.report(),
         "models": st.engine.model_health(),
-    }))
+        "mqtt": st.mqtt.as_ref().map(|m| m.report()),
+    })
 }
 
 /// Tasks this box can run now (their models are installed).

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::frame::FrameStore;
 use crate::hw::Hardware;
 use crate::ingest::{self, Supervisor};
+use crate::mqtt::{Mirror, StatsFn, Status};
 use crate::nvr::auth::{password, secret, JwtKeys, LoginLimiter, Tickets};
 use crate::nvr::store::{db, Role, Store};
 use crate::nvr::NvrState;
@@ -51,9 +52,19 @@ pub async fn run(cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         started,
         max_body: cfg.ai.max_body_bytes,
         max_pixels: cfg.ai.max_image_pixels,
+        mqtt: cfg.mqtt.enabled().then(Status::new),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut nvr_state = open_nvr(&cfg, started, clock.clone(), stop_rx.clone()).await?;
+    let mirror = match &state.mqtt {
+        Some(status) => {
+            let ai = state.clone();
+            let stats: StatsFn = Arc::new(move || api::health_body(&ai));
+            let store = nvr_state.store.clone();
+            Some(Mirror::start(&cfg, store, status.clone(), stats, stop_rx.clone()).await?)
+        }
+        None => None,
+    };
     if args.demo {
         ingest::demo::ensure(&cfg, &nvr_state.store).await?;
     }
@@ -87,7 +98,11 @@ pub async fn run(cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     });
     let cameras = Supervisor::spawn(ingest_ctx, stop_rx);
     tokio::try_join!(ai_srv, nvr_srv)?;
+    // Cameras first: their last events (tracks ended) then reach the mirror's outbox.
     let _ = cameras.await;
+    if let Some(m) = mirror {
+        m.finish().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! the writer commits).
 
 pub mod db;
+pub mod outbox;
 mod types;
 pub mod writer;
 
