@@ -302,3 +302,35 @@ fn retention_budget_deletes_oldest_chunks_first() {
     assert!(d.terminate());
     assert_index_matches_folder(&d);
 }
+
+#[test]
+fn camera_events_reach_mqtt_with_snapshots() {
+    let broker = common::mqtt::Mosquitto::start();
+    let sub = common::mqtt::Sub::start(&broker, "ingest-e2e", "opennvr/#");
+    let env = broker.env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("OPENNVR_SEGMENT_S", "2"));
+    let d = Daemon::start(&all);
+    let token = d.admin_token();
+    let clip = format!("file://{}", vtest_mp4().display());
+    add_camera(&d, &token, "gate", &clip, 5.0);
+
+    // The camera's own pipeline, not a POST: online, then a tracked person.
+    sub.next_matching(MIN, |m| {
+        m.topic == "opennvr/gate/status" && m.text() == "online"
+    })
+    .expect("gate online");
+    let new = sub
+        .next_matching(2 * MIN, |m| {
+            m.topic == "opennvr/events" && m.json()["type"] == "new"
+        })
+        .expect("a person event on opennvr/events");
+    let after = &new.json()["after"];
+    assert_eq!(after["camera"], "gate");
+    assert_eq!(after["label"], "person");
+    assert_eq!(after["event_type"], "person_entered");
+    assert_eq!(after["has_snapshot"], true);
+    let snap = sub.next_on("opennvr/gate/person/snapshot");
+    let img = image::load_from_memory(&snap.payload).expect("the snapshot is the event's JPEG");
+    assert_eq!(img.width(), 768);
+}
