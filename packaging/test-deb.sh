@@ -69,6 +69,7 @@ esac
 
 tmp="$(mktemp -d /tmp/opennvr-test-deb.XXXXXX)"
 daemon_pid=""
+owned=0 # set once we know the package's paths and user are ours to delete
 cleanup() {
     local rc=$?
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
@@ -79,6 +80,12 @@ cleanup() {
     case "$(installed_version)" in
     *"~test"*) dpkg -P "$pkg" >"$tmp/cleanup-purge.log" 2>&1 || cat "$tmp/cleanup-purge.log" >&2 ;;
     esac
+    if [ "$owned" = 1 ]; then
+        # Whatever a broken postrm left: none of it existed when we started.
+        rm -rf "$data" "$etc"
+        if getent passwd "$user" >/dev/null; then userdel "$user" || true; fi
+        if getent group "$user" >/dev/null; then groupdel "$user" || true; fi
+    fi
     [ $rc = 0 ] || { echo "$prog: failed; daemon log:" >&2; tail -n 30 "$tmp/daemon.log" 2>/dev/null >&2 || true; }
     rm -rf "$tmp"
     exit $rc
@@ -92,6 +99,11 @@ purge_if_ours() {
     esac
 }
 purge_if_ours
+for p in "$data" "$etc"; do
+    [ ! -e "$p" ] || die "$p exists without the package (left by a real install or a killed run): remove it first"
+done
+getent passwd "$user" >/dev/null && die "user $user exists without the package: remove it first (deluser $user)"
+owned=1
 
 # --------------------------------------------------------------------------- build
 step "building two .debs from $binary"
@@ -166,11 +178,19 @@ start_like_unit() {
     else
         sandboxed="no mount namespaces here: ProtectSystem=/PrivateTmp not reproduced"
     fi
+    # User=, Group=, SupplementaryGroups=, NoNewPrivileges=yes, CapabilityBoundingSet= (empty).
+    local -a as_user=(setpriv --reuid="$user" --regid="$group" --groups="$suppl" --no-new-privs
+        --inh-caps=-all --bounding-set=-all --)
+    if ((${#sandbox[@]})); then
+        # The sandbox holds: the service user can write its data dir and nothing else.
+        rm -f /var/tmp/opennvr-probe
+        "${sandbox[@]}" "${as_user[@]}" sh -c \
+            'touch /var/tmp/opennvr-probe 2>/dev/null && exit 1; touch "$1/.probe" && rm "$1/.probe"' sh "$data" ||
+            { rm -f /var/tmp/opennvr-probe; die "sandbox: /var/tmp writable or $data not writable"; }
+    fi
     (cd "$workdir" && exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin \
         "${env_args[@]}" OPENNVR_AI_LISTEN=127.0.0.1:0 OPENNVR_NVR_LISTEN=127.0.0.1:0 \
-        "${sandbox[@]}" \
-        setpriv --reuid="$user" --regid="$group" --groups="$suppl" --no-new-privs \
-        --inh-caps=-all --bounding-set=-all -- \
+        "${sandbox[@]}" "${as_user[@]}" \
         sh -c 'umask "$1"; shift; exec "$@"' sh "$umask" "${cmd[@]}") \
         >"$tmp/daemon.out" 2>"$tmp/daemon.log" &
     daemon_pid=$!
