@@ -21,7 +21,6 @@ trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXI
 dpkg-deb -x "$deb" "$tmp/root"
 bin="$tmp/root/usr/bin/opennvr-edge"
 run() { qemu-aarch64-static "$bin" "$@"; }
-file -b "$bin" | grep -q 'ARM aarch64' || die "$bin is not an aarch64 binary"
 export OPENNVR_DATA_DIR="$tmp/data" OPENNVR_MODELS_DIR="$tmp/root/usr/share/opennvr-edge/models"
 export OPENNVR_LOG=warn OPENNVR_AI_LISTEN=127.0.0.1:0 OPENNVR_NVR_LISTEN=127.0.0.1:0
 unset OPENNVR_CONFIG

@@ -57,6 +57,7 @@ done
 [ -f "$photo" ] || die "no $photo: run scripts/setup.sh (Debian darknet)"
 
 # One run at a time on this machine: the package, the user and the paths are global.
+mkdir -p /run/lock
 exec 9>/run/lock/opennvr-edge-test-deb.lock
 flock -w 3600 9 || die "another test-deb.sh still runs after an hour"
 
@@ -212,10 +213,17 @@ start_like_unit() {
         done
         curl -fsS -o /dev/null "$url" || die "$url does not answer 200"
     done
-    local who
-    who="$(ps -o user=,group=,supgrp= -p "$daemon_pid" | tr -s ' ')"
-    [ "$(cut -d' ' -f1-2 <<<"$who")" = "$user $group" ] || die "daemon runs as '$who'"
-    ok "daemon up as $who ($sandboxed): /health 200 on ai=$ai nvr=$nvr after $((($(date +%s%N) - t0) / 1000000)) ms"
+    # The credentials the process really has (real, effective, saved uid/gid; groups).
+    local ids want_gid video_gid groups
+    ids="$(awk '/^Uid:|^Gid:/ {print $2, $3, $4}' "/proc/$daemon_pid/status" | tr '\n' ' ')"
+    want_gid="$(getent group "$group" | cut -d: -f3)"
+    [ "$ids" = "$uid $uid $uid $want_gid $want_gid $want_gid " ] || die "daemon runs with uids/gids '$ids'"
+    video_gid="$(getent group "$suppl" | cut -d: -f3)"
+    groups="$(sed -n 's/^Groups:[[:space:]]*//p' "/proc/$daemon_pid/status")"
+    [[ " $groups " == *" $video_gid "* ]] || die "daemon lacks supplementary group $suppl: '$groups'"
+    grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$daemon_pid/status" || die "daemon may gain privileges"
+    grep -q '^CapBnd:[[:space:]]*0*$' "/proc/$daemon_pid/status" || die "daemon has a capability bounding set"
+    ok "daemon up as $user:$group +$suppl, no_new_privs, no capabilities ($sandboxed): /health 200 on ai=$ai nvr=$nvr after $((($(date +%s%N) - t0) / 1000000)) ms"
 }
 
 stop_daemon() {
