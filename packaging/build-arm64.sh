@@ -82,4 +82,7 @@ fi
 
 # --------------------------------------------------------------------------- package
 # strip for the target's binaries; $auto Depends comes from dpkg-shlibdeps on the arm64 binary.
-cargo deb --no-build --locked --target "$target" "$@"
+# --glibc V uses the [package.metadata.deb.variants.glibcV] section (libc6 >= V).
+variant=()
+[ -z "$glibc" ] || variant=(--variant "glibc${glibc//./}")
+cargo deb --no-build --locked --target "$target" "${variant[@]}" "$@"
