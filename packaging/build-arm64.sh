@@ -73,10 +73,11 @@ else
     # puts the output in the plain target's dir, where cargo-deb looks.
     zig_venv="${XDG_CACHE_HOME:-$HOME/.cache}/opennvr-edge/zig-venv"
     [ -x "$zig_venv/bin/python" ] || python3 -m venv "$zig_venv"
-    "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1 ||
-        "$zig_venv/bin/pip" install --quiet --only-binary=:all: ziglang >&2
-    command -v cargo-zigbuild >/dev/null ||
-        env -u CARGO_TARGET_DIR cargo install --locked --quiet cargo-zigbuild
+    # Pinned: the versions this build was checked with (docs/packaging.md).
+    [ "$("$zig_venv/bin/python" -m ziglang version 2>/dev/null)" = 0.17.1 ] ||
+        "$zig_venv/bin/pip" install --quiet --only-binary=:all: ziglang==0.17.1 >&2
+    [ "$(cargo-zigbuild --version 2>/dev/null)" = "cargo-zigbuild 0.24.1" ] ||
+        env -u CARGO_TARGET_DIR cargo install --locked --quiet cargo-zigbuild@0.24.1
     PATH="$zig_venv/bin:$PATH" cargo "+$toolchain" zigbuild --release --locked --target "$target.$glibc" >&2
 fi
 
