@@ -6,7 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-pkgs=(ffmpeg opencv-doc darknet mosquitto mosquitto-clients
+# systemd (systemd-analyze), curl, adduser: the .deb test (packaging/test-deb.sh).
+pkgs=(ffmpeg opencv-doc darknet mosquitto mosquitto-clients systemd curl adduser
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -18,6 +19,13 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# cargo-deb builds the .deb (packaging/); pinned, installed only when missing or another version.
+cargo_deb_version=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; then
+  echo "setup: installing cargo-deb $cargo_deb_version" >&2
+  env -u CARGO_TARGET_DIR cargo install --locked --quiet "cargo-deb@$cargo_deb_version"
 fi
 
 "$root/models/fetch.sh" --with-ort "$@"

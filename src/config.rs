@@ -593,6 +593,29 @@ mod tests {
     }
 
     #[test]
+    fn packaged_config_sets_only_the_package_paths() {
+        // /etc/opennvr-edge/config.toml in the .deb: the service can write only
+        // below /var/lib/opennvr-edge, and the models ship in /usr/share.
+        let text = include_str!("../packaging/config.deb.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c.paths.data_dir, PathBuf::from("/var/lib/opennvr-edge"));
+        assert_eq!(
+            c.paths.models_dir,
+            PathBuf::from("/usr/share/opennvr-edge/models")
+        );
+        assert_eq!(
+            c.paths.frames_dir(),
+            PathBuf::from("/var/lib/opennvr-edge/frames")
+        );
+        let mut rest = c.clone();
+        rest.paths = PathsConfig::default();
+        assert_eq!(
+            toml::to_string(&rest).unwrap(),
+            toml::to_string(&Config::default()).unwrap()
+        );
+    }
+
+    #[test]
     fn example_config_documents_the_defaults() {
         let text = include_str!("../packaging/config.example.toml");
         let c: Config = toml::from_str(text).unwrap();

@@ -33,6 +33,8 @@ enum Command {
     User(cmd::user::UserCmd),
     /// Check the database's integrity.
     Check,
+    /// Create the data dir, database, JWT secret and first admin, then exit.
+    Init,
 }
 
 fn main() -> ExitCode {
@@ -71,5 +73,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => cmd::check::check(cfg),
+        Command::Init => {
+            cmd::init::init(cfg)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -79,3 +79,55 @@ fn models_verifies_checksums() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sha256"));
 }
+
+#[test]
+fn init_creates_secrets_once_and_is_idempotent() {
+    // What the .deb's postinst runs: secrets and the first admin, before any port opens.
+    let data = temp_dir("init");
+    let run = || {
+        let out = cli()
+            .env("OPENNVR_DATA_DIR", &data)
+            .arg("init")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = run();
+    assert!(first.starts_with("created user admin"), "{first}");
+    let secret = std::fs::read_to_string(data.join("jwt-secret")).unwrap();
+    let password = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
+    assert_eq!(secret.trim().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["jwt-secret", "initial-admin-password"] {
+            let mode = std::fs::metadata(data.join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
+    let second = run();
+    assert!(second.starts_with("ready:"), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("jwt-secret")).unwrap(),
+        secret
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("initial-admin-password")).unwrap(),
+        password
+    );
+    let users = cli()
+        .env("OPENNVR_DATA_DIR", &data)
+        .args(["user", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&users.stdout).lines().count(), 1);
+    let _ = std::fs::remove_dir_all(&data);
+}

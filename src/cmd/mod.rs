@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod infer;
+pub mod init;
 pub mod models;
 pub mod run;
 pub mod user;

@@ -14,8 +14,8 @@ use crate::frame::FrameStore;
 use crate::hw::Hardware;
 use crate::ingest::{self, Supervisor};
 use crate::mqtt::{Mirror, StatsFn, Status};
-use crate::nvr::auth::{password, secret, JwtKeys, LoginLimiter, Tickets};
-use crate::nvr::store::{db, Role, Store};
+use crate::nvr::auth::{JwtKeys, LoginLimiter, Tickets};
+use crate::nvr::store::Store;
 use crate::nvr::NvrState;
 
 /// Options of `run`.
@@ -118,10 +118,7 @@ async fn open_nvr(
     let db_path = super::db_path(cfg);
     let store = Store::open(&db_path, clock.clone(), cfg.nvr.stream_buffer)
         .with_context(|| format!("opening database {}", db_path.display()))?;
-    let secret_path = cfg.paths.data_dir.join("jwt-secret");
-    let secret = secret::load_or_create(&secret_path, 32)
-        .with_context(|| format!("loading JWT secret {}", secret_path.display()))?;
-    ensure_initial_admin(cfg, &store).await?;
+    let secret = super::init::prepare(cfg, &store).await?.jwt_secret;
     let n = &cfg.nvr;
     Ok(NvrState {
         keys: JwtKeys::new(
@@ -147,36 +144,6 @@ async fn open_nvr(
         max_body: n.max_body_bytes,
         shutdown,
     })
-}
-
-/// With no users at all, creates `admin` with a random password written to
-/// `<data_dir>/initial-admin-password` (0600), so a fresh box is never open
-/// and never has a default password.
-async fn ensure_initial_admin(cfg: &Config, store: &Store) -> anyhow::Result<()> {
-    if store.read(db::count_users).await? > 0 {
-        return Ok(());
-    }
-    let pw = secret::random_hex(12);
-    let hash = tokio::task::spawn_blocking({
-        let pw = pw.clone();
-        move || password::hash(&pw)
-    })
-    .await??;
-    let path = cfg.paths.data_dir.join("initial-admin-password");
-    // Write the file before the user exists: a crash in between leaves a
-    // file for a user that is not there yet, and the next start replaces it.
-    let _ = std::fs::remove_file(&path);
-    secret::write_private(&path, format!("{pw}\n").as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    store
-        .writer()
-        .call(move |c, now| db::create_user(c, "admin", &hash, Role::Admin, now))
-        .await?;
-    tracing::warn!(
-        path = %path.display(),
-        "created user admin; its password is in this file: log in, change it (opennvr-edge user passwd), delete the file"
-    );
-    Ok(())
 }
 
 async fn shutdown() {

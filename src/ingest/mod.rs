@@ -165,8 +165,12 @@ async fn supervise(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             break;
         }
     }
-    for (_, r) in running.drain() {
+    // All cameras stop at once: each ffmpeg gets its `q` now, not after the others.
+    let all: Vec<Running> = running.into_values().collect();
+    for r in &all {
         let _ = r.stop.send(true);
+    }
+    for r in all {
         let _ = r.task.await;
     }
     let _ = retention.await;

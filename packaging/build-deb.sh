@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the release .deb for this machine's architecture (x86_64 -> amd64):
+# models (models/fetch.sh: fetched once, sha256-checked every time), the
+# release binary, then cargo-deb. Prints the .deb's path.
+#
+# usage: packaging/build-deb.sh [cargo-deb options, e.g. --deb-version 0.1.0-2]
+#
+# Release builds take ~35 min on 2 cores; CARGO_TARGET_DIR is honoured.
+# arm64 (Jetson): packaging/build-arm64.sh. What the package installs: docs/packaging.md.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+cargo_deb_version=3.8.0 # same pin as scripts/setup.sh
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; then
+    echo "build-deb: installing cargo-deb $cargo_deb_version" >&2
+    env -u CARGO_TARGET_DIR cargo install --locked --quiet "cargo-deb@$cargo_deb_version"
+fi
+
+models/fetch.sh >&2
+cargo build --release --locked >&2
+cargo deb --no-build --locked "$@"
