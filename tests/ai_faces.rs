@@ -271,16 +271,11 @@ fn age_weights_match_the_package_manifest() {
 #[test]
 fn infer_cli_reports_faces_and_dumps_chips() {
     let out_dir = temp_dir("chips");
-    let out = common::cli()
-        .args(["infer", "--task", "face_detection", "--dump-chips"])
-        .arg(&out_dir)
-        .arg(fixture("samples/astronaut.png"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeed(
+        common::cli()
+            .args(["infer", "--task", "face_detection", "--dump-chips"])
+            .arg(&out_dir)
+            .arg(fixture("samples/astronaut.png")),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["face_count"], 1, "{v}");

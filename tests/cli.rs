@@ -7,15 +7,10 @@ use serde_json::Value;
 
 #[test]
 fn infer_prints_the_api_json() {
-    let out = cli()
-        .args(["infer", "--task", "person_counting"])
-        .arg(fixture("samples/bus.jpg"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeed(
+        cli()
+            .args(["infer", "--task", "person_counting"])
+            .arg(fixture("samples/bus.jpg")),
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["task"], "person_counting");
@@ -85,16 +80,7 @@ fn init_creates_secrets_once_and_is_idempotent() {
     // What the .deb's postinst runs: secrets and the first admin, before any port opens.
     let data = temp_dir("init");
     let run = || {
-        let out = cli()
-            .env("OPENNVR_DATA_DIR", &data)
-            .arg("init")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = common::succeed(cli().env("OPENNVR_DATA_DIR", &data).arg("init"));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let first = run();

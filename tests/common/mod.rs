@@ -387,6 +387,17 @@ impl SseClient {
     }
 }
 
+/// Runs `cmd` to completion and asserts it succeeded (showing its stderr if not).
+pub fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The binary as a one-shot command on the test models (config file ignored, quiet logs).
 pub fn cli() -> Command {
     let mut c = Command::new(bin());
