@@ -105,7 +105,13 @@ fn rtsp_camera_records_detects_and_serves_frames() {
     assert_eq!(status, 200);
     let img = image::load_from_memory(&snap).expect("snapshot is a JPEG");
     assert_eq!((img.width(), img.height()), (768, 576));
-    assert_eq!(events(&d, &token, "street", "camera_online").len(), 1);
+    let online = events(&d, &token, "street", "camera_online");
+    assert_eq!(online.len(), 1);
+    assert!(
+        online[0]["payload"]["down_ms"].is_null(),
+        "first start: {}",
+        online[0]
+    );
 
     // latest.jpg: over the API, and to /infer by URI, like OpenNVR does.
     let (status, latest) = get_bytes(&d, &token, "/api/v1/cameras/street/snapshot.jpg");

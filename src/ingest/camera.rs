@@ -74,10 +74,9 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, mut stop: watch::Re
         ))
     });
     let mut backoff = Backoff::new(ctx.cfg.backoff_min_ms, ctx.cfg.backoff_max_ms);
-    let mut health = Health {
-        down_since: Some(ctx.clock.now_ms()),
-        ..Health::default()
-    };
+    // `down_since` stays unset until a failure: the first `camera_online`
+    // after a clean start has `down_ms: null`.
+    let mut health = Health::default();
     let mut runner = Runner {
         ctx: &ctx,
         chunks: &chunks,
@@ -272,10 +271,10 @@ impl Runner<'_> {
             .unwrap_or("stalled");
         self.stats.set_error(Some(msg.to_owned()));
         tracing::warn!(camera = %self.cam.id, kind, %reason, "camera down");
-        if self.health.online {
-            self.health.online = false;
+        if self.health.online || self.health.down_since.is_none() {
             self.health.down_since = Some(now);
         }
+        self.health.online = false;
         if self.health.reported_down {
             return;
         }
