@@ -30,7 +30,10 @@ pub struct RunArgs {
 /// (tests and scripts read the real ports from it when given port 0), starts
 /// the cameras, and serves until SIGINT or SIGTERM; then stops the cameras so
 /// each ffmpeg closes its last chunk.
-pub async fn run(cfg: Config, args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
+    if args.demo {
+        ingest::demo::adjust(&mut cfg);
+    }
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.paths.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;

@@ -15,6 +15,17 @@ pub const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 /// The demo camera's id.
 pub const CAMERA_ID: &str = "camera_0";
 
+/// Chunk length for the demo when the config leaves the default: a newcomer
+/// should see a recording within a minute, not after the first 60 s chunk.
+pub const DEMO_SEGMENT_S: u32 = 20;
+
+/// Shortens chunks to [`DEMO_SEGMENT_S`] unless `segment_s` was configured.
+pub fn adjust(cfg: &mut Config) {
+    if cfg.ingest.segment_s == crate::config::IngestConfig::default().segment_s {
+        cfg.ingest.segment_s = DEMO_SEGMENT_S;
+    }
+}
+
 /// Transcodes `src` to an H.264 MP4 at `dest` unless it is already there:
 /// stream copy into MP4 needs H.264 (vtest.avi is MPEG-4 part 2), and a
 /// keyframe every second lets chunks be cut close to their length.
@@ -74,4 +85,19 @@ pub async fn ensure(cfg: &Config, store: &Store) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_shortens_only_default_chunks() {
+        let mut cfg = Config::default();
+        adjust(&mut cfg);
+        assert_eq!(cfg.ingest.segment_s, DEMO_SEGMENT_S);
+        cfg.ingest.segment_s = 45;
+        adjust(&mut cfg);
+        assert_eq!(cfg.ingest.segment_s, 45);
+    }
 }
