@@ -1,17 +1,15 @@
 //! One camera's life: start ffmpeg, read frames, index chunks, notice
 //! stalls and exits, restart with backoff, and report health as events.
 
-use std::process::Stdio;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
+use super::child::{cap_log, end, last_line, read_pid, spawn, FrameWatch};
 use super::command::{Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
 use super::recorder::{pid_file, Chunks, ListTail};
@@ -19,16 +17,12 @@ use super::stats::CameraStats;
 use super::Ctx;
 use crate::nvr::store::{Camera, NewEvent};
 
-/// Largest JPEG accepted from ffmpeg; far above any real frame.
-const MAX_FRAME_BYTES: usize = 32 << 20;
 /// How often `latest.jpg` is checked for a new frame.
 const FRAME_POLL: Duration = Duration::from_millis(40);
 /// How often the segment list is checked for finished chunks.
 const LIST_POLL: Duration = Duration::from_millis(500);
 /// Least time a new ffmpeg gets to deliver its first frame.
 const FIRST_FRAME_GRACE: Duration = Duration::from_secs(30);
-/// How long a stopping ffmpeg gets to close its chunk before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How one ffmpeg run ended.
 #[derive(Debug)]
@@ -162,7 +156,7 @@ impl Runner<'_> {
         let outcome = loop {
             tokio::select! {
                 _ = frame_tick.tick() => {
-                    if let Some(jpeg) = frames.next() {
+                    if let Some(jpeg) = frames.new_frame() {
                         last_frame = Instant::now();
                         allowance = stall;
                         self.on_frame(jpeg).await;
@@ -300,153 +294,4 @@ impl Runner<'_> {
 /// Resolves once `stop` is true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Runs ffmpeg under a small `sh` shim that forwards exactly one SIGTERM.
-///
-/// If the daemon dies, ffmpeg must close the chunk it is writing. The
-/// kernel's parent-death signal (`PR_SET_PDEATHSIG`) does that, but it fires
-/// each time the child is handed to another thread of the dying process, so
-/// a child of the multi-threaded daemon gets several SIGTERMs, and ffmpeg
-/// treats a second signal as "exit now, skip the trailer". So the death signal
-/// goes to the single-threaded shim, which passes one SIGTERM on to ffmpeg
-/// and waits for it. The shim writes ffmpeg's pid to `pid_file` (the startup
-/// reconciliation waits for that pid). ffmpeg's stdin is ours through the
-/// shim: `q` there is how we stop it (see [`end`]).
-const SHIM: &str = r#"trap '' INT
-"$0" "$@" <&0 &
-p=$!
-echo $p > "$OPENNVR_FFMPEG_PID"
-trap 'kill -TERM $p 2>/dev/null; trap "" TERM' TERM
-wait $p; r=$?
-while kill -0 $p 2>/dev/null; do wait $p; r=$?; done
-exit $r"#;
-
-fn spawn(
-    ffmpeg: &std::path::Path,
-    plan: &Plan<'_>,
-    log: &std::path::Path,
-    pid_file: &std::path::Path,
-) -> std::io::Result<Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(SHIM)
-        .arg(ffmpeg)
-        .args(plan.args())
-        .env("OPENNVR_FFMPEG_PID", pid_file)
-        .stdin(Stdio::piped())
-        // Frames and logs go to files, not pipes: if the daemon dies, every
-        // write to a broken pipe is a SIGPIPE that ffmpeg counts like SIGTERM.
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
-/// Ends ffmpeg: politely first, SIGKILL after a grace period; either way
-/// it is reaped. Politely is `q` on its stdin, not a signal: ffmpeg treats a
-/// *second* signal as "exit now, skip the trailer", and under systemd or a
-/// terminal it may already have had one, which would lose the last chunk.
-async fn end(child: &mut Child, ffmpeg_pid: Option<u32>, polite: bool) {
-    if let (true, Some(mut stdin)) = (polite, child.stdin.take()) {
-        let asked = stdin.write_all(b"q").await.and(stdin.flush().await);
-        if asked.is_ok() && tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
-            return;
-        }
-    }
-    if let Some(pid) = ffmpeg_pid {
-        // SAFETY: kill(2) on ffmpeg, whose parent (the shim) we have not reaped yet.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGKILL);
-        }
-    }
-    let _ = child.kill().await;
-}
-
-/// ffmpeg's pid, as the shim wrote it (it may take a moment to appear).
-async fn read_pid(file: &std::path::Path) -> Option<u32> {
-    for _ in 0..50 {
-        let pid = std::fs::read_to_string(file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
-        if pid.is_some() {
-            return pid;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
-}
-
-/// Largest ffmpeg log kept per run; a camera that streams garbage makes
-/// ffmpeg log an error per frame, for months.
-const MAX_LOG_BYTES: u64 = 1 << 20;
-
-/// Empties the run's log when it grows past [`MAX_LOG_BYTES`] (ffmpeg
-/// appends with `O_APPEND`, so it simply continues at the new end).
-fn cap_log(log: &std::path::Path) {
-    if std::fs::metadata(log).is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(log) {
-            let _ = f.set_len(0);
-        }
-    }
-}
-
-/// The last line ffmpeg logged (it logs errors only), for `last_error`.
-fn last_line(log: &std::path::Path) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-/// Notices each new `latest.jpg`: ffmpeg writes it atomically (temp file,
-/// rename), so a new (inode, mtime) is a new, complete frame. The mtime is
-/// there because a freed inode number is often reused by the next file.
-struct FrameWatch {
-    path: std::path::PathBuf,
-    seen: Option<(u64, i64, i64)>,
-}
-
-impl FrameWatch {
-    /// Starts from whatever `latest.jpg` is there now (an old run's frame).
-    fn new(path: std::path::PathBuf) -> Self {
-        let seen = inode(&path);
-        Self { path, seen }
-    }
-
-    /// The new frame's bytes, if ffmpeg has replaced the file since the last call.
-    fn next(&mut self) -> Option<Vec<u8>> {
-        let ino = inode(&self.path)?;
-        if self.seen == Some(ino) {
-            return None;
-        }
-        let bytes = std::fs::read(&self.path).ok()?;
-        // Replaced again between stat and read: that newer frame is fine too.
-        self.seen = inode(&self.path);
-        (bytes.len() <= MAX_FRAME_BYTES).then_some(bytes)
-    }
-}
-
-fn inode(p: &std::path::Path) -> Option<(u64, i64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(p)
-        .ok()
-        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
 }

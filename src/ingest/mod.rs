@@ -3,7 +3,8 @@
 //!
 //! - [`command`]: the ffmpeg command line (record by stream copy + MJPEG frames).
 //! - [`camera`]: one camera's supervisor loop (spawn, read, stall, restart
-//!   with [`backoff`]), health events, `latest.jpg`.
+//!   with [`backoff`]), health events; [`child`]: the ffmpeg process itself
+//!   (shim, stop with `q`, frames and log through files).
 //! - [`detect`]: the detection worker (drops frames when behind) and event writing.
 //! - [`tracks`]: track -> event rules (pure).
 //! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out.
@@ -14,6 +15,7 @@
 
 pub mod backoff;
 pub mod camera;
+pub mod child;
 pub mod command;
 pub mod demo;
 pub mod detect;
