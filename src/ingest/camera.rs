@@ -224,7 +224,11 @@ impl Runner<'_> {
             match self.chunks.finish(&self.cam.id, run_id, &seg).await {
                 Ok(Some(_)) => {
                     self.stats.chunks.fetch_add(1, Relaxed);
-                    self.ctx.chunk_landed.notify_one();
+                    // A byte budget is enforced per chunk; age and free
+                    // space are checked every `interval_s` (a full scan).
+                    if self.ctx.retention.max_bytes > 0 {
+                        self.ctx.chunk_landed.notify_one();
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!(camera = %self.cam.id, error = %e, "cannot index chunk"),

@@ -75,7 +75,7 @@ pub struct Ctx {
     pub frames_dir: PathBuf,
     pub snapshots_dir: PathBuf,
     pub stats: Arc<IngestStats>,
-    /// Fired on every new chunk so a byte budget is enforced promptly.
+    /// Fired on every new chunk, when a byte budget is set, so it is enforced promptly.
     pub chunk_landed: Arc<Notify>,
 }
 
