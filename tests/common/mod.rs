@@ -142,6 +142,33 @@ impl Daemon {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `/proc/<pid>/status` figure in its own unit (kB for memory):
+    /// `VmRSS`, `VmHWM` (peak RSS), `Threads`.
+    pub fn proc_status(&self, key: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in /proc status"))
+    }
+
+    /// Resident memory now, in MiB.
+    pub fn rss_mib(&self) -> u64 {
+        self.proc_status("VmRSS") / 1024
+    }
+
+    /// Open file descriptors of the daemon.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for Daemon {

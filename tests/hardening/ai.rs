@@ -1,0 +1,1 @@
+//! Hardening of the ai side; see main.rs.

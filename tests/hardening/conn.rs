@@ -1,0 +1,1 @@
+//! Hardening of the conn side; see main.rs.

@@ -1,0 +1,1 @@
+//! Hardening of the ingest side; see main.rs.

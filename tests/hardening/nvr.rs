@@ -1,0 +1,1 @@
+//! Hardening of the nvr side; see main.rs.
