@@ -293,6 +293,7 @@ for want in "ProtectSystem=strict" "ReadWritePaths=$data" "PrivateTmp=yes" "Prot
     grep -qx "$want" "$unit" || die "unit lacks $want"
 done
 [ "$(grep -c '^ReadWritePaths=' "$unit")" = 1 ] || die "more than one ReadWritePaths= line"
+grep -q '^LimitNOFILE=8192$' "$unit" || die "no LimitNOFILE"
 grep -q '^StartLimitBurst=' "$unit" && grep -q '^StartLimitIntervalSec=' "$unit" || die "no restart limit"
 exposure="$(systemd-analyze security --offline=true --no-pager "$unit" 2>/dev/null |
     sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')"

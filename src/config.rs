@@ -42,6 +42,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub retention: RetentionConfig,
     pub mqtt: MqttConfig,
+    pub http: HttpConfig,
 }
 
 /// The AI adapter (port 9100).
@@ -302,6 +303,80 @@ impl Default for RetentionConfig {
             min_free_bytes: 1 << 30,
             interval_s: 300,
         }
+    }
+}
+
+/// Connection limits of the two ports (`[http.ai]`, `[http.nvr]`; `src/serve.rs`,
+/// docs/security.md). Every client on the LAN can open sockets; these bound
+/// what they hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The AI adapter's port (9100).
+    pub ai: HttpLimits,
+    /// The NVR core's port (8000).
+    pub nvr: HttpLimits,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            // The adapter serves a few local clients, each request a whole inference.
+            ai: HttpLimits {
+                max_connections: 128,
+                max_connections_per_ip: 32,
+                ..HttpLimits::default()
+            },
+            nvr: HttpLimits::default(),
+        }
+    }
+}
+
+/// The limits of one port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Open connections at once on this port; the next is answered 503 and closed.
+    pub max_connections: usize,
+    /// Open connections at once from one client address, so one client cannot
+    /// take every slot (browsers open about six per host).
+    pub max_connections_per_ip: usize,
+    /// Time to send a request's headers; also how long an idle keep-alive
+    /// connection is kept (seconds).
+    pub header_timeout_s: u64,
+    /// Time to send a whole request body, from the request's arrival (seconds).
+    pub body_timeout_s: u64,
+    /// How long a response write may make no progress before the connection is
+    /// dropped: a client that stopped reading a download or a stream (seconds).
+    pub send_timeout_s: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_connections_per_ip: 64,
+            header_timeout_s: 15,
+            body_timeout_s: 60,
+            send_timeout_s: 60,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// `header_timeout_s` as a duration (at least one second).
+    pub fn header_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.header_timeout_s.max(1))
+    }
+
+    /// `body_timeout_s` as a duration (at least one second).
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.body_timeout_s.max(1))
+    }
+
+    /// `send_timeout_s` as a duration (at least one second).
+    pub fn send_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.send_timeout_s.max(1))
     }
 }
 

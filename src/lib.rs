@@ -13,4 +13,5 @@ pub mod hw;
 pub mod ingest;
 pub mod mqtt;
 pub mod nvr;
+pub mod serve;
 pub mod tracker;

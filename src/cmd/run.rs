@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AiState};
 use crate::clock::{Clock, SystemClock};
@@ -17,6 +18,7 @@ use crate::mqtt::{Mirror, StatsFn, Status};
 use crate::nvr::auth::{JwtKeys, LoginLimiter, Tickets};
 use crate::nvr::store::Store;
 use crate::nvr::NvrState;
+use crate::serve;
 
 /// Options of `run`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -79,6 +81,7 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     ));
     nvr_state.cameras = Some(ingest_ctx.stats.clone());
     let nvr_state = Arc::new(nvr_state);
+    serve::raise_fd_limit(cfg.http.ai.max_connections + cfg.http.nvr.max_connections);
     let ai = TcpListener::bind(cfg.ai.listen)
         .await
         .with_context(|| format!("binding AI adapter on {}", cfg.ai.listen))?;
@@ -91,14 +94,23 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         nvr.local_addr()?
     );
     tracing::info!(ai = %ai.local_addr()?, nvr = %nvr.local_addr()?, "serving");
-    let ai_srv = axum::serve(ai, api::router(state)).with_graceful_shutdown(shutdown());
-    let nvr_app =
-        crate::nvr::router(nvr_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let nvr_srv = axum::serve(nvr, nvr_app).with_graceful_shutdown(async move {
-        shutdown().await;
-        // End the live streams, or graceful shutdown would wait for them forever.
-        let _ = stop_tx.send(true);
+    // One token stops both servers; the watch ends live streams and cameras.
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown().await;
+            let _ = stop_tx.send(true);
+            stop.cancel();
+        }
     });
+    let ai_srv = serve::run(ai, api::router(state), cfg.http.ai.clone(), stop.clone());
+    let nvr_srv = serve::run(
+        nvr,
+        crate::nvr::router(nvr_state),
+        cfg.http.nvr.clone(),
+        stop,
+    );
     let cameras = Supervisor::spawn(ingest_ctx, stop_rx);
     tokio::try_join!(ai_srv, nvr_srv)?;
     // Cameras first: their last events (tracks ended) then reach the mirror's outbox.
