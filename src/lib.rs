@@ -13,4 +13,6 @@ pub mod hw;
 pub mod ingest;
 pub mod mqtt;
 pub mod nvr;
+pub mod redact;
+pub mod source_url;
 pub mod tracker;
