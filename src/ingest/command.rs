@@ -107,6 +107,8 @@ impl Plan<'_> {
             match self.encode {
                 Encode::Copy => a.extend(["-c:v", "copy"].map(OsString::from)),
                 Encode::Transcode => {
+                    // yuv420p needs even sizes; a no-op for the usual ones.
+                    a.extend(["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"].map(OsString::from));
                     a.extend(x264_args(&self.cfg.transcode_preset));
                     // A keyframe at each chunk boundary, so chunks are cut on time.
                     a.push("-force_key_frames".into());
@@ -229,7 +231,7 @@ mod tests {
         let src = Source::parse("file:///v/vtest.avi").unwrap();
         let joined = args_with(&src, Some(Path::new("/r")), Encode::Transcode).join(" ");
         assert!(joined.contains(
-            "-map 0:v:0 -c:v libx264 -preset veryfast -crf 26 -pix_fmt yuv420p -force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+60)) -f segment"
+            "-map 0:v:0 -vf scale=trunc(iw/2)*2:trunc(ih/2)*2 -c:v libx264 -preset veryfast -crf 26 -pix_fmt yuv420p -force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+60)) -f segment"
         ));
         assert!(!joined.contains("copy"));
         assert_eq!(
