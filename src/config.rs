@@ -261,6 +261,12 @@ pub struct IngestConfig {
     pub min_hits: u32,
     /// A person count must hold this long before `count_changed` fires, ms.
     pub count_debounce_ms: i64,
+    /// Longest an ffprobe of a camera's codec may take before the start
+    /// counts as failed, seconds (`record_mode = "auto"` probes each start).
+    pub probe_timeout_s: u32,
+    /// libx264 preset for cameras recorded by transcoding (codecs MP4 cannot
+    /// hold by stream copy); `ultrafast` spends less CPU for bigger chunks.
+    pub transcode_preset: String,
 }
 
 impl Default for IngestConfig {
@@ -278,6 +284,8 @@ impl Default for IngestConfig {
             max_frame_width: 1280,
             min_hits: 2,
             count_debounce_ms: 1_000,
+            probe_timeout_s: 15,
+            transcode_preset: "veryfast".into(),
         }
     }
 }

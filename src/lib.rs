@@ -13,5 +13,7 @@ pub mod hw;
 pub mod ingest;
 pub mod mqtt;
 pub mod nvr;
+pub mod redact;
 pub mod serve;
+pub mod source_url;
 pub mod tracker;

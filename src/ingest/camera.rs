@@ -9,13 +9,15 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
-use super::child::{cap_log, end, last_line, read_pid, spawn, FrameWatch};
-use super::command::{Plan, Source};
+use super::child::{cap_log, end, last_line_of, log_tail, read_pid, spawn, FrameWatch};
+use super::codec;
+use super::command::{Encode, Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
 use super::recorder::{pid_file, Chunks, ListTail};
-use super::stats::CameraStats;
-use super::Ctx;
-use crate::nvr::store::{Camera, NewEvent};
+use super::stats::{CameraStats, RecordInfo};
+use super::{Ctx, IngestError};
+use crate::nvr::store::{Camera, NewEvent, RecordMode};
+use crate::redact::Secrets;
 
 /// How often `latest.jpg` is checked for a new frame.
 const FRAME_POLL: Duration = Duration::from_millis(40);
@@ -35,6 +37,11 @@ enum Outcome {
     Stalled(u64),
     /// ffmpeg could not be started at all.
     SpawnFailed(String),
+    /// ffprobe could not tell the codec (`record_mode = "auto"`).
+    ProbeFailed(String),
+    /// ffmpeg could not set up the recording: the codec cannot be recorded
+    /// the way `record_mode` asks (a clear message, not ffmpeg's last line).
+    Unrecordable(String),
 }
 
 /// Online/offline bookkeeping, so each transition is reported once.
@@ -48,11 +55,14 @@ struct Health {
 /// Runs the camera until `stop`.
 pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, mut stop: watch::Receiver<bool>) {
     let stats = ctx.stats.camera(&cam.id);
+    // Every text about this camera that leaves ingest (status, events, log) is scrubbed with it.
+    let secrets = Secrets::of_url(&cam.source_url);
     let source = match Source::parse(&cam.source_url) {
         Ok(s) => s,
         Err(e) => {
+            let e = secrets.scrub(&IngestError::from(e).to_string());
             tracing::warn!(camera = %cam.id, error = %e, "camera not started");
-            stats.set_error(Some(e.to_string()));
+            stats.set_error(Some(e));
             stopped(&mut stop).await;
             return;
         }
@@ -75,6 +85,7 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, mut stop: watch::Re
         ctx: &ctx,
         chunks: &chunks,
         cam: &cam,
+        secrets: &secrets,
         stats: &stats,
         mailbox: &mailbox,
         health: &mut health,
@@ -104,6 +115,7 @@ struct Runner<'a> {
     ctx: &'a Ctx,
     chunks: &'a Chunks,
     cam: &'a Camera,
+    secrets: &'a Secrets,
     stats: &'a CameraStats,
     mailbox: &'a Mailbox,
     health: &'a mut Health,
@@ -124,6 +136,14 @@ impl Runner<'_> {
         if let Err(e) = std::fs::create_dir_all(latest.parent().unwrap_or(&ctx.frames_dir)) {
             return Outcome::SpawnFailed(format!("{}: {e}", latest.display()));
         }
+        // A probe may wait on a silent camera: stopping must not wait for it.
+        let encode = tokio::select! {
+            r = self.record_plan(source) => match r {
+                Ok(e) => e,
+                Err(e) => return Outcome::ProbeFailed(e.to_string()),
+            },
+            _ = stopped(stop) => return Outcome::Stopped,
+        };
         let plan = Plan {
             source,
             latest: &latest,
@@ -134,6 +154,7 @@ impl Runner<'_> {
                 1.0
             },
             record_into: cam.record.then_some(inprogress.as_path()),
+            encode,
             run_id,
         };
         let log = inprogress.join(format!("{run_id}.log"));
@@ -179,7 +200,7 @@ impl Runner<'_> {
             !matches!(outcome, Outcome::Exited(_)),
         )
         .await;
-        let last_error = last_line(&log);
+        let log_text = log_tail(&log);
         self.index(&mut list, run_id).await;
         match self.chunks.close_run(&cam.id, run_id).await {
             Ok((n, _)) => {
@@ -189,14 +210,55 @@ impl Runner<'_> {
         }
         match outcome {
             Outcome::Exited(_) => {
+                if let Some(line) = codec::record_failure(&log_text).filter(|_| cam.record) {
+                    return self.unrecordable(source, encode, line).await;
+                }
+                let last_error = last_line_of(&log_text);
                 let msg = match child.try_wait() {
                     Ok(Some(st)) if last_error.is_empty() => format!("ffmpeg exited: {st}"),
-                    _ => last_error,
+                    _ => last_error.to_owned(),
                 };
                 Outcome::Exited(msg)
             }
             o => o,
         }
+    }
+
+    /// How this run records (`record_mode`; `auto` probes the codec first),
+    /// shown in the camera's status.
+    async fn record_plan(&self, source: &Source) -> Result<Encode, IngestError> {
+        let (cam, cfg) = (self.cam, &self.ctx.cfg);
+        if !cam.record {
+            self.stats.set_record(RecordInfo::default());
+            return Ok(Encode::Copy);
+        }
+        let codec = match cam.record_mode {
+            RecordMode::Auto => Some(codec::probe(cfg, source, self.secrets).await?),
+            RecordMode::Copy | RecordMode::Transcode => None,
+        };
+        let encode = codec::choose(cam.record_mode, codec.as_deref());
+        self.stats.set_record(RecordInfo {
+            codec,
+            method: Some(encode.as_str()),
+        });
+        Ok(encode)
+    }
+
+    /// The run died because its video cannot be recorded as asked: says so
+    /// clearly, naming the codec (probed now if it was not before).
+    async fn unrecordable(&self, source: &Source, encode: Encode, ffmpeg: &str) -> Outcome {
+        let known = self.stats.record.lock().ok().and_then(|r| r.codec.clone());
+        let codec = match known {
+            Some(c) => Some(c),
+            None => codec::probe(&self.ctx.cfg, source, self.secrets).await.ok(),
+        };
+        let msg =
+            codec::unrecordable_message(self.cam.record_mode, encode, codec.as_deref(), ffmpeg);
+        self.stats.set_record(RecordInfo {
+            codec,
+            method: Some(encode.as_str()),
+        });
+        Outcome::Unrecordable(msg)
     }
 
     /// A frame arrived (ffmpeg replaced `latest.jpg`): count it, offer it to the detector.
@@ -254,15 +316,23 @@ impl Runner<'_> {
     /// killed a silent ffmpeg, `camera_offline` otherwise).
     async fn went_down(&mut self, outcome: &Outcome) {
         let now = self.ctx.clock.now_ms();
-        let (kind, reason) = match outcome {
+        // ffmpeg's lines repeat the camera's URL: scrubbed before they reach
+        // the status, the event (SSE, MQTT) or the log.
+        let offline = |reason: &str, e: &str| {
+            let error = self.secrets.scrub(e);
+            ("camera_offline", json!({"reason": reason, "error": error}))
+        };
+        let (kind, mut reason) = match outcome {
             Outcome::Stalled(ms) => ("camera_stalled", json!({"stalled_ms": ms})),
-            Outcome::Exited(e) => ("camera_offline", json!({"reason": "exited", "error": e})),
-            Outcome::SpawnFailed(e) => (
-                "camera_offline",
-                json!({"reason": "spawn_failed", "error": e}),
-            ),
+            Outcome::Exited(e) => offline("exited", e),
+            Outcome::SpawnFailed(e) => offline("spawn_failed", e),
+            Outcome::ProbeFailed(e) => offline("probe_failed", e),
+            Outcome::Unrecordable(e) => offline("unrecordable", e),
             Outcome::Stopped => return,
         };
+        if matches!(outcome, Outcome::Unrecordable(_)) {
+            reason["record_mode"] = json!(self.cam.record_mode.as_str());
+        }
         let msg = reason
             .get("error")
             .and_then(|e| e.as_str())

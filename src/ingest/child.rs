@@ -124,16 +124,27 @@ pub fn cap_log(log: &Path) {
     }
 }
 
-/// The last line ffmpeg logged (it logs errors only), for `last_error`.
-pub fn last_line(log: &Path) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+/// The end of a run's ffmpeg log (it logs errors only): enough for the
+/// lines that explain an exit, never the whole capped log.
+pub fn log_tail(log: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 << 10;
+    let mut buf = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(log) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
+        let _ = f.take(TAIL).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The last non-empty line of a log text, trimmed (for `last_error`).
+pub fn last_line_of(text: &str) -> &str {
     text.lines()
         .rev()
-        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
         .unwrap_or_default()
-        .trim()
-        .to_owned()
 }
 
 /// Notices each new `latest.jpg`: ffmpeg writes it atomically (temp file,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::command::x264_args;
 use crate::config::Config;
 use crate::nvr::store::{db, CameraPatch, Store, StoreError};
 
@@ -26,9 +27,11 @@ pub fn adjust(cfg: &mut Config) {
     }
 }
 
-/// Transcodes `src` to an H.264 MP4 at `dest` unless it is already there:
-/// stream copy into MP4 needs H.264 (vtest.avi is MPEG-4 part 2), and a
-/// keyframe every second lets chunks be cut close to their length.
+/// Transcodes `src` to an H.264 MP4 at `dest` unless it is already there.
+/// `record_mode = "auto"` would record vtest.avi (msmpeg4) by transcoding
+/// live, but that costs libx264 for as long as the demo runs; transcoding
+/// once lets the demo record by stream copy. A keyframe every second lets
+/// chunks be cut close to their length.
 pub fn transcode(ffmpeg: &Path, src: &Path, dest: &Path) -> anyhow::Result<()> {
     if dest.is_file() {
         return Ok(());
@@ -39,10 +42,9 @@ pub fn transcode(ffmpeg: &Path, src: &Path, dest: &Path) -> anyhow::Result<()> {
     let out = std::process::Command::new(ffmpeg)
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
         .arg(src)
-        .args([
-            "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "26",
-        ])
-        .args(["-pix_fmt", "yuv420p", "-g", "10", "-movflags", "+faststart"])
+        .arg("-an")
+        .args(x264_args("veryfast"))
+        .args(["-g", "10", "-movflags", "+faststart"])
         .arg(&tmp)
         .output()
         .with_context(|| format!("running {}", ffmpeg.display()))?;

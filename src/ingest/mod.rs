@@ -1,7 +1,8 @@
 //! Cameras come alive: one ffmpeg child per enabled camera records MP4
 //! chunks and hands decoded frames to the detector; tracks become events.
 //!
-//! - [`command`]: the ffmpeg command line (record by stream copy + MJPEG frames).
+//! - [`command`]: the ffmpeg command line (record by stream copy or H.264
+//!   transcode + MJPEG frames); [`codec`]: which of the two (`record_mode`).
 //! - [`camera`]: one camera's supervisor loop (spawn, read, stall, restart
 //!   with [`backoff`]), health events; [`child`]: the ffmpeg process itself
 //!   (shim, stop with `q`, frames and log through files).
@@ -16,6 +17,7 @@
 pub mod backoff;
 pub mod camera;
 pub mod child;
+pub mod codec;
 pub mod command;
 pub mod demo;
 pub mod detect;
@@ -43,10 +45,11 @@ pub use stats::{CameraStats, IngestStats};
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The camera's `source_url` is not a scheme we hand to ffmpeg.
-    #[error(
-        "unsupported camera source {0:?} (rtsp, rtsps, http(s), rtmp, file:// or an absolute path)"
-    )]
-    BadSource(String),
+    #[error(transparent)]
+    BadSource(#[from] crate::source_url::BadSource),
+    /// ffprobe could not tell the camera's codec (its answer, scrubbed of secrets).
+    #[error("cannot probe the camera's codec: {0}")]
+    Probe(String),
     /// ffmpeg (or ffprobe) could not be started.
     #[error("cannot start {0}: {1}")]
     Spawn(String, std::io::Error),

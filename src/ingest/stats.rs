@@ -21,6 +21,16 @@ pub struct CameraStats {
     pub events: AtomicU64,
     pub last_frame_at: AtomicI64,
     pub last_error: Mutex<Option<String>>,
+    /// How the current run records; see [`RecordInfo`].
+    pub record: Mutex<RecordInfo>,
+}
+
+/// What a camera's recording does: the probed codec (`record_mode = "auto"`,
+/// or after a failure) and `copy` or `transcode`; both `None` when not recording.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordInfo {
+    pub codec: Option<String>,
+    pub method: Option<&'static str>,
 }
 
 /// What the API shows of [`CameraStats`].
@@ -36,6 +46,10 @@ pub struct CameraStatus {
     pub events: u64,
     pub last_frame_at: Option<i64>,
     pub last_error: Option<String>,
+    /// The camera's video codec as ffprobe names it (`h264`, `mjpeg`...).
+    pub codec: Option<String>,
+    /// `copy` or `transcode`: how chunks are being recorded.
+    pub record_method: Option<String>,
 }
 
 impl CameraStats {
@@ -43,6 +57,7 @@ impl CameraStats {
     pub fn status(&self) -> CameraStatus {
         let pid = self.pid.load(Relaxed);
         let last = self.last_frame_at.load(Relaxed);
+        let rec = self.record.lock().map(|r| r.clone()).unwrap_or_default();
         CameraStatus {
             online: self.online.load(Relaxed),
             ffmpeg_pid: (pid != 0).then_some(pid),
@@ -54,6 +69,15 @@ impl CameraStats {
             events: self.events.load(Relaxed),
             last_frame_at: (last != 0).then_some(last),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            codec: rec.codec,
+            record_method: rec.method.map(str::to_owned),
+        }
+    }
+
+    /// Remembers how the current run records, for the status endpoint.
+    pub fn set_record(&self, info: RecordInfo) {
+        if let Ok(mut g) = self.record.lock() {
+            *g = info;
         }
     }
 

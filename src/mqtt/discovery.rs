@@ -103,6 +103,7 @@ mod tests {
             enabled: true,
             detect_fps: 5.0,
             record: true,
+            record_mode: Default::default(),
             retention_days: 7,
             created_at: 0,
             updated_at: 0,

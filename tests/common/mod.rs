@@ -18,6 +18,8 @@ pub struct Daemon {
     pub nvr: String,
     pub data_dir: PathBuf,
     env: Vec<(String, String)>,
+    /// Where the daemon's stderr (its log) goes; `None`: inherited.
+    log: Option<PathBuf>,
 }
 
 /// A fresh empty directory under the system temp dir.
@@ -66,6 +68,16 @@ pub fn bin() -> &'static str {
 impl Daemon {
     /// Starts `opennvr-edge run` with a temp data dir, the test models and `env`.
     pub fn start(env: &[(&str, &str)]) -> Daemon {
+        Self::start_with(env, None)
+    }
+
+    /// As [`Daemon::start`], with the daemon's log (stderr) captured in a
+    /// file that [`Daemon::log_text`] reads, for tests about what it logs.
+    pub fn start_logged(env: &[(&str, &str)]) -> Daemon {
+        Self::start_with(env, Some(temp_dir("log").join("stderr.log")))
+    }
+
+    fn start_with(env: &[(&str, &str)], log: Option<PathBuf>) -> Daemon {
         let data_dir = temp_dir("daemon");
         let mut all: Vec<(String, String)> = vec![
             ("OPENNVR_AI_LISTEN".into(), "127.0.0.1:0".into()),
@@ -80,15 +92,31 @@ impl Daemon {
             ));
         }
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Self::spawn(all, data_dir)
+        Self::spawn(all, data_dir, log)
     }
 
-    fn spawn(env: Vec<(String, String)>, data_dir: PathBuf) -> Daemon {
+    /// Everything the daemon has logged so far (needs [`Daemon::start_logged`]).
+    pub fn log_text(&self) -> String {
+        let log = self.log.as_ref().expect("started with start_logged");
+        String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned()
+    }
+
+    fn spawn(env: Vec<(String, String)>, data_dir: PathBuf, log: Option<PathBuf>) -> Daemon {
+        let stderr = match &log {
+            Some(p) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .unwrap(),
+            ),
+            None => Stdio::inherit(),
+        };
         let mut cmd = Command::new(bin());
         cmd.arg("run")
             .env_remove("OPENNVR_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in &env {
             cmd.env(k, v);
         }
@@ -112,6 +140,7 @@ impl Daemon {
             nvr,
             data_dir,
             env,
+            log,
         }
     }
 
@@ -135,7 +164,7 @@ impl Daemon {
         let env = std::mem::take(&mut self.env);
         // Taken, so dropping the old handle does not delete the data.
         let data_dir = std::mem::take(&mut self.data_dir);
-        Self::spawn(env, data_dir)
+        Self::spawn(env, data_dir, self.log.take())
     }
 
     /// True while the process runs.

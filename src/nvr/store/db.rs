@@ -7,7 +7,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::{
-    ApiToken, Camera, CameraPatch, Event, EventFilter, NewEvent, Recording, Role, StoreError, User,
+    ApiToken, Camera, CameraPatch, Event, EventFilter, NewEvent, RecordMode, Recording, Role,
+    StoreError, User,
 };
 
 mod embedded {
@@ -255,8 +256,8 @@ pub fn token_by_hash(
 
 // ---------------------------------------------------------------- cameras
 
-const CAMERA_COLS: &str =
-    "id, name, source_url, enabled, detect_fps, record, retention_days, created_at, updated_at";
+const CAMERA_COLS: &str = "id, name, source_url, enabled, detect_fps, record, retention_days,
+    created_at, updated_at, record_mode";
 
 fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
     Ok(Camera {
@@ -269,6 +270,8 @@ fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
         retention_days: r.get(6)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
+        // The column's CHECK admits only the three spellings.
+        record_mode: RecordMode::parse(&r.get::<_, String>(9)?).unwrap_or_default(),
     })
 }
 
@@ -299,8 +302,8 @@ pub fn create_camera(
 ) -> Result<Camera, StoreError> {
     conn.execute(
         "INSERT INTO cameras (id, name, source_url, enabled, detect_fps, record, retention_days,
-                              created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                              created_at, updated_at, record_mode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
         params![
             id,
             c.name.as_deref().unwrap_or(id),
@@ -309,7 +312,8 @@ pub fn create_camera(
             c.detect_fps.unwrap_or(5.0),
             c.record.unwrap_or(true),
             c.retention_days.unwrap_or(7),
-            now
+            now,
+            c.record_mode.unwrap_or_default().as_str()
         ],
     )
     .map_err(|e| {
@@ -333,7 +337,7 @@ pub fn update_camera(
         "UPDATE cameras SET name = coalesce(?2, name), source_url = coalesce(?3, source_url),
             enabled = coalesce(?4, enabled), detect_fps = coalesce(?5, detect_fps),
             record = coalesce(?6, record), retention_days = coalesce(?7, retention_days),
-            updated_at = ?8
+            updated_at = ?8, record_mode = coalesce(?9, record_mode)
          WHERE id = ?1",
         params![
             id,
@@ -343,7 +347,8 @@ pub fn update_camera(
             c.detect_fps,
             c.record,
             c.retention_days,
-            now
+            now,
+            c.record_mode.map(RecordMode::as_str)
         ],
     )?;
     if n == 0 {

@@ -55,6 +55,42 @@ pub struct ApiToken {
     pub revoked_at: Option<i64>,
 }
 
+/// How a camera's video is put into MP4 chunks. MP4 holds H.264 and H.265
+/// by stream copy (near-free); other codecs (MJPEG, MPEG-4 part 2, msmpeg4)
+/// must be transcoded, which costs CPU, so `auto` decides per camera.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    /// Probe the codec at start: copy H.264/H.265, transcode the rest.
+    #[default]
+    Auto,
+    /// Always stream copy (no probe); a codec MP4 cannot hold is an error.
+    Copy,
+    /// Always transcode to H.264.
+    Transcode,
+}
+
+impl RecordMode {
+    /// The spelling stored in the `record_mode` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordMode::Auto => "auto",
+            RecordMode::Copy => "copy",
+            RecordMode::Transcode => "transcode",
+        }
+    }
+
+    /// Parses the stored spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<RecordMode> {
+        match s {
+            "auto" => Some(RecordMode::Auto),
+            "copy" => Some(RecordMode::Copy),
+            "transcode" => Some(RecordMode::Transcode),
+            _ => None,
+        }
+    }
+}
+
 /// A camera as stored (the web layer redacts `source_url` on the way out).
 #[derive(Debug, Clone, Serialize)]
 pub struct Camera {
@@ -64,6 +100,7 @@ pub struct Camera {
     pub enabled: bool,
     pub detect_fps: f64,
     pub record: bool,
+    pub record_mode: RecordMode,
     pub retention_days: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -77,6 +114,7 @@ pub struct CameraPatch {
     pub enabled: Option<bool>,
     pub detect_fps: Option<f64>,
     pub record: Option<bool>,
+    pub record_mode: Option<RecordMode>,
     pub retention_days: Option<i64>,
 }
 

@@ -1,7 +1,8 @@
 //! `/api/v1/cameras`: the camera topology and its CRUD.
 //!
 //! Source URLs often carry credentials (`rtsp://user:pass@...`); they are
-//! stored as given but never echoed back in full.
+//! stored as given but never echoed back in full, and every text about a
+//! camera (its status's `last_error`) is scrubbed of them ([`crate::redact`]).
 
 use std::sync::Arc;
 
@@ -16,54 +17,12 @@ use super::error::{WebError, WebResult};
 use super::extract::{Json as JsonBody, Path};
 use super::{files, valid_camera_id, Admin, NvrState};
 use crate::nvr::auth::Principal;
-use crate::nvr::store::{db, Camera, CameraPatch};
-
-/// What hides a secret in an echoed URL.
-const MASK: &str = "***";
-
-/// Query keys whose values are treated as secrets.
-const SECRET_KEYS: &[&str] = &["pass", "pwd", "token", "key", "secret", "auth"];
-
-/// `source_url` with the password of the userinfo and secret-looking query
-/// values replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some(p) => p,
-        None => return url.to_owned(),
-    };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:{MASK}@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let q: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _))
-                        if SECRET_KEYS
-                            .iter()
-                            .any(|s| k.to_ascii_lowercase().contains(s)) =>
-                    {
-                        format!("{k}={MASK}")
-                    }
-                    _ => kv.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", q.join("&"))
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
+use crate::nvr::store::{db, Camera, CameraPatch, RecordMode};
+use crate::redact;
+use crate::source_url::Source;
 
 fn public(mut c: Camera) -> Camera {
-    c.source_url = redact_url(&c.source_url);
+    c.source_url = redact::url(&c.source_url);
     c
 }
 
@@ -78,6 +37,7 @@ pub struct CameraBody {
     enabled: Option<bool>,
     detect_fps: Option<f64>,
     record: Option<bool>,
+    record_mode: Option<RecordMode>,
     retention_days: Option<i64>,
     #[serde(default)]
     created_at: Option<Value>,
@@ -95,18 +55,21 @@ impl CameraBody {
                     "name must have 1-128 characters".into(),
                 ));
             }
-        }
-        if let Some(u) = &self.source_url {
-            let scheme_ok = [
-                "rtsp://", "rtsps://", "http://", "https://", "rtmp://", "file://",
-            ]
-            .iter()
-            .any(|s| u.to_ascii_lowercase().starts_with(s));
-            if !scheme_ok || u.len() > 2048 || u.chars().any(char::is_control) {
+            // A name ends up in logs, MQTT discovery and HTML: no NUL, newline or escape.
+            if n.chars().any(char::is_control) {
                 return Err(WebError::BadRequest(
-                    "source_url must be an rtsp, rtsps, http(s), rtmp or file URL".into(),
+                    "name must not contain control characters (NUL, newline, tab...)".into(),
                 ));
             }
+        }
+        if let Some(u) = &self.source_url {
+            if u.len() > 2048 || u.chars().any(char::is_control) {
+                return Err(WebError::BadRequest(
+                    "source_url must be at most 2048 bytes, without control characters".into(),
+                ));
+            }
+            // The parser ingest starts cameras with: what passes here starts.
+            Source::parse(u).map_err(|e| WebError::BadRequest(e.to_string()))?;
         }
         if let Some(f) = self.detect_fps {
             // 0 records (and keeps latest.jpg at 1 fps) without detection.
@@ -127,6 +90,7 @@ impl CameraBody {
             enabled: self.enabled,
             detect_fps: self.detect_fps,
             record: self.record,
+            record_mode: self.record_mode,
             retention_days: self.retention_days,
         })
     }
@@ -170,7 +134,11 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> WebResult<Json<Value>> {
     let cam = existing(&st, id).await?;
-    let running = st.cameras.as_ref().and_then(|s| s.status(&cam.id));
+    let mut running = st.cameras.as_ref().and_then(|s| s.status(&cam.id));
+    // Ingest scrubs its errors already; this is the last door before a viewer.
+    if let Some(e) = running.as_mut().and_then(|r| r.last_error.as_mut()) {
+        *e = redact::Secrets::of_url(&cam.source_url).scrub(e);
+    }
     // A plain struct of numbers and strings: serialising it cannot fail.
     let mut v = serde_json::to_value(running.clone().unwrap_or_default()).unwrap_or_default();
     v["camera_id"] = Value::from(cam.id);
@@ -251,7 +219,7 @@ pub async fn update(
         .call(move |c, now| {
             let current = db::get_camera(c, &id)?;
             if let (Some(cur), Some(new)) = (&current, &patch.source_url) {
-                if *new == redact_url(&cur.source_url) {
+                if *new == redact::url(&cur.source_url) {
                     patch.source_url = None;
                 }
             }
@@ -273,27 +241,4 @@ pub async fn remove(
         .call(move |c, _| db::delete_camera(c, &id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn credentials_are_masked() {
-        assert_eq!(
-            redact_url("rtsp://admin:hunter2@10.0.0.5:554/stream1"),
-            "rtsp://admin:***@10.0.0.5:554/stream1"
-        );
-        assert_eq!(
-            redact_url("rtsp://a:b:c@d@host/x?user=u&password=p&channel=1"),
-            "rtsp://a:***@host/x?user=u&password=***&channel=1"
-        );
-        assert_eq!(redact_url("rtsp://host/x"), "rtsp://host/x");
-        assert_eq!(
-            redact_url("http://h/snap?token=abc"),
-            "http://h/snap?token=***"
-        );
-        assert_eq!(redact_url("garbage"), "garbage");
-    }
 }
