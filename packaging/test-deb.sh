@@ -340,7 +340,7 @@ db_sql 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 assert c.execute("SELECT count(*) FROM refinery_schema_history WHERE version IN (3, 4)").fetchone()[0] == 2
 assert c.execute("SELECT count(*) FROM mqtt_outbox").fetchone()[0] == 1' ||
-    die "the upgrade did not run the pending migration (V3)"
+    die "the upgrade did not run the pending migrations (V3, V4)"
 [ "$(dpkg-query -W -f='${Version}' "$pkg")" = "$v2" ] || die "version after upgrade: $(installed_version)"
 grep -q "created user admin" "$tmp/upgrade.log" && die "the upgrade created a new admin"
 [ "$(cat "$data/jwt-secret")" = "$secret1" ] || die "the upgrade replaced the JWT secret"
@@ -353,7 +353,7 @@ as_service check >"$tmp/check.log" 2>&1 || { cat "$tmp/check.log" >&2; die "open
 start_like_unit
 login "$password" >/dev/null
 stop_daemon
-ok "upgraded: pending migration V3 run by postinst; secret, users, admin password and config edit kept; check: $(head -n1 "$tmp/check.log")"
+ok "upgraded: pending migrations V3, V4 run by postinst; secret, users, admin password and config edit kept; check: $(head -n1 "$tmp/check.log")"
 
 # --------------------------------------------------------------------------- remove
 step "dpkg -r"
