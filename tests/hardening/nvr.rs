@@ -376,38 +376,12 @@ fn a_one_mib_websocket_message_closes_that_socket() {
 
 // ---------------------------------------------------------------- item 10: the smaller ones
 
-/// Reads an SSE answer until the server closes it; `Some(text)` if it did
-/// within `limit`, `None` if it was still open.
-fn sse_closed_within(
-    d: &Daemon,
-    path: &str,
-    auth: Option<&str>,
-    limit: Duration,
-) -> Option<String> {
-    let mut s = TcpStream::connect(d.nvr_addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n");
-    if let Some(t) = auth {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut text = Vec::new();
-    let t0 = Instant::now();
-    let mut buf = [0u8; 4096];
-    while t0.elapsed() < limit {
-        match s.read(&mut buf) {
-            Ok(0) => return Some(String::from_utf8_lossy(&text).into_owned()),
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return Some(String::from_utf8_lossy(&text).into_owned()),
-        }
-    }
-    None
+/// Waits (at most `limit`) for the stream's `closed` message; its data.
+fn sse_closed_within(c: &mut common::SseClient, limit: Duration) -> Option<String> {
+    wait_for(limit, || match c.next(Duration::from_secs(1)) {
+        Some(m) if m.event.as_deref() == Some("closed") => Some(m.data),
+        _ => None,
+    })
 }
 
 fn ticket(d: &Daemon, token: &str) -> String {
@@ -425,10 +399,9 @@ fn streams_close_when_their_token_is_revoked_or_expires() {
         ("OPENNVR_ACCESS_TOKEN_TTL_S", "6"),
         ("OPENNVR_STREAM_RECHECK_S", "1"),
     ]);
-    let admin = d.admin_token();
     let r = post(
         &d,
-        &admin,
+        &d.admin_token(),
         "/api/v1/tokens",
         &json!({"name": "ha", "role": "viewer"}),
     );
@@ -438,60 +411,62 @@ fn streams_close_when_their_token_is_revoked_or_expires() {
         v["token"].as_str().unwrap().to_owned(),
         v["id"].as_i64().unwrap(),
     );
-    // Open over SSE (header) and WebSocket (ticket bought with the API token).
+    // Open over SSE (header) and WebSocket (a ticket bought with the API token).
+    let mut sse = common::SseClient::connect(
+        d.nvr_addr(),
+        "/api/v1/events/stream",
+        &[format!("Authorization: Bearer {api}")],
+    );
+    assert_eq!(sse.status, 200);
     let tk = ticket(&d, &api);
     let mut ws = ws_connect(&d, &format!("/api/v1/events/stream?ticket={tk}"), None);
-    let api2 = api.clone();
-    let dd = &d;
-    std::thread::scope(|s| {
-        let sse = s.spawn(move || {
-            sse_closed_within(
-                dd,
-                "/api/v1/events/stream",
-                Some(&api2),
-                Duration::from_secs(30),
-            )
-        });
-        // Both are live: an event reaches the WebSocket.
-        std::thread::sleep(Duration::from_millis(300));
-        let r = post(
-            dd,
-            &dd.admin_token(),
-            "/api/v1/events",
-            &json!({"camera_id": "c", "type": "external"}),
-        );
-        assert_eq!(r.status(), 201);
-        let got = wait_for(Duration::from_secs(10), || match ws.read() {
-            Ok(tungstenite::Message::Text(t)) => Some(t.to_string()),
-            _ => None,
-        });
-        assert!(got.is_some(), "the ticket stream is live");
-        let r = client()
-            .delete(dd.nvr_url(&format!("/api/v1/tokens/{id}")))
-            .bearer_auth(dd.admin_token())
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 204);
-        assert!(
-            ws_closed_within(&mut ws, Duration::from_secs(20)),
-            "the ticket-opened WebSocket outlived its revoked token"
-        );
-        assert!(
-            sse.join().unwrap().is_some(),
-            "the SSE stream outlived its revoked token"
-        );
+    // Both are live: an event reaches both.
+    let r = post(
+        &d,
+        &d.admin_token(),
+        "/api/v1/events",
+        &json!({"camera_id": "c", "type": "external"}),
+    );
+    assert_eq!(r.status(), 201);
+    assert!(
+        sse.next(Duration::from_secs(10)).is_some(),
+        "the SSE stream is live"
+    );
+    let got = wait_for(Duration::from_secs(10), || match ws.read() {
+        Ok(tungstenite::Message::Text(t)) => Some(t.to_string()),
+        _ => None,
     });
+    assert!(got.is_some(), "the ticket stream is live");
+    let r = client()
+        .delete(d.nvr_url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(d.admin_token())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let why = sse_closed_within(&mut sse, Duration::from_secs(20));
+    assert!(
+        why.as_deref().is_some_and(|w| w.contains("revoked")),
+        "the SSE stream outlived its revoked token: {why:?}"
+    );
+    assert!(
+        ws_closed_within(&mut ws, Duration::from_secs(20)),
+        "the ticket-opened WebSocket outlived its revoked token"
+    );
     // A JWT's stream ends when the JWT expires.
     let jwt = d.admin_token();
     let t0 = Instant::now();
-    let closed = sse_closed_within(
-        &d,
+    let mut sse = common::SseClient::connect(
+        d.nvr_addr(),
         "/api/v1/events/stream",
-        Some(&jwt),
-        Duration::from_secs(40),
+        &[format!("Authorization: Bearer {jwt}")],
     );
-    eprintln!("JWT stream closed after {:?}", t0.elapsed());
-    assert!(closed.is_some(), "the SSE stream outlived its JWT");
+    assert_eq!(sse.status, 200);
+    let why = sse_closed_within(&mut sse, Duration::from_secs(40));
+    eprintln!("JWT stream closed after {:?}: {why:?}", t0.elapsed());
+    assert!(
+        why.as_deref().is_some_and(|w| w.contains("expired")),
+        "the SSE stream outlived its JWT"
+    );
 }
 
 #[test]

@@ -117,3 +117,16 @@ pub fn hash_api_token(token: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jwt_credential_expires_on_the_clock_and_an_api_token_needs_the_store() {
+        let jwt = Credential::Jwt { expires_s: 100 };
+        assert!(jwt.check_time(99_999).is_ok());
+        assert!(matches!(jwt.check_time(100_000), Err(AuthError::Expired)));
+        assert!(Credential::ApiToken { id: 1 }.check_time(i64::MAX).is_ok());
+    }
+}
