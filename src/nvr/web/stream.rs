@@ -87,13 +87,13 @@ pub async fn stream(State(st): State<Arc<NvrState>>, req: Request) -> WebResult<
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let ws = match wants_ws {
-        true => Some(
-            WebSocketUpgrade::from_request_parts(&mut parts, &st)
-                .await
-                .map_err(|r| WebError::BadRequest(r.body_text()))?,
-        ),
-        false => None,
+    let ws = if wants_ws {
+        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &st)
+            .await
+            .map_err(|r| WebError::BadRequest(r.body_text()))?;
+        Some(upgrade)
+    } else {
+        None
     };
     let who = match (&q.ticket, bearer(&parts.headers)) {
         (_, Some(token)) => principal_from_token(&st, token).await?,
