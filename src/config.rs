@@ -102,6 +102,22 @@ pub struct NvrConfig {
     pub login_window_s: i64,
     /// Live events buffered per stream before a slow client is told `lagged`.
     pub stream_buffer: usize,
+    /// Password checks (Argon2id, ~19 MiB each) running at once; more wait.
+    pub login_hash_concurrency: usize,
+    /// How long a login waits for a hashing slot before 503 (milliseconds).
+    pub login_hash_wait_ms: u64,
+    /// Largest `payload` of a stored event (bytes of JSON); events carry
+    /// metadata, pictures go in snapshots.
+    pub max_event_payload_bytes: usize,
+    /// A page of `GET /api/v1/events` stops after about this many bytes of
+    /// JSON, and says where to continue.
+    pub max_list_bytes: usize,
+    /// Largest WebSocket message (and frame) a stream client may send; they
+    /// never need to send more than a ping or a close.
+    pub ws_max_message_bytes: usize,
+    /// How often an open stream re-checks its token (seconds): a revoked or
+    /// expired token ends the stream within this time.
+    pub stream_recheck_s: u64,
 }
 
 impl Default for NvrConfig {
@@ -116,6 +132,12 @@ impl Default for NvrConfig {
             login_failures_per_ip: 20,
             login_window_s: 300,
             stream_buffer: 1024,
+            login_hash_concurrency: 2,
+            login_hash_wait_ms: 10_000,
+            max_event_payload_bytes: 16 * 1024,
+            max_list_bytes: 4 * 1024 * 1024,
+            ws_max_message_bytes: 16 * 1024,
+            stream_recheck_s: 30,
         }
     }
 }
@@ -493,8 +515,14 @@ impl Config {
         if let Some(v) = env("OPENNVR_LOGIN_FAILURES_PER_IP") {
             self.nvr.login_failures_per_ip = num("OPENNVR_LOGIN_FAILURES_PER_IP", v)?;
         }
+        if let Some(v) = env("OPENNVR_LOGIN_WINDOW_S") {
+            self.nvr.login_window_s = num("OPENNVR_LOGIN_WINDOW_S", v)?;
+        }
         if let Some(v) = env("OPENNVR_STREAM_BUFFER") {
             self.nvr.stream_buffer = num("OPENNVR_STREAM_BUFFER", v)?;
+        }
+        if let Some(v) = env("OPENNVR_STREAM_RECHECK_S") {
+            self.nvr.stream_recheck_s = num("OPENNVR_STREAM_RECHECK_S", v)?;
         }
         if let Some(v) = env("OPENNVR_FFMPEG") {
             self.ingest.ffmpeg = v.into();
@@ -621,9 +649,13 @@ mod tests {
                 ("OPENNVR_LOGIN_FAILURES_PER_USER", "3"),
                 ("OPENNVR_LOGIN_FAILURES_PER_IP", "9"),
                 ("OPENNVR_STREAM_BUFFER", "16"),
+                ("OPENNVR_LOGIN_WINDOW_S", "2"),
+                ("OPENNVR_STREAM_RECHECK_S", "1"),
             ]),
         )
         .unwrap();
+        assert_eq!(c.nvr.login_window_s, 2);
+        assert_eq!(c.nvr.stream_recheck_s, 1);
         assert_eq!(c.nvr.access_token_ttl_s, 60);
         assert_eq!(c.nvr.login_failures_per_user, 3);
         assert_eq!(c.nvr.login_failures_per_ip, 9);

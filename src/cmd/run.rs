@@ -157,6 +157,7 @@ async fn open_nvr(
         cameras: None,
         started,
         max_body: n.max_body_bytes,
+        limits: crate::nvr::web::limits::Limits::new(n),
         shutdown,
     })
 }

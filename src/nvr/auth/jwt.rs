@@ -5,7 +5,7 @@ use std::sync::Arc;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{AuthError, Principal};
+use super::{AuthError, Credential, Principal};
 use crate::clock::Clock;
 use crate::nvr::store::{Role, User};
 
@@ -125,6 +125,7 @@ impl JwtKeys {
             username: c.sub,
             role: c.role,
             via: "jwt",
+            credential: Credential::Jwt { expires_s: c.exp },
         })
     }
 }

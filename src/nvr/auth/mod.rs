@@ -2,6 +2,7 @@
 //! tickets and the login rate limit. Pure logic over an injected clock; the
 //! web layer wires it to requests.
 
+pub mod hashing;
 pub mod jwt;
 pub mod limiter;
 pub mod password;
@@ -12,8 +13,9 @@ use serde::Serialize;
 
 use super::store::{Role, StoreError};
 
+pub use hashing::HashGate;
 pub use jwt::{Claims, JwtKeys, TokenKind, TokenPair};
-pub use limiter::LoginLimiter;
+pub use limiter::{Attempt, LoginLimiter};
 pub use ticket::Tickets;
 
 /// Why a caller was refused; the web layer maps these to 401/403/429.
@@ -37,6 +39,13 @@ pub enum AuthError {
     /// Too many failed logins; try again after this many seconds.
     #[error("too many failed logins; retry in {0} s")]
     RateLimited(i64),
+    /// Every password-check slot stayed busy; try again after this many seconds.
+    #[error("too many logins at once; retry in {0} s")]
+    Busy(i64),
+    /// API tokens may not mint API tokens: a token made with one would
+    /// outlive it and survive its revocation.
+    #[error("API tokens cannot create API tokens; log in as a user to create one")]
+    TokenCannotMint,
     /// A password or username that does not meet the rules.
     #[error("{0}")]
     Invalid(String),
@@ -56,6 +65,29 @@ pub struct Principal {
     pub role: Role,
     /// How it authenticated: `jwt`, `api_token` or `ticket`.
     pub via: &'static str,
+    /// What the authentication rests on; a long-lived stream re-checks it.
+    #[serde(skip)]
+    pub credential: Credential,
+}
+
+/// The credential behind a [`Principal`] (a ticket carries the one it was
+/// bought with), so that an open stream can be ended when it stops being valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A JWT access token; not revocable, valid until `expires_s` (epoch seconds).
+    Jwt { expires_s: i64 },
+    /// An API token; revocable and maybe expiring, so looked up again.
+    ApiToken { id: i64 },
+}
+
+impl Credential {
+    /// `Expired` when a JWT's time is up at `now_ms`; API tokens need the store.
+    pub fn check_time(&self, now_ms: i64) -> Result<(), AuthError> {
+        match self {
+            Credential::Jwt { expires_s } if now_ms / 1000 >= *expires_s => Err(AuthError::Expired),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Principal {
@@ -84,4 +116,17 @@ pub fn new_api_token() -> (String, String) {
 pub fn hash_api_token(token: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jwt_credential_expires_on_the_clock_and_an_api_token_needs_the_store() {
+        let jwt = Credential::Jwt { expires_s: 100 };
+        assert!(jwt.check_time(99_999).is_ok());
+        assert!(matches!(jwt.check_time(100_000), Err(AuthError::Expired)));
+        assert!(Credential::ApiToken { id: 1 }.check_time(i64::MAX).is_ok());
+    }
 }

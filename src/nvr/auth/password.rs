@@ -1,7 +1,7 @@
 //! Password hashing with Argon2id (the crate's defaults: OWASP's minimum).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
 
 use super::AuthError;
@@ -47,6 +47,53 @@ pub fn verify(password: &str, phc: &str) -> bool {
     }
 }
 
+/// Most Argon2 memory a stored hash may ask of [`verify_in`] (256 MiB); a
+/// hash asking more is treated as corrupt.
+const MAX_BLOCKS: usize = 256 * 1024;
+
+/// Like [`verify`], but hashing in `memory` (grown as the stored parameters
+/// need, then reused), so a thread that checks passwords all day allocates
+/// its ~19 MiB once instead of once per check.
+pub fn verify_in(memory: &mut Vec<Block>, password: &str, phc: &str) -> bool {
+    let check = |memory: &mut Vec<Block>| -> Result<bool, String> {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        let h = PasswordHash::new(phc).map_err(|x| e(&x))?;
+        let algorithm = Algorithm::try_from(h.algorithm).map_err(|x| e(&x))?;
+        let version = match h.version {
+            Some(v) => Version::try_from(v).map_err(|x| e(&x))?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&h).map_err(|x| e(&x))?;
+        let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+            return Err("no salt or no hash".into());
+        };
+        let need = params.block_count();
+        if need > MAX_BLOCKS {
+            return Err(format!("asks for {need} KiB of memory"));
+        }
+        if memory.len() < need {
+            memory.resize(need, Block::new());
+        }
+        let mut salt_buf = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_buf).map_err(|x| e(&x))?;
+        let mut out = vec![0u8; expected.len()];
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                salt,
+                &mut out,
+                &mut memory[..need],
+            )
+            .map_err(|x| e(&x))?;
+        // Output's equality is constant-time.
+        Ok(Output::new(&out).map_err(|x| e(&x))? == expected)
+    };
+    check(memory).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "stored password hash does not parse");
+        false
+    })
+}
+
 /// A hash to verify against when the user does not exist, so that a wrong
 /// username costs the same time as a wrong password (no user enumeration).
 pub fn dummy_hash() -> &'static str {
@@ -66,6 +113,20 @@ mod tests {
         assert!(!verify("correct horsE", &h));
         assert!(!verify("x", "not a phc string"));
         assert_ne!(h, hash("correct horse").unwrap(), "salts differ");
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_verify() {
+        let mut mem = Vec::new();
+        let h = hash("correct horse").unwrap();
+        for _ in 0..2 {
+            assert!(verify_in(&mut mem, "correct horse", &h));
+            assert!(!verify_in(&mut mem, "correct horsE", &h));
+        }
+        assert_eq!(mem.len(), 19 * 1024, "the default parameters' memory, once");
+        assert!(!verify_in(&mut mem, "x", "not a phc string"));
+        let greedy = h.replace("m=19456", "m=4000000");
+        assert!(!verify_in(&mut mem, "correct horse", &greedy));
     }
 
     #[test]

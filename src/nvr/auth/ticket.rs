@@ -73,9 +73,15 @@ mod tests {
             username: "ann".into(),
             role: Role::Viewer,
             via: "jwt",
+            credential: crate::nvr::auth::Credential::ApiToken { id: 3 },
         };
         let a = t.issue(&who);
-        assert_eq!(t.redeem(&a).unwrap().via, "ticket");
+        let p = t.redeem(&a).unwrap();
+        assert_eq!(p.via, "ticket");
+        assert_eq!(
+            p.credential, who.credential,
+            "a ticket carries its credential"
+        );
         assert!(t.redeem(&a).is_err(), "second use");
         let b = t.issue(&who);
         clock.advance(30_000);

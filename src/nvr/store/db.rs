@@ -7,8 +7,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use super::{
-    ApiToken, Camera, CameraPatch, Event, EventFilter, NewEvent, RecordMode, Recording, Role,
-    StoreError, User,
+    ApiToken, Camera, CameraPatch, Event, EventFilter, EventPage, NewEvent, Payload, RecordMode,
+    Recording, Role, StoreError, User,
 };
 
 mod embedded {
@@ -254,6 +254,21 @@ pub fn token_by_hash(
         .optional()?)
 }
 
+/// Whether the token with this id is usable at `now` (not revoked, not
+/// expired, its user still there): what an open stream re-checks.
+pub fn token_live(conn: &Connection, id: i64, now: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.id = ?1 AND t.revoked_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > ?2)",
+            params![id, now],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 // ---------------------------------------------------------------- cameras
 
 const CAMERA_COLS: &str = "id, name, source_url, enabled, detect_fps, record, retention_days,
@@ -464,7 +479,11 @@ pub fn delete_recordings(conn: &Connection, ids: &[i64]) -> Result<usize, StoreE
 const EVENT_COLS: &str = "id, camera_id, type, label, score, track_id, started_at, ended_at, bbox,
     snapshot_path, model_id, model_sha256, payload, created_at";
 
-fn event_row(r: &Row) -> rusqlite::Result<Event> {
+/// What a row costs in a page besides its payload and snapshot path:
+/// field names, numbers, bbox, model id and hash (a generous round figure).
+const EVENT_ROW_OVERHEAD: usize = 512;
+
+fn event_row<P: Payload>(r: &Row) -> rusqlite::Result<Event<P>> {
     let bad_json = |idx: usize, e: serde_json::Error| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
     };
@@ -487,12 +506,12 @@ fn event_row(r: &Row) -> rusqlite::Result<Event> {
         snapshot_path: r.get(9)?,
         model_id: r.get(10)?,
         model_sha256: r.get(11)?,
-        payload: serde_json::from_str(&payload).map_err(|e| bad_json(12, e))?,
+        payload: P::from_stored(payload).map_err(|e| bad_json(12, e))?,
         created_at: r.get(13)?,
     })
 }
 
-/// Stores an event; when `(camera_id, track_id, started_at)` already exists
+/// Stores an event; when `(camera_id, type, track_id, started_at)` already exists
 /// the existing row comes back with `false`, so a writer that retries after a
 /// lost reply does not duplicate it.
 pub fn insert_event(
@@ -513,9 +532,9 @@ pub fn insert_event(
         conn.query_row(
             &format!(
                 "SELECT {EVENT_COLS} FROM events
-                 WHERE camera_id = ?1 AND track_id IS ?2 AND started_at = ?3"
+                 WHERE camera_id = ?1 AND type = ?2 AND track_id IS ?3 AND started_at = ?4"
             ),
-            params![e.camera_id, e.track_id, started],
+            params![e.camera_id, e.kind, e.track_id, started],
             event_row,
         )
         .optional()
@@ -529,7 +548,7 @@ pub fn insert_event(
         "INSERT INTO events (camera_id, type, label, score, track_id, started_at, ended_at, bbox,
                              snapshot_path, model_id, model_sha256, payload, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (camera_id, track_id, started_at) DO NOTHING",
+         ON CONFLICT (camera_id, type, track_id, started_at) DO NOTHING",
         params![
             e.camera_id,
             e.kind,
@@ -571,27 +590,54 @@ pub fn get_event(conn: &Connection, id: i64) -> Result<Option<Event>, StoreError
 
 /// Events matching `f`, by id in the order it asks for.
 pub fn list_events(conn: &Connection, f: &EventFilter) -> Result<Vec<Event>, StoreError> {
+    Ok(event_page(conn, f)?.events)
+}
+
+/// Events matching `f`, stopping early at `f.max_bytes` of stored text
+/// (never before the first event), so no page is larger than the budget
+/// plus one event.
+pub fn event_page<P: Payload>(
+    conn: &Connection,
+    f: &EventFilter,
+) -> Result<EventPage<P>, StoreError> {
     let order = if f.ascending { "ASC" } else { "DESC" };
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLS} FROM events
+        "SELECT {EVENT_COLS},
+                length(CAST(payload AS BLOB)) + coalesce(length(snapshot_path), 0)
+         FROM events
          WHERE (?1 IS NULL OR camera_id = ?1) AND (?2 IS NULL OR type = ?2)
            AND (?3 IS NULL OR label = ?3) AND (?4 IS NULL OR started_at >= ?4)
            AND (?5 IS NULL OR started_at < ?5) AND (?6 IS NULL OR id > ?6)
-         ORDER BY id {order} LIMIT ?7"
+           AND (?7 IS NULL OR id < ?7)
+         ORDER BY id {order} LIMIT ?8"
     ))?;
-    let rows = st.query_map(
-        params![
-            f.camera_id,
-            f.kind,
-            f.label,
-            f.after,
-            f.before,
-            f.after_id,
-            f.limit
-        ],
-        event_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut rows = st.query(params![
+        f.camera_id,
+        f.kind,
+        f.label,
+        f.after,
+        f.before,
+        f.after_id,
+        f.before_id,
+        f.limit
+    ])?;
+    let budget = f.max_bytes.unwrap_or(usize::MAX);
+    let (mut events, mut used) = (Vec::new(), 0usize);
+    while let Some(r) = rows.next()? {
+        let cost = r.get::<_, i64>(14)?.max(0) as usize + EVENT_ROW_OVERHEAD;
+        if !events.is_empty() && used.saturating_add(cost) > budget {
+            return Ok(EventPage {
+                events,
+                truncated: true,
+            });
+        }
+        used += cost;
+        events.push(event_row(r)?);
+    }
+    Ok(EventPage {
+        events,
+        truncated: false,
+    })
 }
 
 /// The highest event id, 0 when there are none.

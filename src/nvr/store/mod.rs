@@ -28,7 +28,11 @@ use crate::clock::Clock;
 pub enum StoreError {
     /// SQLite said no (I/O, corruption, a constraint we did not expect).
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The disk holding the database is full (SQLITE_FULL, which is how
+    /// SQLite reports ENOSPC); nothing of the write is stored.
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -50,6 +54,17 @@ pub enum StoreError {
     /// A stored JSON column does not parse; only a hand-edited file does this.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// A full disk gets its own variant (it is the operator's to fix, not a bug).
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StoreError::DiskFull(e.to_string())
+        } else {
+            StoreError::Sqlite(e)
+        }
+    }
 }
 
 /// The handle every request shares: a pool of read connections, the writer,

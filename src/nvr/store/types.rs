@@ -162,8 +162,12 @@ pub struct NewEvent {
 }
 
 /// A stored event; its `id` is the stream cursor (SSE `id:`).
+///
+/// `P` is how the payload is held: a parsed tree (the default, for code
+/// that reads it) or the stored JSON text ([`RawPayload`], for pages that
+/// are only passed on to a client, so a page costs its text and no more).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Event {
+pub struct Event<P = serde_json::Value> {
     pub id: i64,
     pub camera_id: String,
     #[serde(rename = "type")]
@@ -177,8 +181,37 @@ pub struct Event {
     pub snapshot_path: Option<String>,
     pub model_id: Option<String>,
     pub model_sha256: Option<String>,
-    pub payload: serde_json::Value,
+    pub payload: P,
     pub created_at: i64,
+}
+
+/// An event payload as stored: JSON text, checked but not parsed into a tree.
+pub type RawPayload = Box<serde_json::value::RawValue>;
+
+/// How a stored payload's JSON text becomes an [`Event`]'s payload.
+pub trait Payload: Sized {
+    /// Takes the stored text; fails only for a hand-edited, corrupt column.
+    fn from_stored(text: String) -> Result<Self, serde_json::Error>;
+}
+
+impl Payload for serde_json::Value {
+    fn from_stored(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(&text)
+    }
+}
+
+impl Payload for RawPayload {
+    fn from_stored(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text)
+    }
+}
+
+/// A page of events and whether the byte budget cut it short.
+#[derive(Debug)]
+pub struct EventPage<P = serde_json::Value> {
+    pub events: Vec<Event<P>>,
+    /// More rows matched, but the page reached [`EventFilter::max_bytes`].
+    pub truncated: bool,
 }
 
 /// Which events to list; every field narrows the result.
@@ -193,7 +226,12 @@ pub struct EventFilter {
     pub before: Option<i64>,
     /// `id > after_id`: the catch-up cursor.
     pub after_id: Option<i64>,
+    /// `id < before_id`: the cursor for newest-first pages.
+    pub before_id: Option<i64>,
     pub limit: u32,
     /// Oldest first when true (catch-up); newest first otherwise.
     pub ascending: bool,
+    /// Stop the page once its events hold about this many bytes of stored
+    /// text (at least one event always comes); `None` for no budget.
+    pub max_bytes: Option<usize>,
 }

@@ -72,6 +72,8 @@ impl Writer {
             let keep = result.is_ok();
             let finish: Finish = Box::new(move |commit: Result<(), &StoreError>| {
                 let out = match (result, commit) {
+                    // However far the job got, a full disk is what the caller must hear.
+                    (_, Err(StoreError::DiskFull(m))) => Err(StoreError::DiskFull(m.clone())),
                     (Ok(v), Ok(())) => {
                         after(&v);
                         Ok(v)

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::error::{WebError, WebResult};
 use super::extract::{Form, Json as JsonBody, Path};
 use super::{Admin, ClientIp, NvrState};
-use crate::nvr::auth::{self, password, AuthError, Principal, TokenKind, TokenPair};
+use crate::nvr::auth::{self, AuthError, Credential, Principal, TokenKind, TokenPair};
 use crate::nvr::store::{db, Role};
 
 /// Login credentials; the form variant is OAuth2's password grant, whose
@@ -40,8 +40,11 @@ pub async fn login_json(
     login(&st, ip, c).await
 }
 
-/// Checks the rate limit, then the password (always hashing, even for an
-/// unknown user, so timing does not reveal which usernames exist).
+/// Counts the attempt against the rate limit first, then checks the
+/// password in a bounded hashing slot (always hashing, even for an unknown
+/// user, so timing does not reveal which usernames exist). A burst of
+/// logins therefore checks at most the limit's worth of passwords per user
+/// and IP, and at most `login_hash_concurrency` at once.
 async fn login(
     st: &NvrState,
     ClientIp(ip): ClientIp,
@@ -50,28 +53,28 @@ async fn login(
     if c.username.len() > 256 || c.password.len() > 1024 {
         return Err(AuthError::BadCredentials.into());
     }
-    st.limiter.check(&c.username, ip)?;
+    let attempt = st.limiter.reserve(&c.username, ip)?;
     let name = c.username.clone();
     let user = st
         .store
         .read(move |conn| db::user_by_name(conn, &name))
         .await?;
-    let phc = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| password::dummy_hash().to_owned());
-    let pw = c.password;
-    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
-        .await
-        .unwrap_or(false);
+    let phc = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = match st.limits.hashing.verify(c.password, phc).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            // No password was checked: the attempt does not count.
+            st.limiter.give_back(attempt);
+            return Err(e.into());
+        }
+    };
     match user {
         Some(u) if ok => {
-            st.limiter.succeed(&c.username);
+            st.limiter.succeed(attempt);
             tracing::info!(user = %u.username, %ip, "login");
             Ok(Json(st.keys.issue(&u)?))
         }
         _ => {
-            st.limiter.fail(&c.username, ip);
             tracing::warn!(user = %c.username, %ip, "failed login");
             Err(AuthError::BadCredentials.into())
         }
@@ -130,11 +133,16 @@ fn viewer() -> Role {
 }
 
 /// `POST /api/v1/tokens` (admin): mints a token, shown in this answer only.
+/// Only a logged-in user may: a token minted with an API token could outlive
+/// it and survive its revocation, so API tokens get 403.
 pub async fn create_token(
     State(st): State<Arc<NvrState>>,
     Admin(p): Admin,
     JsonBody(b): JsonBody<NewToken>,
 ) -> WebResult<(StatusCode, Json<Value>)> {
+    if matches!(p.credential, Credential::ApiToken { .. }) {
+        return Err(AuthError::TokenCannotMint.into());
+    }
     let name = b.name.trim().to_owned();
     if name.is_empty() || name.len() > 128 {
         return Err(WebError::BadRequest(

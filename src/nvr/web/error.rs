@@ -15,9 +15,9 @@ pub enum WebError {
     /// Malformed JSON, a bad parameter, a value out of range.
     #[error("{0}")]
     BadRequest(String),
-    /// The body is over the configured limit.
-    #[error("request body is too large")]
-    TooLarge,
+    /// The body, or a part of it, is over its limit (the message names it).
+    #[error("{0}")]
+    TooLarge(String),
     /// The body is not the content type the endpoint takes.
     #[error("{0}")]
     UnsupportedMedia(String),
@@ -37,7 +37,7 @@ impl WebError {
     fn status_code(&self) -> (StatusCode, &'static str) {
         match self {
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            WebError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            WebError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             WebError::UnsupportedMedia(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media")
             }
@@ -49,6 +49,8 @@ impl WebError {
                 AuthError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
                 AuthError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
                 AuthError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                AuthError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+                AuthError::TokenCannotMint => (StatusCode::FORBIDDEN, "forbidden"),
                 AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
                 AuthError::Store(s) => store_status(s),
                 AuthError::Hash(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -63,6 +65,7 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
         StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         StoreError::WriterGone => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        StoreError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
@@ -70,12 +73,20 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
-        // Internal details go to the log, not to the client.
-        let message = if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-            "internal error; see the daemon log".to_owned()
-        } else {
-            self.to_string()
+        // Internal details go to the log, not to the client; server-side
+        // conditions the operator can act on get a plain sentence.
+        let message = match &self {
+            WebError::Auth(AuthError::Busy(_)) => self.to_string(),
+            _ if status == StatusCode::INSUFFICIENT_STORAGE => {
+                tracing::error!(error = %self, "write refused");
+                "the data disk is full; nothing was stored (free space or lower retention)"
+                    .to_owned()
+            }
+            _ if status.is_server_error() => {
+                tracing::error!(error = %self, "request failed");
+                "internal error; see the daemon log".to_owned()
+            }
+            _ => self.to_string(),
         };
         let mut resp = (
             status,
@@ -86,12 +97,12 @@ impl IntoResponse for WebError {
         if status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let WebError::Auth(AuthError::RateLimited(s)) = &self {
+        if let WebError::Auth(AuthError::RateLimited(s) | AuthError::Busy(s)) = &self {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
                 h.insert(header::RETRY_AFTER, v);
             }
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE && !h.contains_key(header::RETRY_AFTER) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp

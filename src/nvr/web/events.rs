@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
@@ -12,7 +12,7 @@ use super::error::{WebError, WebResult};
 use super::extract::{Json as JsonBody, Path, Query};
 use super::{files, valid_camera_id, Admin, NvrState};
 use crate::nvr::auth::Principal;
-use crate::nvr::store::{db, Event, EventFilter, NewEvent};
+use crate::nvr::store::{db, Event, EventFilter, EventPage, NewEvent, RawPayload, StoreError};
 
 /// Largest page a list returns; catch up with `after_id` for more.
 pub const MAX_LIMIT: u32 = 1000;
@@ -29,13 +29,15 @@ pub struct ListQuery {
     after: Option<i64>,
     before: Option<i64>,
     after_id: Option<i64>,
+    /// `id < before_id`: where a newest-first page cut short continues.
+    before_id: Option<i64>,
     limit: Option<u32>,
     /// `asc` or `desc`; defaults to `asc` with `after_id` (catch-up), else `desc`.
     order: Option<String>,
 }
 
 impl ListQuery {
-    fn filter(self, default_limit: u32) -> WebResult<EventFilter> {
+    fn filter(self, default_limit: u32, max_bytes: usize) -> WebResult<EventFilter> {
         if let Some(c) = &self.camera_id {
             valid_camera_id(c)?;
         }
@@ -65,14 +67,36 @@ impl ListQuery {
             after: self.after,
             before: self.before,
             after_id: self.after_id,
+            before_id: self.before_id,
             limit,
             ascending,
+            max_bytes: Some(max_bytes),
         })
     }
 }
 
-async fn query(st: &NvrState, f: EventFilter) -> WebResult<Json<Vec<Event>>> {
-    Ok(Json(st.store.read(move |c| db::list_events(c, &f)).await?))
+/// Header naming the `after_id` that continues an oldest-first page cut short.
+pub const NEXT_AFTER_ID: HeaderName = HeaderName::from_static("x-next-after-id");
+/// Header naming the `before_id` that continues a newest-first page cut short.
+pub const NEXT_BEFORE_ID: HeaderName = HeaderName::from_static("x-next-before-id");
+
+/// One page as JSON, written from the stored payload text (no parsed tree
+/// per event), so a page costs about its own size. A page the byte budget
+/// cut short says where to continue in a header.
+async fn query(st: &NvrState, f: EventFilter) -> WebResult<Response> {
+    let ascending = f.ascending;
+    let page: EventPage<RawPayload> = st.store.read(move |c| db::event_page(c, &f)).await?;
+    let body = serde_json::to_vec(&page.events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let (true, Some(last)) = (page.truncated, page.events.last()) {
+        let name = if ascending {
+            NEXT_AFTER_ID
+        } else {
+            NEXT_BEFORE_ID
+        };
+        resp.headers_mut().insert(name, HeaderValue::from(last.id));
+    }
+    Ok(resp)
 }
 
 /// `GET /api/v1/events`.
@@ -80,8 +104,9 @@ pub async fn list(
     State(st): State<Arc<NvrState>>,
     _: Principal,
     Query(q): Query<ListQuery>,
-) -> WebResult<Json<Vec<Event>>> {
-    query(&st, q.filter(100)?).await
+) -> WebResult<Response> {
+    let f = q.filter(100, st.limits.max_list_bytes)?;
+    query(&st, f).await
 }
 
 /// `GET /api/v1/events/latest`: the newest events (same filters), newest first.
@@ -89,9 +114,10 @@ pub async fn latest(
     State(st): State<Arc<NvrState>>,
     _: Principal,
     Query(mut q): Query<ListQuery>,
-) -> WebResult<Json<Vec<Event>>> {
+) -> WebResult<Response> {
     q.order = Some("desc".into());
-    query(&st, q.filter(20)?).await
+    let f = q.filter(20, st.limits.max_list_bytes)?;
+    query(&st, f).await
 }
 
 /// `GET /api/v1/events/{id}`.
@@ -131,6 +157,44 @@ fn short_text(v: &Option<String>, max: usize, field: &str) -> WebResult<()> {
     }
 }
 
+/// Longest stored snapshot path.
+const MAX_SNAPSHOT_PATH: usize = 255;
+
+/// A snapshot path is relative to the snapshots dir: plain names of
+/// `A-Z a-z 0-9 _ - .` joined by single `/`, none of them `.` or `..`.
+fn valid_snapshot_path(p: &str) -> WebResult<()> {
+    let ok = !p.is_empty()
+        && p.len() <= MAX_SNAPSHOT_PATH
+        && p.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(WebError::BadRequest(format!(
+            "snapshot_path must be a relative path under the snapshots dir: 1-{MAX_SNAPSHOT_PATH} \
+             characters of A-Z a-z 0-9 _ - . in segments joined by /, no . or .. segments"
+        )))
+    }
+}
+
+/// Refuses a payload over `max` bytes of JSON, naming the cap.
+fn payload_within(e: &NewEvent, max: usize) -> WebResult<()> {
+    let Some(p) = &e.payload else { return Ok(()) };
+    let len = serde_json::to_vec(p).map(|v| v.len()).unwrap_or(usize::MAX);
+    if len > max {
+        return Err(WebError::TooLarge(format!(
+            "payload is {len} bytes of JSON; the limit is {max} bytes (nvr.max_event_payload_bytes)"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks an incoming event before it reaches the writer.
 pub fn validate(e: &NewEvent) -> WebResult<()> {
     valid_camera_id(&e.camera_id)?;
@@ -143,7 +207,9 @@ pub fn validate(e: &NewEvent) -> WebResult<()> {
         return Err(bad("type must be 1-64 characters of a-z 0-9 _"));
     }
     short_text(&e.label, 128, "label")?;
-    short_text(&e.snapshot_path, 1024, "snapshot_path")?;
+    if let Some(p) = &e.snapshot_path {
+        valid_snapshot_path(p)?;
+    }
     short_text(&e.model_id, 256, "model_id")?;
     if let Some(h) = &e.model_sha256 {
         if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -166,13 +232,14 @@ pub fn validate(e: &NewEvent) -> WebResult<()> {
 
 /// `POST /api/v1/events` (admin or an admin API token): stores an external
 /// event. 201 with the new row, or 200 with the existing row when the same
-/// `(camera_id, track_id, started_at)` was stored before (idempotent retry).
+/// `(camera_id, type, track_id, started_at)` was stored before (idempotent retry).
 pub async fn create(
     State(st): State<Arc<NvrState>>,
     _: Admin,
     JsonBody(e): JsonBody<NewEvent>,
 ) -> WebResult<(StatusCode, Json<Event>)> {
     validate(&e)?;
+    payload_within(&e, st.limits.max_event_payload)?;
     if e.ended_at.is_some() && e.started_at.is_none() {
         return Err(bad("ended_at needs started_at"));
     }

@@ -10,7 +10,7 @@ use super::error::WebError;
 
 fn rejected(status: StatusCode, text: String) -> WebError {
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => WebError::TooLarge,
+        StatusCode::PAYLOAD_TOO_LARGE => WebError::TooLarge(text),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => WebError::UnsupportedMedia(text),
         _ => WebError::BadRequest(text),
     }

@@ -4,11 +4,13 @@
 //! except `GET /health`, login and refresh; the stream also takes a ticket.
 
 mod auth;
+mod body;
 mod cameras;
 pub mod error;
 mod events;
 mod extract;
 mod files;
+pub mod limits;
 mod recordings;
 mod stream;
 
@@ -26,7 +28,8 @@ use serde_json::{json, Value};
 
 use self::error::WebError;
 use super::auth::{
-    hash_api_token, AuthError, JwtKeys, LoginLimiter, Principal, Tickets, API_TOKEN_PREFIX,
+    hash_api_token, AuthError, Credential, JwtKeys, LoginLimiter, Principal, Tickets,
+    API_TOKEN_PREFIX,
 };
 use super::store::{db, Store};
 use crate::clock::Clock;
@@ -48,6 +51,8 @@ pub struct NvrState {
     pub cameras: Option<Arc<crate::ingest::IngestStats>>,
     pub started: Instant,
     pub max_body: usize,
+    /// Every other bound a client is held to (`[nvr]` in the config).
+    pub limits: limits::Limits,
     /// Becomes `true` when the daemon is stopping: live streams never end on
     /// their own, so they watch this to let graceful shutdown finish.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -92,6 +97,10 @@ pub fn router(state: Arc<NvrState>) -> Router {
         .fallback(crate::api::not_found)
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            limit,
+            body::refuse_oversized,
+        ))
         .with_state(state)
 }
 
@@ -130,7 +139,25 @@ async fn principal_from_token(st: &NvrState, token: &str) -> Result<Principal, A
         username,
         role: t.role,
         via: "api_token",
+        credential: Credential::ApiToken { id: t.id },
     })
+}
+
+/// Whether `c` still stands: a JWT until it expires (on our clock), an API
+/// token until it is revoked or expires (asked of the store).
+async fn credential_valid(st: &NvrState, c: Credential) -> Result<(), AuthError> {
+    let now = st.clock.now_ms();
+    c.check_time(now)?;
+    if let Credential::ApiToken { id } = c {
+        if !st
+            .store
+            .read(move |conn| db::token_live(conn, id, now))
+            .await?
+        {
+            return Err(AuthError::InvalidToken);
+        }
+    }
+    Ok(())
 }
 
 /// Authenticates from the `Authorization` header.

@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -25,8 +25,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::{WebError, WebResult};
 use super::extract::Query;
-use super::{bearer, principal_from_token, NvrState};
-use crate::nvr::auth::{AuthError, Principal};
+use super::{bearer, credential_valid, principal_from_token, NvrState};
+use crate::nvr::auth::{AuthError, Credential, Principal};
 use crate::nvr::store::{db, Event, EventFilter};
 
 /// Events per replay page.
@@ -43,6 +43,8 @@ pub enum StreamMsg {
     /// The client fell this many events behind the live buffer; they were
     /// skipped for it (it can fetch them with `after_id`).
     Lagged(u64),
+    /// The stream's token was revoked or expired: the last message.
+    End(&'static str),
 }
 
 /// Query of the stream endpoint.
@@ -74,35 +76,66 @@ fn cursor(headers: &HeaderMap, q: &StreamQuery) -> WebResult<Option<i64>> {
 }
 
 /// Serves the stream as SSE, or as a WebSocket when asked to upgrade.
+/// Everything that can make the request a 400 is checked before a ticket is
+/// redeemed, so a refused request does not spend it.
 pub async fn stream(State(st): State<Arc<NvrState>>, req: Request) -> WebResult<Response> {
     let (mut parts, _) = req.into_parts();
     let Query(q) = Query::<StreamQuery>::from_request_parts(&mut parts, &st).await?;
-    match (&q.ticket, bearer(&parts.headers)) {
-        (_, Some(token)) => {
-            principal_from_token(&st, token).await?;
-        }
-        (Some(t), None) => {
-            st.tickets.redeem(t)?;
-        }
-        (None, None) => return Err(AuthError::Missing.into()),
-    }
     let after = cursor(&parts.headers, &q)?;
     let wants_ws = parts
         .headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let rx = subscribe(st.clone(), after);
-    if wants_ws {
-        let ws = WebSocketUpgrade::from_request_parts(&mut parts, &st)
+    let ws = if wants_ws {
+        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &st)
             .await
             .map_err(|r| WebError::BadRequest(r.body_text()))?;
-        return Ok(ws.on_upgrade(move |socket| serve_ws(socket, rx)));
+        Some(upgrade)
+    } else {
+        None
+    };
+    let who = match (&q.ticket, bearer(&parts.headers)) {
+        (_, Some(token)) => principal_from_token(&st, token).await?,
+        (Some(t), None) => st.tickets.redeem(t)?,
+        (None, None) => return Err(AuthError::Missing.into()),
+    };
+    let rx = subscribe(st.clone(), after, who.credential);
+    if let Some(ws) = ws {
+        let max = st.limits.ws_max_message;
+        return Ok(ws
+            .max_message_size(max)
+            .max_frame_size(max)
+            .on_upgrade(move |socket| serve_ws(socket, rx)));
     }
     let events = ReceiverStream::new(rx).map(|m| Ok::<_, Infallible>(sse_event(&m)));
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// Resolves when `cred` stops standing (re-checked every `every`, and at a
+/// JWT's expiry), with the reason to give the client.
+async fn until_invalid(st: &NvrState, cred: Credential, every: Duration) -> &'static str {
+    loop {
+        let wait = match cred {
+            Credential::Jwt { expires_s } => {
+                let left_ms = (expires_s * 1000 - st.clock.now_ms()).max(0) as u64;
+                every.min(Duration::from_millis(left_ms))
+            }
+            Credential::ApiToken { .. } => every,
+        };
+        tokio::time::sleep(wait).await;
+        match credential_valid(st, cred).await {
+            Ok(()) => {}
+            Err(AuthError::Expired) => return "token expired",
+            Err(AuthError::Store(e)) => {
+                // The store could not answer: keep the stream, ask again later.
+                tracing::warn!(error = %e, "stream token re-check failed");
+            }
+            Err(_) => return "token revoked",
+        }
+    }
 }
 
 fn sse_event(m: &StreamMsg) -> SseEvent {
@@ -113,6 +146,9 @@ fn sse_event(m: &StreamMsg) -> SseEvent {
         StreamMsg::Lagged(n) => SseEvent::default()
             .event("lagged")
             .data(json!({ "missed": n }).to_string()),
+        StreamMsg::End(why) => SseEvent::default()
+            .event("closed")
+            .data(json!({ "reason": why }).to_string()),
     }
 }
 
@@ -120,6 +156,7 @@ fn ws_frame(m: &StreamMsg) -> String {
     match m {
         StreamMsg::Event(ev) => json!({ "event": &**ev }).to_string(),
         StreamMsg::Lagged(n) => json!({ "lagged": { "missed": n } }).to_string(),
+        StreamMsg::End(why) => json!({ "closed": { "reason": why } }).to_string(),
     }
 }
 
@@ -128,12 +165,18 @@ async fn serve_ws(mut socket: WebSocket, mut rx: mpsc::Receiver<StreamMsg>) {
         tokio::select! {
             m = rx.recv() => {
                 let Some(m) = m else { break };
+                if let StreamMsg::End(why) = m {
+                    let frame = CloseFrame { code: close_code::POLICY, reason: why.into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    break;
+                }
                 if socket.send(Message::Text(ws_frame(&m).into())).await.is_err() {
                     break;
                 }
             }
             incoming = socket.recv() => match incoming {
                 // Clients need not send anything; pings are answered by axum.
+                // A message over the size limit is an error: the socket closes.
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
@@ -142,18 +185,33 @@ async fn serve_ws(mut socket: WebSocket, mut rx: mpsc::Receiver<StreamMsg>) {
 }
 
 /// Starts the per-connection producer: replay after `after` (if given),
-/// then live events. It ends when the receiver is dropped.
-pub fn subscribe(st: Arc<NvrState>, after: Option<i64>) -> mpsc::Receiver<StreamMsg> {
+/// then live events. It ends when the receiver is dropped, or when `cred`
+/// (what the client authenticated with) is revoked or expires, after a last
+/// [`StreamMsg::End`].
+pub fn subscribe(
+    st: Arc<NvrState>,
+    after: Option<i64>,
+    cred: Credential,
+) -> mpsc::Receiver<StreamMsg> {
     let (tx, rx) = mpsc::channel(HANDOFF);
     // Subscribe before reading the store: that ordering is the no-gap guarantee.
     let live = st.store.subscribe();
     let stop = st.shutdown.clone();
     tokio::spawn(async move {
-        let mut last = after.unwrap_or(0);
-        if after.is_some() && replay(&st, &tx, &mut last).await.is_err() {
-            return;
+        let feed = async {
+            let mut last = after.unwrap_or(0);
+            if after.is_some() && replay(&st, &tx, &mut last).await.is_err() {
+                return;
+            }
+            forward(live, &tx, last, stop).await;
+        };
+        tokio::select! {
+            _ = feed => {}
+            why = until_invalid(&st, cred, st.limits.stream_recheck) => {
+                // Best effort: a client too slow to take it still sees the end.
+                let _ = tx.try_send(StreamMsg::End(why));
+            }
         }
-        forward(live, &tx, last, stop).await;
     });
     rx
 }
@@ -165,6 +223,7 @@ async fn replay(st: &NvrState, tx: &mpsc::Sender<StreamMsg>, last: &mut i64) -> 
             after_id: Some(*last),
             limit: REPLAY_PAGE,
             ascending: true,
+            max_bytes: Some(st.limits.max_list_bytes / 4),
             ..EventFilter::default()
         };
         let page = match st.store.read(move |c| db::list_events(c, &f)).await {
@@ -174,15 +233,15 @@ async fn replay(st: &NvrState, tx: &mpsc::Sender<StreamMsg>, last: &mut i64) -> 
                 return Err(());
             }
         };
-        let n = page.len();
+        // A page cut by the byte budget is short too: only an empty one ends the replay.
+        if page.is_empty() {
+            return Ok(());
+        }
         for ev in page {
             *last = ev.id;
             tx.send(StreamMsg::Event(Arc::new(ev)))
                 .await
                 .map_err(|_| ())?;
-        }
-        if n < REPLAY_PAGE as usize {
-            return Ok(());
         }
     }
 }
@@ -260,6 +319,7 @@ mod tests {
             got.push(match m {
                 StreamMsg::Event(e) => format!("e{}", e.id),
                 StreamMsg::Lagged(n) => format!("lag{n}"),
+                StreamMsg::End(why) => why.to_owned(),
             });
         }
         assert_eq!(got, ["lag6", "e7", "e8", "e9", "e10"]);
