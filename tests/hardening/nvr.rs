@@ -58,7 +58,12 @@ fn burst<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 'st
 
 #[test]
 fn a_login_burst_checks_at_most_the_limit_and_cannot_take_the_memory() {
+    // 120 sockets from one address: above the per-client connection cap
+    // (64, tried in conn.rs), which would refuse some before they log in.
+    let cfg = common::temp_dir("login-burst").join("config.toml");
+    std::fs::write(&cfg, "[http.nvr]\nmax_connections_per_ip = 256\n").unwrap();
     let d = common::start_nvr(&[
+        ("OPENNVR_CONFIG", cfg.to_str().unwrap()),
         ("OPENNVR_LOGIN_FAILURES_PER_USER", "5"),
         ("OPENNVR_LOGIN_FAILURES_PER_IP", "1000"),
         ("OPENNVR_LOGIN_WINDOW_S", "3"),
