@@ -16,11 +16,13 @@
 //! * Pure std + serde; no allocation per track beyond a small struct.
 
 pub mod bytetrack;
+pub mod clients;
 pub mod kalman;
 pub mod registry;
 
 pub use bytetrack::{TrackSnapshot, TrackState, Tracker};
-pub use registry::TrackerRegistry;
+pub use clients::ClientTrackers;
+pub use registry::{TimeJump, TrackerRegistry};
 
 use serde::{Deserialize, Serialize};
 
