@@ -97,15 +97,8 @@ impl<K: Hash + Eq + Clone> ClientTrackers<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracker::registry::tests::person;
     use crate::tracker::TrackerConfig;
-
-    fn person(x1: f32) -> TrackInput {
-        TrackInput {
-            bbox: [x1, 100.0, x1 + 50.0, 220.0],
-            score: 0.9,
-            class_id: 0,
-        }
-    }
 
     fn trackers() -> ClientTrackers<u8> {
         let reg = TrackerRegistry::new(TrackerConfig::default(), 60_000)

@@ -204,10 +204,11 @@ impl TrackerRegistry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn person(x1: f32) -> TrackInput {
+    /// A confident person box at `x1`, for tracker tests.
+    pub(crate) fn person(x1: f32) -> TrackInput {
         TrackInput {
             bbox: [x1, 100.0, x1 + 50.0, 220.0],
             score: 0.9,

@@ -280,9 +280,9 @@ fn raw_request(addr: &str, path: &str, body_len: usize) -> TcpStream {
     s
 }
 
-/// Item 5: requests for a 20 MP JPEG whose clients hang up right after
-/// sending: the work they started keeps its queue place until it ends, so
-/// memory and threads stay bounded.
+/// Item 5: requests for a 20 MP JPEG whose clients give up 300 ms after
+/// sending (when the work has started): the work keeps its queue place and
+/// runner until it ends, so memory and threads stay bounded.
 #[test]
 fn abandoned_large_requests_keep_their_queue_place() {
     let jpeg = big_jpeg(5472, 3648);
@@ -296,6 +296,10 @@ fn abandoned_large_requests_keep_their_queue_place() {
     for _ in 0..40 {
         let mut s = raw_request(&d.ai, "/infer", body.len());
         let _ = s.write_all(&body);
+        // A client with a 300 ms timeout.
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let _ = s.read(&mut [0u8; 64]);
         drop(s);
         peak_threads = peak_threads.max(d.proc_status("Threads"));
     }
@@ -383,27 +387,6 @@ fn costly_parameters_cannot_starve_the_cameras() {
     let (_rtsp, d, token) = start_with_camera(cam);
     let uri = format!("opennvr://frames/{cam}/latest.jpg");
     let frame = json!({"frame": {"uri": uri}});
-    for (path, body) in [
-        (
-            "/infer",
-            json!({"task": "object_detection", "data": frame, "params": {"max_detections": 1_000_000}}),
-        ),
-        (
-            "/infer",
-            json!({"task": "object_detection", "data": frame, "params": {"classes": vec!["person"; 1000]}}),
-        ),
-        (
-            "/pipeline/run",
-            json!({"steps": ["person_detection", "person_detection"], "data": frame}),
-        ),
-        (
-            "/pipeline/run",
-            json!({"steps": vec!["object_detection"; 16], "data": frame}),
-        ),
-    ] {
-        let (s, v) = post(&d, path, &body);
-        assert_eq!(s, 400, "{path} {body}: {v}");
-    }
     let ai = d.ai_url("/infer");
     let served = Arc::new(AtomicUsize::new(0));
     let (stop, handles) = hammer(6, {
@@ -438,6 +421,27 @@ fn costly_parameters_cannot_starve_the_cameras() {
         served.load(Ordering::Relaxed)
     );
     assert!(grew.is_some(), "the camera starved behind /infer");
+    for (path, body) in [
+        (
+            "/infer",
+            json!({"task": "object_detection", "data": frame, "params": {"max_detections": 1_000_000}}),
+        ),
+        (
+            "/infer",
+            json!({"task": "object_detection", "data": frame, "params": {"classes": vec!["person"; 1000]}}),
+        ),
+        (
+            "/pipeline/run",
+            json!({"steps": ["person_detection", "person_detection"], "data": frame}),
+        ),
+        (
+            "/pipeline/run",
+            json!({"steps": vec!["object_detection"; 16], "data": frame}),
+        ),
+    ] {
+        let (s, v) = post(&d, path, &body);
+        assert_eq!(s, 400, "{path} {body}: {v}");
+    }
 }
 
 /// Item 10: a torn JPEG with an end marker appended is undecodable, not
