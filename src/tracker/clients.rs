@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::registry::{TimeJump, TrackerRegistry};
-use super::TrackInput;
+use super::{evict_oldest, TrackInput};
 
 /// A client's registry and when (real time) it was last used.
 #[derive(Debug, Clone)]
@@ -63,18 +63,9 @@ impl<K: Hash + Eq + Clone> ClientTrackers<K> {
         now_ms: i64,
     ) -> Result<Vec<Option<u64>>, TimeJump> {
         if !self.clients.contains_key(client) {
-            self.template.frame_time(camera, frame_ms, now_ms)?;
-            while self.clients.len() >= self.max_clients {
-                let oldest = self
-                    .clients
-                    .iter()
-                    .min_by_key(|(_, c)| c.last_used_ms)
-                    .map(|(k, _)| k.clone());
-                match oldest {
-                    Some(k) => self.clients.remove(&k),
-                    None => break,
-                };
-            }
+            while self.clients.len() >= self.max_clients
+                && evict_oldest(&mut self.clients, |c| c.last_used_ms)
+            {}
         }
         let template = &self.template;
         let c = self

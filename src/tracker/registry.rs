@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use super::{TrackInput, Tracker, TrackerConfig};
+use super::{evict_oldest, TrackInput, Tracker, TrackerConfig};
 
 /// A camera's tracker plus when it was last fed, for idle eviction.
 #[derive(Debug, Clone)]
@@ -191,15 +191,7 @@ impl TrackerRegistry {
     }
 
     fn evict_least_recently_used(&mut self) -> bool {
-        let oldest = self
-            .cameras
-            .iter()
-            .min_by_key(|(_, e)| e.last_used_ms)
-            .map(|(name, _)| name.clone());
-        match oldest {
-            Some(name) => self.cameras.remove(&name).is_some(),
-            None => false,
-        }
+        evict_oldest(&mut self.cameras, |e| e.last_used_ms)
     }
 }
 
