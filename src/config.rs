@@ -62,6 +62,20 @@ pub struct AiConfig {
     pub workers: usize,
     /// Threads for matrix products inside one inference; 0 = all cores.
     pub threads: usize,
+    /// Request body bytes buffered across all admitted requests at once; a
+    /// request that would pass it gets 503, so stalled uploads cannot hold
+    /// the box's memory.
+    pub body_budget_bytes: usize,
+    /// `/infer` clients (peer addresses) whose person_counting trackers are
+    /// kept; the least recently seen is forgotten first.
+    pub max_clients: usize,
+    /// Cameras kept per `/infer` client; a client inventing names evicts
+    /// only its own cameras.
+    pub max_cameras_per_client: usize,
+    /// How far a frame's `timestamp_ms` may run ahead of its camera's
+    /// tracker clock (the last frame's time plus the real time since); a
+    /// frame further ahead is refused with 400.
+    pub max_timestamp_jump_ms: i64,
 }
 
 impl Default for AiConfig {
@@ -73,6 +87,10 @@ impl Default for AiConfig {
             queue_depth: 8,
             workers: 1,
             threads: 0,
+            body_budget_bytes: 64 * 1024 * 1024,
+            max_clients: 64,
+            max_cameras_per_client: 32,
+            max_timestamp_jump_ms: 60_000,
         }
     }
 }

@@ -1,18 +1,22 @@
-//! The engine: lazily loaded models, per-camera trackers, and a bounded
-//! queue in front of the CPU so overload becomes a 503, not a memory spike.
+//! The engine: lazily loaded models, `/infer` clients' trackers, and a
+//! bounded queue in front of the CPU so overload becomes a 503, not a memory
+//! spike. The camera pipeline owns its trackers ([`PersonTracker`]); nothing
+//! an API client sends can reach them.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::backend::Backend;
 use super::detector::{is_detector_kind, Detector};
 use super::error::AiError;
 use super::faces::{analyze, is_face_kind, AttributeNet, FaceAnalysis, FaceDetector};
+use super::gate::{Gate, Pass, Priority};
 use super::nms::RawDetection;
 use super::task::{
     round1, round4, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
@@ -21,7 +25,7 @@ use crate::catalog::{Catalog, ModelEntry};
 use crate::clock::Clock;
 use crate::config::{Config, FacesConfig};
 use crate::frame::Frame;
-use crate::tracker::{TrackInput, Tracker, TrackerConfig, TrackerRegistry};
+use crate::tracker::{ClientTrackers, TrackInput, Tracker, TrackerConfig, TrackerRegistry};
 
 /// Running counters for one model, shown in `/health`.
 #[derive(Debug, Default)]
@@ -87,11 +91,55 @@ pub struct Engine {
     faces: FacesConfig,
     confidence: f32,
     iou: f32,
-    trackers: Mutex<TrackerRegistry>,
+    /// `/infer` person_counting state, one namespace per client.
+    trackers: Mutex<ClientTrackers<IpAddr>>,
     tracker_cfg: TrackerConfig,
     clock: Arc<dyn Clock>,
     admission: Arc<Semaphore>,
-    runners: Arc<Semaphore>,
+    body_budget: Arc<Semaphore>,
+    runners: Arc<Gate>,
+}
+
+/// A camera's own person tracker: the camera pipeline keeps one per camera
+/// and passes it to [`Engine::count_people`], so its ids and clock are its
+/// own and no API request can end, evict or restart its tracks.
+#[derive(Debug, Clone)]
+pub struct PersonTracker(Tracker);
+
+/// An admitted request: its place in the queue and the body bytes it may
+/// buffer. Held until the work it admits is done (it moves into the
+/// blocking closure), so a client hanging up frees nothing early.
+#[derive(Debug)]
+pub struct Admission {
+    _slot: OwnedSemaphorePermit,
+    bytes: Option<OwnedSemaphorePermit>,
+    budget: Arc<Semaphore>,
+}
+
+impl Admission {
+    /// Reserves `n` more buffered bytes against the engine's body budget;
+    /// [`AiError::Busy`] when the budget is spent (the caller answers 503).
+    pub fn reserve(&mut self, n: usize) -> Result<(), AiError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let n = u32::try_from(n).map_err(|_| AiError::Busy)?;
+        let p = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| AiError::Busy)?;
+        match &mut self.bytes {
+            Some(held) => held.merge(p),
+            None => self.bytes = Some(p),
+        }
+        Ok(())
+    }
+
+    /// Bytes reserved so far.
+    pub fn reserved(&self) -> usize {
+        self.bytes.as_ref().map_or(0, |p| p.num_permits())
+    }
 }
 
 /// Locks a mutex, recovering from a panic in another holder: the data
@@ -130,13 +178,19 @@ impl Engine {
             faces: cfg.faces.clone(),
             confidence: cfg.detector.confidence,
             iou: cfg.detector.iou,
-            trackers: Mutex::new(
-                TrackerRegistry::new(tracker_cfg, cfg.tracker.idle_evict_ms).with_max_cameras(256),
-            ),
+            trackers: Mutex::new(ClientTrackers::new(
+                TrackerRegistry::new(tracker_cfg, cfg.tracker.idle_evict_ms)
+                    .with_max_cameras(cfg.ai.max_cameras_per_client)
+                    .with_max_jump(cfg.ai.max_timestamp_jump_ms),
+                cfg.ai.max_clients,
+            )),
             tracker_cfg,
             clock,
             admission: Arc::new(Semaphore::new(cfg.ai.queue_depth.max(1))),
-            runners: Arc::new(Semaphore::new(cfg.ai.workers.max(1))),
+            body_budget: Arc::new(Semaphore::new(
+                cfg.ai.body_budget_bytes.clamp(1, u32::MAX as usize),
+            )),
+            runners: Gate::new(cfg.ai.workers),
         }
     }
 
@@ -293,55 +347,157 @@ impl Engine {
         }
     }
 
-    /// Runs blocking work `f` on the blocking pool behind the bounded queue.
-    ///
-    /// At most `queue_depth` requests wait or run; the next is refused with
-    /// [`AiError::Busy`] at once, so memory stays bounded under overload.
+    /// A place in the bounded queue, taken before anything else of the
+    /// request is read: at most `queue_depth` requests are admitted; the next
+    /// is refused with [`AiError::Busy`] at once, so memory stays bounded.
+    pub fn admit(&self) -> Result<Admission, AiError> {
+        let slot = self
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AiError::Busy)?;
+        Ok(Admission {
+            _slot: slot,
+            bytes: None,
+            budget: self.body_budget.clone(),
+        })
+    }
+
+    /// [`admit`](Self::admit), then [`submit_admitted`](Self::submit_admitted).
     pub async fn submit<R, F>(self: &Arc<Self>, f: F) -> Result<R, AiError>
     where
         R: Send + 'static,
         F: FnOnce(&Engine) -> Result<R, AiError> + Send + 'static,
     {
-        let _admitted = self
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AiError::Busy)?;
-        let _running = self
-            .runners
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AiError::Busy)?;
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me))
-            .await
-            .map_err(|e| AiError::Inference(format!("worker failed: {e}")))?
+        let ticket = self.admit()?;
+        self.submit_admitted(ticket, f).await
     }
 
-    /// Runs one task on an already decoded frame (blocking).
+    /// Runs blocking work `f` for an admitted request once a runner is free
+    /// (cameras are served first). The admission and the runner move into
+    /// the blocking closure: they are released when `f` ends, not when the
+    /// caller stops waiting.
+    pub async fn submit_admitted<R, F>(
+        self: &Arc<Self>,
+        ticket: Admission,
+        f: F,
+    ) -> Result<R, AiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Engine) -> Result<R, AiError> + Send + 'static,
+    {
+        let pass = self.runners.enter(Priority::Api).await?;
+        self.spawn(pass, move |e| {
+            let _ticket = ticket;
+            f(e)
+        })
+        .await
+    }
+
+    /// Runs the camera pipeline's blocking work `f`: no admission (each
+    /// camera has one frame in flight), and ahead of API work for the next
+    /// free runner, so `/infer` load cannot starve the cameras.
+    pub async fn submit_camera<R, F>(self: &Arc<Self>, f: F) -> Result<R, AiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Engine) -> Result<R, AiError> + Send + 'static,
+    {
+        let pass = self.runners.enter(Priority::Camera).await?;
+        self.spawn(pass, f).await
+    }
+
+    async fn spawn<R, F>(self: &Arc<Self>, pass: Pass, f: F) -> Result<R, AiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Engine) -> Result<R, AiError> + Send + 'static,
+    {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _pass = pass;
+            f(&me)
+        })
+        .await
+        .map_err(|e| AiError::Inference(format!("worker failed: {e}")))?
+    }
+
+    /// A fresh tracker for one camera of the camera pipeline.
+    pub fn person_tracker(&self) -> PersonTracker {
+        PersonTracker(Tracker::new(self.tracker_cfg))
+    }
+
+    /// Runs one task on an already decoded frame (blocking) for `client`:
+    /// `person_counting` on a frame with a camera uses that client's own
+    /// tracker for the camera.
     pub fn run(
         &self,
         task: Task,
         frame: &Frame,
         params: &Params,
+        client: IpAddr,
     ) -> Result<serde_json::Value, AiError> {
         if task == Task::FaceDetection {
             params.validate()?;
             return self.run_faces(frame, params);
         }
-        let result = self.detect(task, frame, params)?;
+        let tracks = match &frame.camera {
+            Some(cam) if task == Task::PersonCounting => {
+                self.check_time(client, cam, frame.timestamp_ms)?;
+                Tracks::Client(client)
+            }
+            _ => Tracks::Fresh,
+        };
+        let result = self.detect_with(task, frame, params, tracks)?;
         serde_json::to_value(result).map_err(|e| AiError::Inference(e.to_string()))
     }
 
-    /// A detection task's typed result (blocking); the camera pipeline uses
-    /// this directly, the HTTP API through [`Engine::run`]. `face_detection`
-    /// has its own result type and yields no detections here.
+    /// Refuses, before detection is paid for, a frame time the client's
+    /// tracker for `camera` would refuse.
+    pub fn check_time(
+        &self,
+        client: IpAddr,
+        camera: &str,
+        frame_ms: Option<i64>,
+    ) -> Result<(), AiError> {
+        lock(&self.trackers)
+            .frame_time(&client, camera, frame_ms, self.clock.now_ms())
+            .map(drop)
+            .map_err(|e| AiError::BadRequest(e.to_string()))
+    }
+
+    /// A detection task's typed result (blocking), without tracker state:
+    /// `person_counting` gets a fresh tracker. `face_detection` has its own
+    /// result type and yields no detections here.
     pub fn detect(
         &self,
         task: Task,
         frame: &Frame,
         params: &Params,
+    ) -> Result<DetectionResult, AiError> {
+        self.detect_with(task, frame, params, Tracks::Fresh)
+    }
+
+    /// `person_counting` through a camera's own tracker (blocking); the
+    /// frame's time drives it (the engine's clock when it has none).
+    pub fn count_people(
+        &self,
+        tracker: &mut PersonTracker,
+        frame: &Frame,
+        params: &Params,
+    ) -> Result<DetectionResult, AiError> {
+        self.detect_with(
+            Task::PersonCounting,
+            frame,
+            params,
+            Tracks::Own(&mut tracker.0),
+        )
+    }
+
+    fn detect_with(
+        &self,
+        task: Task,
+        frame: &Frame,
+        params: &Params,
+        tracks: Tracks<'_>,
     ) -> Result<DetectionResult, AiError> {
         params.validate()?;
         let t0 = Instant::now();
@@ -360,7 +516,7 @@ impl Engine {
         };
         let raw = det.detect(&frame.image, min_score, iou)?;
         let mut out: Vec<DetectionOut> = match task {
-            Task::PersonCounting => self.track(&det, frame, raw, conf),
+            Task::PersonCounting => self.track(&det, frame, raw, conf, tracks)?,
             Task::PersonDetection => {
                 let person = det.class_of("person").unwrap_or(0);
                 raw.iter()
@@ -487,15 +643,15 @@ impl Engine {
         serde_json::to_value(result).map_err(|e| AiError::Inference(e.to_string()))
     }
 
-    /// Person boxes through the camera's tracker. A frame without a camera
-    /// gets a fresh tracker, so ids never leak between unrelated images.
+    /// Person boxes through the tracker `tracks` names.
     fn track(
         &self,
         det: &Detector,
         frame: &Frame,
         raw: Vec<RawDetection>,
         conf: f32,
-    ) -> Vec<DetectionOut> {
+        tracks: Tracks<'_>,
+    ) -> Result<Vec<DetectionOut>, AiError> {
         let person = det.class_of("person").unwrap_or(0);
         let people: Vec<RawDetection> = raw.into_iter().filter(|d| d.class_id == person).collect();
         let inputs: Vec<TrackInput> = people
@@ -506,18 +662,32 @@ impl Engine {
                 class_id: d.class_id,
             })
             .collect();
-        let now = frame.timestamp_ms.unwrap_or_else(|| self.clock.now_ms());
-        let ids = match &frame.camera {
-            Some(cam) => lock(&self.trackers).update(cam, &inputs, now),
-            None => Tracker::new(self.tracker_cfg).update(&inputs, now),
+        let now = self.clock.now_ms();
+        let at = frame.timestamp_ms.unwrap_or(now);
+        let ids = match (tracks, &frame.camera) {
+            (Tracks::Own(t), _) => t.update(&inputs, at),
+            (Tracks::Client(client), Some(cam)) => lock(&self.trackers)
+                .update(&client, cam, &inputs, frame.timestamp_ms, now)
+                .map_err(|e| AiError::BadRequest(e.to_string()))?,
+            _ => Tracker::new(self.tracker_cfg).update(&inputs, at),
         };
-        people
+        Ok(people
             .iter()
             .zip(ids)
             .filter(|(d, _)| d.score >= conf)
             .map(|(d, id)| out_of(d, Some(id), None))
-            .collect()
+            .collect())
     }
+}
+
+/// Where `person_counting` keeps its tracks.
+enum Tracks<'a> {
+    /// A fresh tracker: ids never leak between unrelated images.
+    Fresh,
+    /// A camera pipeline's own tracker.
+    Own(&'a mut Tracker),
+    /// The client's namespace, keyed by the frame's camera.
+    Client(IpAddr),
 }
 
 fn out_of(d: &RawDetection, track_id: Option<Option<u64>>, label: Option<String>) -> DetectionOut {
@@ -591,7 +761,12 @@ mod tests {
             camera: None,
             timestamp_ms: None,
         };
-        let r = e.run(Task::PersonCounting, &frame, &Params::default());
+        let r = e.run(
+            Task::PersonCounting,
+            &frame,
+            &Params::default(),
+            IpAddr::from([127, 0, 0, 1]),
+        );
         assert!(matches!(r, Err(AiError::UnknownModel(_))));
     }
 }

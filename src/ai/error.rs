@@ -13,6 +13,9 @@ pub enum AiError {
     /// The frame URI tries to leave the frames dir.
     #[error("forbidden frame path: {0}")]
     ForbiddenPath(String),
+    /// The request body broke off or took too long to arrive.
+    #[error("reading the request body: {0}")]
+    BodyIncomplete(String),
     /// The body or frame exceeds a configured limit.
     #[error("{0}")]
     TooLarge(String),
@@ -46,6 +49,7 @@ impl AiError {
             AiError::BadRequest(_) => "bad_request",
             AiError::FrameNotFound(_) => "frame_not_found",
             AiError::ForbiddenPath(_) => "forbidden_path",
+            AiError::BodyIncomplete(_) => "body_incomplete",
             AiError::TooLarge(_) => "payload_too_large",
             AiError::UnsupportedMedia(_) => "unsupported_media",
             AiError::UndecodableImage(_) => "undecodable_image",

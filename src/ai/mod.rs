@@ -8,11 +8,12 @@ pub mod detector;
 pub mod engine;
 pub mod error;
 pub mod faces;
+pub mod gate;
 pub mod nms;
 pub mod preprocess;
 pub mod task;
 pub mod yolo;
 
-pub use engine::Engine;
+pub use engine::{Admission, Engine, PersonTracker};
 pub use error::AiError;
 pub use task::{Params, Task};

@@ -32,14 +32,25 @@ pub fn nms(dets: Vec<RawDetection>, iou_thresh: f32) -> Vec<RawDetection> {
         .collect()
 }
 
+/// Candidates NMS looks at: the best this many by score. NMS costs
+/// candidates × kept boxes, so without a cap `confidence: 0, iou: 1` turns
+/// one detection into seconds of work; no scene has this many objects.
+pub const MAX_CANDIDATES: usize = 1000;
+
 /// [`nms`] as indices into `dets`, best first, for callers that keep more
 /// per box than a [`RawDetection`] holds (face landmarks). Boxes with
-/// non-finite values are dropped.
+/// non-finite values are dropped; only the best [`MAX_CANDIDATES`] are
+/// considered.
 pub fn nms_indices(dets: &[RawDetection], iou_thresh: f32) -> Vec<usize> {
     let mut order: Vec<usize> = (0..dets.len())
         .filter(|&i| dets[i].score.is_finite() && dets[i].bbox.iter().all(|v| v.is_finite()))
         .collect();
-    order.sort_by(|&a, &b| dets[b].score.total_cmp(&dets[a].score));
+    let best_first = |a: &usize, b: &usize| dets[*b].score.total_cmp(&dets[*a].score);
+    if order.len() > MAX_CANDIDATES {
+        order.select_nth_unstable_by(MAX_CANDIDATES, best_first);
+        order.truncate(MAX_CANDIDATES);
+    }
+    order.sort_by(best_first);
     let mut keep: Vec<usize> = Vec::with_capacity(order.len().min(128));
     for i in order {
         let d = &dets[i];
@@ -87,5 +98,23 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].score, 0.9);
         assert_eq!(out[1].class_id, 16);
+    }
+
+    #[test]
+    fn only_the_best_candidates_are_considered() {
+        // Disjoint boxes with iou 1 keep everything: the cap is what bounds it.
+        let many: Vec<RawDetection> = (0..50_000)
+            .map(|i| {
+                det(
+                    [i as f32 * 20.0, 0., i as f32 * 20.0 + 10.0, 10.],
+                    i as f32 / 1e5,
+                    0,
+                )
+            })
+            .collect();
+        let out = nms(many, 1.0);
+        assert_eq!(out.len(), MAX_CANDIDATES);
+        assert_eq!(out[0].score, 49_999.0 / 1e5);
+        assert!(out.iter().all(|d| d.score >= 49_000.0 / 1e5));
     }
 }

@@ -82,6 +82,12 @@ pub struct Params {
 /// Upper bound of `max_faces`: every face costs two network rows.
 pub const MAX_FACES_LIMIT: usize = 256;
 
+/// Upper bound of `max_detections`: NMS never keeps more candidates.
+pub const MAX_DETECTIONS_LIMIT: usize = super::nms::MAX_CANDIDATES;
+
+/// Upper bound of `classes` entries (COCO has 80 labels).
+pub const MAX_CLASSES: usize = 128;
+
 impl Params {
     /// Rejects values that would make the result meaningless.
     pub fn validate(&self) -> Result<(), AiError> {
@@ -98,9 +104,24 @@ impl Params {
                 }
             }
         }
-        if self.max_detections == Some(0) {
+        if self
+            .max_detections
+            .is_some_and(|n| n == 0 || n > MAX_DETECTIONS_LIMIT)
+        {
+            return Err(AiError::BadRequest(format!(
+                "params.max_detections must be within 1..{MAX_DETECTIONS_LIMIT}"
+            )));
+        }
+        if let Some(c) = &self.classes {
+            if c.len() > MAX_CLASSES || c.iter().any(|l| l.len() > 64) {
+                return Err(AiError::BadRequest(format!(
+                    "params.classes takes at most {MAX_CLASSES} labels of at most 64 bytes"
+                )));
+            }
+        }
+        if self.model.as_ref().is_some_and(|m| m.len() > 128) {
             return Err(AiError::BadRequest(
-                "params.max_detections must be at least 1".into(),
+                "params.model must be at most 128 bytes".into(),
             ));
         }
         if self

@@ -24,6 +24,7 @@ pub fn status_of(e: &AiError) -> StatusCode {
         AiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         AiError::FrameNotFound(_) => StatusCode::NOT_FOUND,
         AiError::ForbiddenPath(_) => StatusCode::FORBIDDEN,
+        AiError::BodyIncomplete(_) => StatusCode::REQUEST_TIMEOUT,
         AiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         AiError::UndecodableImage(_) | AiError::UnknownTask(_) | AiError::UnknownModel(_) => {

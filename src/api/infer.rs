@@ -1,8 +1,10 @@
 //! `POST /infer` and `POST /pipeline/run`.
 
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -12,9 +14,23 @@ use super::request::parse;
 use super::AiState;
 use crate::ai::{AiError, Task};
 
+/// The peer's address: it keys the client's own tracker namespace. Without
+/// connection info (a router served without it) every client shares one.
+fn client_of(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
 /// Runs one task on one frame.
+///
+/// Admission comes first: a request the queue cannot take is refused (503)
+/// before its body is read or parsed.
 pub async fn infer(State(st): State<Arc<AiState>>, req: Request) -> Result<Json<Value>, ApiError> {
-    let r = parse(req, st.max_body).await?;
+    let client = client_of(&req);
+    let mut ticket = st.engine.admit()?;
+    let r = parse(req, st.max_body, &mut ticket).await?;
     let name = r
         .task
         .as_deref()
@@ -25,9 +41,9 @@ pub async fn infer(State(st): State<Arc<AiState>>, req: Request) -> Result<Json<
     let max_pixels = st.max_pixels;
     let value = st
         .engine
-        .submit(move |engine| {
+        .submit_admitted(ticket, move |engine| {
             let frame = r.load_frame(&frames, max_pixels)?;
-            engine.run(task, &frame, &r.params)
+            engine.run(task, &frame, &r.params, client)
         })
         .await?;
     Ok(Json(value))
@@ -58,14 +74,22 @@ fn failure(step: &str, error: AiError, partial: Map<String, Value>) -> Response 
 ///
 /// Unknown steps are refused before anything runs; a step that fails stops
 /// the pipeline and the results so far come back as `partial_results`.
+/// Steps may not repeat, so a pipeline costs at most one run of each task.
 pub async fn pipeline(State(st): State<Arc<AiState>>, req: Request) -> Result<Response, ApiError> {
-    let r = parse(req, st.max_body).await?;
+    let client = client_of(&req);
+    let mut ticket = st.engine.admit()?;
+    let r = parse(req, st.max_body, &mut ticket).await?;
     let steps = r
         .steps
         .clone()
         .ok_or_else(|| AiError::BadRequest("field `steps` is required".into()))?;
-    if steps.is_empty() || steps.len() > 16 {
-        return Err(AiError::BadRequest("`steps` must hold 1..16 task names".into()).into());
+    let max = Task::ALL.len();
+    if steps.is_empty() || steps.len() > max {
+        return Err(AiError::BadRequest(format!("`steps` must hold 1..{max} task names")).into());
+    }
+    let mut seen = HashSet::new();
+    if let Some(dup) = steps.iter().find(|s| !seen.insert(s.as_str())) {
+        return Err(AiError::BadRequest(format!("`steps` repeats {dup:?}")).into());
     }
     let mut tasks = Vec::with_capacity(steps.len());
     for s in &steps {
@@ -79,11 +103,11 @@ pub async fn pipeline(State(st): State<Arc<AiState>>, req: Request) -> Result<Re
     let max_pixels = st.max_pixels;
     let outcome = st
         .engine
-        .submit(move |engine| {
+        .submit_admitted(ticket, move |engine| {
             let frame = r.load_frame(&frames, max_pixels)?;
             let mut results = Map::new();
             for (name, task) in tasks {
-                match engine.run(task, &frame, &r.params) {
+                match engine.run(task, &frame, &r.params, client) {
                     Ok(v) => {
                         results.insert(name, v);
                     }

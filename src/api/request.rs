@@ -1,14 +1,17 @@
 //! Turning an HTTP request (JSON or multipart) into a task request with a
-//! frame source, without decoding the image yet: decoding is CPU work and
-//! happens on the blocking pool, once per request.
+//! frame source, without decoding the image yet: decoding (base64 and the
+//! image) is CPU work and happens on the blocking pool, once per request.
+//!
+//! The body is read only for an admitted request, and every byte buffered is
+//! reserved against the engine's body budget first (see [`Admission`]).
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::ai::{AiError, Params};
+use crate::ai::{Admission, AiError, Params};
 use crate::frame::{decode_b64, decode_image, Frame, FrameStore};
 
 /// `data.frame` as clients send it.
@@ -27,7 +30,10 @@ struct DataIn {
     camera_id: Option<String>,
 }
 
+/// The top level; an unknown key is a 400 that names it (a misspelt
+/// `params` would otherwise be silently ignored).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WireRequest {
     task: Option<String>,
     steps: Option<Vec<String>>,
@@ -42,6 +48,8 @@ struct WireRequest {
 pub enum FrameSource {
     Uri(String),
     Bytes(Vec<u8>),
+    /// Still base64: decoded on the blocking pool, once admitted work runs.
+    B64(String),
 }
 
 /// A parsed `/infer` or `/pipeline/run` request.
@@ -64,6 +72,7 @@ impl TaskRequest {
                 (std::borrow::Cow::Owned(b), Some(cam))
             }
             FrameSource::Bytes(b) => (std::borrow::Cow::Borrowed(b.as_slice()), None),
+            FrameSource::B64(s) => (std::borrow::Cow::Owned(decode_b64(s)?), None),
         };
         Ok(Frame {
             image: decode_image(&bytes, max_pixels)?,
@@ -77,13 +86,24 @@ impl TaskRequest {
 /// client still sending gets our 413 instead of a reset connection.
 const DRAIN_BYTES: usize = 64 << 20;
 
-/// Reads a body of at most `limit` bytes.
-async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, AiError> {
-    let mut stream = body.into_data_stream();
+/// Reads a body of at most `limit` bytes, reserving each byte against the
+/// body budget before buffering it (a declared length is reserved at once,
+/// so a request the budget cannot hold is refused before it is read).
+async fn read_limited(
+    body: Body,
+    declared: Option<usize>,
+    limit: usize,
+    ticket: &mut Admission,
+) -> Result<Vec<u8>, AiError> {
     let mut buf = Vec::new();
+    if let Some(n) = declared.filter(|n| *n <= limit) {
+        ticket.reserve(n)?;
+        buf.reserve_exact(n);
+    }
+    let mut stream = body.into_data_stream();
     let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| AiError::BadRequest(format!("reading body: {e}")))?;
+        let chunk = chunk.map_err(|e| AiError::BodyIncomplete(e.to_string()))?;
         total += chunk.len();
         if total > limit {
             while total <= limit + DRAIN_BYTES {
@@ -94,6 +114,7 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, AiError> {
             }
             return Err(too_large(limit));
         }
+        ticket.reserve(total.saturating_sub(ticket.reserved()))?;
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
@@ -109,7 +130,7 @@ fn from_body(b: WireRequest, upload: Option<Vec<u8>>) -> Result<TaskRequest, AiE
     let source = match (upload, frame.uri, frame.b64) {
         (Some(bytes), None, None) => FrameSource::Bytes(bytes),
         (None, Some(u), None) => FrameSource::Uri(u),
-        (None, None, Some(b)) => FrameSource::Bytes(decode_b64(&b)?),
+        (None, None, Some(b)) => FrameSource::B64(b),
         (None, None, None) => {
             return Err(AiError::BadRequest(
                 "a frame is required: data.frame.uri, data.frame.b64 or a multipart file".into(),
@@ -136,22 +157,33 @@ fn from_body(b: WireRequest, upload: Option<Vec<u8>>) -> Result<TaskRequest, AiE
 
 /// Parses JSON, or `multipart/form-data` with a file part plus text parts
 /// `task`, `steps` (comma-separated or a JSON array), `camera_id`,
-/// `timestamp_ms` and `params` (JSON).
-pub async fn parse(req: Request, limit: usize) -> Result<TaskRequest, AiError> {
+/// `timestamp_ms` and `params` (JSON). Call it for an admitted request only:
+/// the body's bytes are reserved on `ticket`.
+pub async fn parse(
+    req: Request,
+    limit: usize,
+    ticket: &mut Admission,
+) -> Result<TaskRequest, AiError> {
     let is_multipart = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let (parts, body) = req.into_parts();
+    let bytes = read_limited(body, declared, limit, ticket).await?;
     if is_multipart {
-        return parse_multipart(req, limit).await;
+        return parse_multipart(Request::from_parts(parts, Body::from(bytes)), limit).await;
     }
-    let bytes = read_limited(req.into_body(), limit).await?;
     let body: WireRequest = serde_json::from_slice(&bytes)
         .map_err(|e| AiError::BadRequest(format!("invalid JSON body: {e}")))?;
     from_body(body, None)
 }
 
+/// Parses a multipart body already read into memory.
 async fn parse_multipart(req: Request, limit: usize) -> Result<TaskRequest, AiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {

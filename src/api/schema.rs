@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use crate::ai::task::MAX_FACES_LIMIT;
+use crate::ai::task::{MAX_CLASSES, MAX_DETECTIONS_LIMIT, MAX_FACES_LIMIT};
 use crate::ai::{AiError, Task};
 
 fn request_schema(task: Task) -> Value {
@@ -41,9 +41,10 @@ fn request_schema(task: Task) -> Value {
                 "properties": {
                     "confidence": {"type": "number", "minimum": 0, "maximum": 1},
                     "iou": {"type": "number", "minimum": 0, "maximum": 1},
-                    "max_detections": {"type": "integer", "minimum": 1},
-                    "model": {"type": "string"},
-                    "classes": {"type": "array", "items": {"type": "string"}},
+                    "max_detections": {"type": "integer", "minimum": 1, "maximum": MAX_DETECTIONS_LIMIT},
+                    "model": {"type": "string", "maxLength": 128},
+                    "classes": {"type": "array", "items": {"type": "string", "maxLength": 64},
+                                "maxItems": MAX_CLASSES},
                     "min_confidence": {"type": "number", "minimum": 0, "maximum": 1,
                                        "description": "face_detection: minimum face score"},
                     "max_faces": {"type": "integer", "minimum": 1, "maximum": MAX_FACES_LIMIT,

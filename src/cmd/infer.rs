@@ -63,6 +63,8 @@ pub fn infer(cfg: Config, args: InferArgs) -> anyhow::Result<()> {
         anyhow::bail!("--dump-chips only applies to --task face_detection");
     }
     let t0 = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    // With a camera, the images are its frames: one tracker of our own.
+    let mut tracker = args.camera.as_ref().map(|_| engine.person_tracker());
     for (i, path) in args.images.iter().enumerate() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let frame = Frame {
@@ -74,7 +76,12 @@ pub fn infer(cfg: Config, args: InferArgs) -> anyhow::Result<()> {
             let stem = path.file_stem().unwrap_or_default().to_string_lossy();
             dump_chips(&engine, &frame, &params, &dir.join(stem.as_ref()))?;
         }
-        let out = engine.run(task, &frame, &params)?;
+        let out = match (&mut tracker, task) {
+            (Some(t), Task::PersonCounting) => {
+                serde_json::to_value(engine.count_people(t, &frame, &params)?)?
+            }
+            _ => engine.run(task, &frame, &params, std::net::Ipv4Addr::LOCALHOST.into())?,
+        };
         println!("{}", serde_json::to_string(&out)?);
     }
     Ok(())

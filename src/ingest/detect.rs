@@ -1,6 +1,7 @@
 //! The detection worker of one camera: takes the newest frame, runs person
-//! detection and tracking on the shared engine (no HTTP hop), and writes the
-//! events [`TrackEvents`] derives, with snapshots.
+//! detection on the shared engine (no HTTP hop) through the camera's own
+//! tracker, which this worker owns (nothing on the AI port can reach it),
+//! and writes the events [`TrackEvents`] derives, with snapshots.
 //!
 //! The camera reader never waits for the detector: frames pass through a
 //! one-frame [`Mailbox`], so when detection falls behind the older frame is
@@ -16,7 +17,7 @@ use tokio::sync::{watch, Notify};
 use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
 use super::{write_atomic, Ctx, IngestError};
-use crate::ai::task::{Params, Task};
+use crate::ai::task::Params;
 use crate::frame::{decode_image, Frame};
 use crate::nvr::store::NewEvent;
 
@@ -72,6 +73,7 @@ pub async fn run(
     let mut events = TrackEvents::new(c.min_hits, ctx.leave_after_ms, c.count_debounce_ms);
     let model_id = ctx.engine.default_model().to_owned();
     let model = (model_id.clone(), ctx.engine.model_sha256(&model_id));
+    let tracker = Arc::new(Mutex::new(ctx.engine.person_tracker()));
     loop {
         let frame = tokio::select! {
             f = mailbox.take() => f,
@@ -85,22 +87,24 @@ pub async fn run(
         if *stop.borrow() {
             break;
         }
-        let (cam, jpeg, at, max_pixels) = (
+        let (cam, jpeg, at, max_pixels, tracker) = (
             camera.clone(),
             frame.jpeg.clone(),
             frame.at_ms,
             ctx.max_pixels,
+            tracker.clone(),
         );
         let result = ctx
             .engine
-            .submit(move |e| {
+            .submit_camera(move |e| {
                 let image = decode_image(&jpeg, max_pixels)?;
                 let f = Frame {
                     image,
                     camera: Some(cam),
                     timestamp_ms: Some(at),
                 };
-                e.detect(Task::PersonCounting, &f, &Params::default())
+                let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+                e.count_people(&mut t, &f, &Params::default())
             })
             .await;
         let seen: Vec<Sighting> = match result {
@@ -118,7 +122,7 @@ pub async fn run(
                     .collect()
             }
             Err(e) => {
-                // Busy (the engine's queue is full) or a bad frame: skip it.
+                // A bad frame or a failed inference: skip it.
                 stats.dropped.fetch_add(1, Relaxed);
                 stats.set_error(Some(format!("detection: {e}")));
                 continue;

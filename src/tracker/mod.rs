@@ -16,13 +16,31 @@
 //! * Pure std + serde; no allocation per track beyond a small struct.
 
 pub mod bytetrack;
+pub mod clients;
 pub mod kalman;
 pub mod registry;
 
 pub use bytetrack::{TrackSnapshot, TrackState, Tracker};
-pub use registry::TrackerRegistry;
+pub use clients::ClientTrackers;
+pub use registry::{TimeJump, TrackerRegistry};
+
+use std::collections::HashMap;
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
+
+/// Removes the entry with the smallest `last_used` (least recently used);
+/// `false` when the map is empty. Shared by the registries' caps.
+fn evict_oldest<K: Hash + Eq + Clone, V>(
+    map: &mut HashMap<K, V>,
+    last_used: impl Fn(&V) -> i64,
+) -> bool {
+    let oldest = map
+        .iter()
+        .min_by_key(|(_, v)| last_used(v))
+        .map(|(k, _)| k.clone());
+    oldest.is_some_and(|k| map.remove(&k).is_some())
+}
 
 /// Tunables for [`Tracker`]; kept in one struct (with serde support) so they
 /// can live in the daemon's config file and be shared by every camera.

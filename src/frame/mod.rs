@@ -10,6 +10,8 @@ use percent_encoding::percent_decode_str;
 
 use crate::ai::AiError;
 
+mod jpeg;
+
 /// A decoded frame and what we know about where it came from.
 pub struct Frame {
     pub image: RgbImage,
@@ -140,7 +142,8 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> 
             .map_err(|e| AiError::UndecodableImage(e.to_string()))
     };
     let r = reader()?;
-    match r.format() {
+    let format = r.format();
+    match format {
         Some(image::ImageFormat::Jpeg) => {
             // The decoder fills a truncated scan with grey; a torn upload must not be analysed as a frame.
             let tail = &bytes[bytes.len().saturating_sub(64)..];
@@ -161,18 +164,28 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> 
     let (w, h) = r
         .into_dimensions()
         .map_err(|e| AiError::UndecodableImage(e.to_string()))?;
-    if w == 0 || h == 0 {
-        return Err(AiError::UndecodableImage("empty image".into()));
-    }
-    if u64::from(w) * u64::from(h) > max_pixels {
-        return Err(AiError::TooLarge(format!(
-            "image is {w}x{h}, limit {max_pixels} pixels"
-        )));
+    check_size(w as usize, h as usize, max_pixels)?;
+    if format == Some(image::ImageFormat::Jpeg) {
+        // ...and so does one torn mid-scan with an end marker appended.
+        jpeg::check_whole(bytes).map_err(|e| AiError::UndecodableImage(e.to_string()))?;
     }
     let img = reader()?
         .decode()
         .map_err(|e| AiError::UndecodableImage(e.to_string()))?;
     Ok(img.into_rgb8())
+}
+
+/// Refuses empty images and images over `max_pixels` (before allocating).
+fn check_size(w: usize, h: usize, max_pixels: u64) -> Result<(), AiError> {
+    if w == 0 || h == 0 {
+        return Err(AiError::UndecodableImage("empty image".into()));
+    }
+    if (w as u64).saturating_mul(h as u64) > max_pixels {
+        return Err(AiError::TooLarge(format!(
+            "image is {w}x{h}, limit {max_pixels} pixels"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -260,6 +273,25 @@ mod tests {
         let torn = &jpeg[..jpeg.len() - 2];
         assert!(matches!(
             decode_image(torn, 64 * 64),
+            Err(AiError::UndecodableImage(_))
+        ));
+        // Torn mid-scan with the end marker appended: still refused.
+        let mut noisy = RgbImage::new(64, 64);
+        for (i, p) in noisy.pixels_mut().enumerate() {
+            *p = image::Rgb([(i * 7) as u8, (i * 13) as u8, (i * 29) as u8]);
+        }
+        let mut full = Vec::new();
+        noisy
+            .write_to(&mut Cursor::new(&mut full), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert_eq!(
+            decode_image(&full, 64 * 64).unwrap(),
+            image::load_from_memory(&full).unwrap().into_rgb8()
+        );
+        let mut torn = full[..full.len() / 2].to_vec();
+        torn.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(matches!(
+            decode_image(&torn, 64 * 64),
             Err(AiError::UndecodableImage(_))
         ));
         assert_eq!(decode_b64("data:image/png;base64,aGk=").unwrap(), b"hi");
