@@ -142,7 +142,7 @@ impl Default for NvrConfig {
     fn default() -> Self {
         Self {
             listen: ([0, 0, 0, 0], 8000).into(),
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: 256 * 1024,
             access_token_ttl_s: 15 * 60,
             refresh_token_ttl_s: 7 * 24 * 3600,
             ticket_ttl_s: 30,

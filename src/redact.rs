@@ -28,14 +28,33 @@ const SECRET_KEYS: &[&str] = &[
     "credential",
 ];
 
+/// Where the authority (`user:pass@host:port`) of a URL's part after `://`
+/// ends. Normally at the first `/`, `?` or `#`; but a password pasted with an
+/// unencoded `/`, `?` or `#` in it (`admin:Pa#ss@cam/s`) would end it early and
+/// leave the password in the "path", so when the plain authority has no `@`
+/// and a `user:...@` comes later, the authority runs to that `@`'s host.
+/// Masking too much is the safe way to be wrong.
+fn authority_end(rest: &str) -> usize {
+    let plain = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if rest[..plain].contains('@') {
+        return plain;
+    }
+    match rest.find('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let host = &rest[at + 1..];
+            at + 1 + host.find(['/', '?', '#']).unwrap_or(host.len())
+        }
+        _ => plain,
+    }
+}
+
 /// `url` with the password of its userinfo and secret-looking query values
 /// replaced by [`MASK`]; text that is not a `scheme://` URL is returned as is.
 pub fn url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
+    let (authority, tail) = rest.split_at(authority_end(rest));
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{user}:{MASK}@{host}"),
@@ -127,8 +146,7 @@ impl Secrets {
     pub fn of_url(u: &str) -> Secrets {
         let mut raw: Vec<&str> = Vec::new();
         if let Some((_, rest)) = u.split_once("://") {
-            let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (authority, tail) = rest.split_at(auth_end);
+            let (authority, tail) = rest.split_at(authority_end(rest));
             if let Some((userinfo, _)) = authority.rsplit_once('@') {
                 if let Some((_, pass)) = userinfo.split_once(':') {
                     raw.push(pass);
@@ -206,6 +224,13 @@ mod tests {
         assert_eq!(url("rtsp://host/x"), "rtsp://host/x");
         assert_eq!(url("http://h/snap?token=abc"), "http://h/snap?token=***");
         assert_eq!(url("garbage"), "garbage");
+        // A password pasted with an unencoded `#`, `?` or `/` in it.
+        for pw in ["Pa#ss", "Pa?ss", "Pa/ss"] {
+            let u = format!("rtsp://admin:{pw}@10.0.0.5/s");
+            assert_eq!(url(&u), "rtsp://admin:***@10.0.0.5/s", "{u}");
+            let said = format!("Error opening input {u}: 401");
+            assert!(!Secrets::of_url(&u).scrub(&said).contains("ss@"), "{said}");
+        }
     }
 
     #[test]

@@ -48,8 +48,10 @@ const DRAIN: Duration = Duration::from_secs(10);
 ///
 /// Accepting never stops for good: when the process is out of file
 /// descriptors the loop waits and tries again, and connections over a cap
-/// are answered with a 503 and closed at once, so a flood of idle sockets
-/// cannot keep a legitimate client out for longer than `header_timeout_s`.
+/// are answered with a 503 and closed at once. Idle sockets are closed after
+/// `header_timeout_s`; one client address never holds more than its share,
+/// so filling a port takes `max_connections / max_connections_per_ip`
+/// addresses (see docs/security.md, "Known limits").
 pub async fn run(
     listener: TcpListener,
     router: Router,

@@ -3,7 +3,7 @@
 //! spike. The camera pipeline owns its trackers ([`PersonTracker`]); nothing
 //! an API client sends can reach them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -96,6 +96,7 @@ pub struct Engine {
     tracker_cfg: TrackerConfig,
     clock: Arc<dyn Clock>,
     admission: Arc<Semaphore>,
+    shares: Shares,
     body_budget: Arc<Semaphore>,
     runners: Arc<Gate>,
 }
@@ -111,9 +112,61 @@ pub struct PersonTracker(Tracker);
 /// blocking closure), so a client hanging up frees nothing early.
 #[derive(Debug)]
 pub struct Admission {
+    _share: Share,
     _slot: OwnedSemaphorePermit,
     bytes: Option<OwnedSemaphorePermit>,
     budget: Arc<Semaphore>,
+}
+
+/// Queue places held per client address: at most half the queue (at least
+/// one), so one client holding requests open (a slow body, a heavy frame)
+/// cannot keep every other client out of the adapter.
+#[derive(Debug, Clone)]
+struct Shares {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max: usize,
+}
+
+impl Shares {
+    fn new(max: usize) -> Self {
+        Self {
+            held: Arc::default(),
+            max,
+        }
+    }
+
+    /// One more place for `client`, or `None` when it holds its share.
+    fn take(&self, client: IpAddr) -> Option<Share> {
+        let mut held = lock(&self.held);
+        let n = held.entry(client).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Share {
+            shares: self.clone(),
+            client,
+        })
+    }
+}
+
+/// A held place of one client; given back on drop.
+#[derive(Debug)]
+struct Share {
+    shares: Shares,
+    client: IpAddr,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut held = lock(&self.shares.held);
+        if let Some(n) = held.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl Admission {
@@ -187,6 +240,7 @@ impl Engine {
             tracker_cfg,
             clock,
             admission: Arc::new(Semaphore::new(cfg.ai.queue_depth.max(1))),
+            shares: Shares::new((cfg.ai.queue_depth / 2).max(1)),
             body_budget: Arc::new(Semaphore::new(
                 cfg.ai.body_budget_bytes.clamp(1, u32::MAX as usize),
             )),
@@ -350,13 +404,15 @@ impl Engine {
     /// A place in the bounded queue, taken before anything else of the
     /// request is read: at most `queue_depth` requests are admitted; the next
     /// is refused with [`AiError::Busy`] at once, so memory stays bounded.
-    pub fn admit(&self) -> Result<Admission, AiError> {
+    pub fn admit(&self, client: IpAddr) -> Result<Admission, AiError> {
+        let share = self.shares.take(client).ok_or(AiError::Busy)?;
         let slot = self
             .admission
             .clone()
             .try_acquire_owned()
             .map_err(|_| AiError::Busy)?;
         Ok(Admission {
+            _share: share,
             _slot: slot,
             bytes: None,
             budget: self.body_budget.clone(),
@@ -369,7 +425,7 @@ impl Engine {
         R: Send + 'static,
         F: FnOnce(&Engine) -> Result<R, AiError> + Send + 'static,
     {
-        let ticket = self.admit()?;
+        let ticket = self.admit(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))?;
         self.submit_admitted(ticket, f).await
     }
 
@@ -713,6 +769,24 @@ pub fn rfc3339(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_client_holds_at_most_half_the_queue() {
+        let e = engine(8);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let held: Vec<Admission> = (0..4).map(|_| e.admit(a).unwrap()).collect();
+        assert!(
+            matches!(e.admit(a), Err(AiError::Busy)),
+            "a's share is 4 of 8"
+        );
+        let other: Vec<Admission> = (0..4).map(|_| e.admit(b).unwrap()).collect();
+        assert!(matches!(e.admit(b), Err(AiError::Busy)));
+        drop(held);
+        assert!(e.admit(a).is_ok(), "places come back on drop");
+        drop(other);
+        assert!(lock(&e.shares.held).is_empty(), "no empty entries kept");
+    }
     use crate::ai::backend::TractBackend;
     use crate::clock::ManualClock;
 

@@ -29,7 +29,7 @@ fn client_of(req: &Request) -> IpAddr {
 /// before its body is read or parsed.
 pub async fn infer(State(st): State<Arc<AiState>>, req: Request) -> Result<Json<Value>, ApiError> {
     let client = client_of(&req);
-    let mut ticket = st.engine.admit()?;
+    let mut ticket = st.engine.admit(client)?;
     let r = parse(req, st.max_body, &mut ticket).await?;
     let name = r
         .task
@@ -77,7 +77,7 @@ fn failure(step: &str, error: AiError, partial: Map<String, Value>) -> Response 
 /// Steps may not repeat, so a pipeline costs at most one run of each task.
 pub async fn pipeline(State(st): State<Arc<AiState>>, req: Request) -> Result<Response, ApiError> {
     let client = client_of(&req);
-    let mut ticket = st.engine.admit()?;
+    let mut ticket = st.engine.admit(client)?;
     let r = parse(req, st.max_body, &mut ticket).await?;
     let steps = r
         .steps

@@ -127,6 +127,9 @@ fn be16(d: &[u8], at: usize) -> Result<usize, Torn> {
     }
 }
 
+/// Scans walked in one file; a sequential JPEG has one per component at most.
+const MAX_SCANS: usize = 16;
+
 /// Parsing state between markers.
 #[derive(Default)]
 struct Jpeg {
@@ -146,6 +149,7 @@ pub fn check_whole(d: &[u8]) -> Result<(), Torn> {
     }
     let mut j = Jpeg::default();
     let mut pos = 2;
+    let mut scans = 0;
     loop {
         // Like libjpeg, tolerate stray bytes (and fill bytes) before a marker.
         while pos + 1 < d.len() && (d[pos] != 0xFF || matches!(d[pos + 1], 0x00 | 0xFF)) {
@@ -168,12 +172,23 @@ pub fn check_whole(d: &[u8]) -> Result<(), Torn> {
         }
         pos += len;
         match m {
+            // One frame per file: a second header could name a larger image
+            // than the one whose size was checked before decoding.
+            0xC0 | 0xC1 if !j.comps.is_empty() => {
+                return Err(Torn::Corrupt("a second frame header"))
+            }
             0xC0 | 0xC1 => j.frame(seg)?,
             // Progressive, lossless, arithmetic: not walked.
             0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return Ok(()),
             0xC4 => j.tables(seg)?,
             0xDD => j.restart = be16(seg, 0)? as u32,
-            0xDA => pos += j.scan(seg, &d[pos..])?,
+            0xDA => {
+                scans += 1;
+                if scans > MAX_SCANS {
+                    return Err(Torn::Corrupt("too many scans"));
+                }
+                pos += j.scan(seg, &d[pos..])?;
+            }
             _ => {}
         }
     }
@@ -224,6 +239,9 @@ impl Jpeg {
             return Err(Torn::Corrupt("scan before frame header"));
         }
         let n = usize::from(*s.first().ok_or(Torn::Truncated)?);
+        if n == 0 || n > 4 || n > self.comps.len() {
+            return Err(Torn::Corrupt("bad component count in scan"));
+        }
         let mut parts = Vec::with_capacity(n);
         for i in 0..n {
             let c = s.get(1 + 2 * i..3 + 2 * i).ok_or(Torn::Truncated)?;
@@ -257,6 +275,13 @@ impl Jpeg {
                 parts.iter().map(|p| p.0.h * p.0.v).collect(),
             )
         };
+        // Every block takes at least two bits (a DC code and an AC end), so a
+        // scan that promises more blocks than its data can hold is torn; this
+        // also keeps the walk proportional to the bytes sent, not the size claimed.
+        let blocks = mcus.saturating_mul(per_mcu.iter().map(|b| u64::from(*b)).sum());
+        if blocks.saturating_mul(2) > (data.len() as u64).saturating_mul(8) {
+            return Err(Torn::Truncated);
+        }
         let mut bits = Bits {
             data,
             pos: 0,
@@ -328,5 +353,49 @@ mod tests {
             }
         }
         assert!(check_whole(b"nope").is_err());
+    }
+
+    /// Header segments of a 65535x65535 greyscale frame, a Huffman table, a
+    /// restart interval, then a scan with `comps` components.
+    fn hostile(comps: u8) -> Vec<u8> {
+        let mut d = vec![0xFF, 0xD8];
+        d.extend_from_slice(&[0xFF, 0xC0, 0, 11, 8, 0xFF, 0xFF, 0xFF, 0xFF, 1, 1, 0x11, 0]);
+        let mut dht = vec![0xFF, 0xC4, 0, 20, 0x00];
+        dht.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        d.extend_from_slice(&dht);
+        let mut ac = dht.clone();
+        ac[4] = 0x10;
+        d.extend_from_slice(&ac);
+        d.extend_from_slice(&[0xFF, 0xDD, 0, 4, 0xFF, 0xFF]);
+        let len = 6 + 2 * u16::from(comps);
+        d.extend_from_slice(&[0xFF, 0xDA, 0, len as u8, comps]);
+        for _ in 0..comps {
+            d.extend_from_slice(&[1, 0x00]);
+        }
+        d.extend_from_slice(&[0, 63, 0]);
+        d
+    }
+
+    #[test]
+    fn hostile_scans_are_refused_without_walking_the_claimed_size() {
+        // No components: nothing would be read, yet 67 M MCUs would be walked.
+        assert_eq!(
+            check_whole(&hostile(0)),
+            Err(Torn::Corrupt("bad component count in scan"))
+        );
+        // One component, 4 GPixel claimed, a few bytes of data: torn at once.
+        let mut one = hostile(1);
+        one.extend_from_slice(&[0u8; 64]);
+        assert_eq!(check_whole(&one), Err(Torn::Truncated));
+        // A second frame header after the first.
+        let mut two = jpeg(16, 16);
+        let sof = two.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let seg_len = usize::from(two[sof + 2]) << 8 | usize::from(two[sof + 3]);
+        let header = two[sof..sof + 2 + seg_len].to_vec();
+        two.splice(sof..sof, header);
+        assert_eq!(
+            check_whole(&two),
+            Err(Torn::Corrupt("a second frame header"))
+        );
     }
 }

@@ -101,11 +101,18 @@ impl LoginLimiter {
         })
     }
 
-    /// The password matched: the user's failures are cleared and the
-    /// attempt's slot on the IP is given back (the IP's failures stay).
+    /// The password matched: the user's failures up to this attempt are
+    /// cleared and the attempt's slot on the IP is given back (the IP's
+    /// failures stay). Attempts reserved after this one, still being checked,
+    /// stay counted: a login during a guessing burst frees no extra guesses.
     pub fn succeed(&self, a: Attempt) {
         let mut w = self.w.lock().unwrap_or_else(|p| p.into_inner());
-        w.users.remove(&a.user);
+        if let Some(q) = w.users.get_mut(&a.user) {
+            q.retain(|t| *t > a.at);
+            if q.is_empty() {
+                w.users.remove(&a.user);
+            }
+        }
         remove_one(w.ips.get_mut(&a.ip), a.at);
     }
 
@@ -146,6 +153,24 @@ mod tests {
         let a = l.reserve("ann", ip2).unwrap();
         l.succeed(a);
         assert!(l.reserve("ann", ip2).is_ok());
+    }
+
+    #[test]
+    fn a_success_does_not_uncount_guesses_still_in_flight() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let l = LoginLimiter::new(2, 100, 60, clock.clone());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let owner = l.reserve("ann", ip).unwrap();
+        clock.advance(10);
+        let guess = l.reserve("ann", ip).unwrap();
+        l.succeed(owner);
+        // The guess reserved after the owner's attempt still counts: 1 of 2.
+        let next = l.reserve("ann", ip).unwrap();
+        assert!(matches!(
+            l.reserve("ann", ip),
+            Err(AuthError::RateLimited(_))
+        ));
+        drop((guess, next));
     }
 
     #[test]
