@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod confine;
 pub mod frame;
 pub mod hw;
 pub mod ingest;

@@ -9,6 +9,7 @@ use image::{ImageReader, RgbImage};
 use percent_encoding::percent_decode_str;
 
 use crate::ai::AiError;
+use crate::confine::Confined;
 
 mod jpeg;
 
@@ -28,10 +29,11 @@ pub struct FrameStore {
     max_bytes: u64,
 }
 
-/// A URI resolved to a file under the root.
+/// A URI resolved to a path of plain names under the root (not opened yet).
 #[derive(Debug)]
 pub struct ResolvedFrame {
-    pub path: PathBuf,
+    /// Relative to the frames root.
+    pub rel: PathBuf,
     pub camera: String,
 }
 
@@ -49,8 +51,8 @@ impl FrameStore {
     /// `opennvr://<camera>/<file>`).
     ///
     /// Each segment is percent-decoded once and must be a plain name: no `..`,
-    /// `.`, separators or NUL; the final path is canonicalised and must still
-    /// be under the root, which also catches symlinks that point out.
+    /// `.`, separators or NUL. Symlinks that point out are caught when the
+    /// file is opened ([`FrameStore::read`]).
     pub fn resolve(&self, uri: &str) -> Result<ResolvedFrame, AiError> {
         let rest = uri.strip_prefix("opennvr://").ok_or_else(|| {
             AiError::BadRequest(format!("frame uri must start with opennvr://: {uri:?}"))
@@ -88,36 +90,25 @@ impl FrameStore {
             .next()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .unwrap_or_default();
-        let path = self
-            .root
-            .join(&rel)
-            .canonicalize()
-            .map_err(|_| AiError::FrameNotFound(uri.to_owned()))?;
-        if !path.starts_with(&self.root) {
-            return Err(AiError::ForbiddenPath(format!(
-                "{uri:?} leaves the frames dir"
-            )));
-        }
-        if !path.is_file() {
-            return Err(AiError::FrameNotFound(uri.to_owned()));
-        }
-        Ok(ResolvedFrame { path, camera })
+        Ok(ResolvedFrame { rel, camera })
     }
 
-    /// Reads a resolved frame's bytes, refusing files above the size limit.
+    /// Reads a frame's bytes, opened confined to the frames dir (a symlink
+    /// out is refused, and what is read is the file that was checked), and
+    /// refuses files above the size limit.
     pub fn read(&self, uri: &str) -> Result<(Vec<u8>, String), AiError> {
         let r = self.resolve(uri)?;
-        let len = std::fs::metadata(&r.path)
-            .map_err(|_| AiError::FrameNotFound(uri.to_owned()))?
-            .len();
-        if len > self.max_bytes {
-            return Err(AiError::TooLarge(format!(
-                "frame is {len} bytes, limit {}",
+        match crate::confine::read(&self.root, &r.rel, self.max_bytes) {
+            Ok(Some(bytes)) => Ok((bytes, r.camera)),
+            Ok(None) => Err(AiError::TooLarge(format!(
+                "frame is over the limit of {} bytes",
                 self.max_bytes
-            )));
+            ))),
+            Err(Confined::Escapes) => Err(AiError::ForbiddenPath(format!(
+                "{uri:?} leaves the frames dir"
+            ))),
+            Err(Confined::Missing) => Err(AiError::FrameNotFound(uri.to_owned())),
         }
-        let bytes = std::fs::read(&r.path).map_err(|_| AiError::FrameNotFound(uri.to_owned()))?;
-        Ok((bytes, r.camera))
     }
 }
 
@@ -214,7 +205,7 @@ mod tests {
         );
         assert_eq!(s.resolve("opennvr://cam/a.jpg").unwrap().camera, "cam");
         assert!(matches!(
-            s.resolve("opennvr://frames/cam/b.jpg"),
+            s.read("opennvr://frames/cam/b.jpg"),
             Err(AiError::FrameNotFound(_))
         ));
     }
@@ -239,7 +230,7 @@ mod tests {
         }
         std::os::unix::fs::symlink(base.join("secret"), base.join("frames/cam/link.jpg")).ok();
         assert!(matches!(
-            s.resolve("opennvr://frames/cam/link.jpg"),
+            s.read("opennvr://frames/cam/link.jpg"),
             Err(AiError::ForbiddenPath(_))
         ));
         assert!(matches!(

@@ -1,33 +1,26 @@
 //! Reads an event's snapshot JPEG, confined to the snapshots directory.
 //!
 //! `snapshot_path` comes from the event (and `POST /api/v1/events` lets an
-//! admin set it), so it is resolved like the frames URIs: relative, inside
-//! the root after symlinks are followed, and size-limited.
+//! admin set it), so it is opened like every file a client can name:
+//! confined to its folder, and size-limited.
 
-use std::path::{Component, Path};
+use std::path::{Path, PathBuf};
 
 /// Largest snapshot published; a bigger file is skipped (the event is not).
 pub const MAX_SNAPSHOT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The JPEG at `rel` under `root`, or `None` if it is absent, escapes the
-/// root, is not a plain file or is too big. A leading `snapshots/` is
-/// accepted (paths relative to the data dir).
+/// root (a symlink out included: `crate::confine`), is not a plain file or
+/// is too big. A leading `snapshots/` is accepted (paths relative to the
+/// data dir).
 pub async fn load(root: &Path, rel: &str) -> Option<Vec<u8>> {
     let rel = Path::new(rel);
-    let rel = rel.strip_prefix("snapshots").unwrap_or(rel);
-    if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-        return None;
-    }
-    let root = tokio::fs::canonicalize(root).await.ok()?;
-    let path = tokio::fs::canonicalize(root.join(rel)).await.ok()?;
-    if !path.starts_with(&root) {
-        return None;
-    }
-    let meta = tokio::fs::metadata(&path).await.ok()?;
-    if !meta.is_file() || meta.len() > MAX_SNAPSHOT_BYTES {
-        return None;
-    }
-    tokio::fs::read(&path).await.ok()
+    let rel = rel.strip_prefix("snapshots").unwrap_or(rel).to_path_buf();
+    let root: PathBuf = root.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::confine::read(&root, &rel, MAX_SNAPSHOT_BYTES))
+        .await
+        .ok()?
+        .ok()?
 }
 
 #[cfg(test)]
