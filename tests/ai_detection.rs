@@ -3,15 +3,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
-use common::{client, fixture, get_json, temp_dir, Daemon};
+use common::{client, fixture, get_json, temp_dir, vtest_frames, Daemon};
 use serde_json::{json, Value};
 
 const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
 const FRUITS_JPG: &str = "/usr/share/doc/opencv-doc/examples/data/fruits.jpg";
-const VTEST_AVI: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 
 fn b64(path: &Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
@@ -105,23 +103,7 @@ fn counts_people_on_real_photos() {
 #[test]
 fn track_ids_persist_across_consecutive_vtest_frames() {
     let frames = temp_dir("frames");
-    let cam = frames.join("street");
-    std::fs::create_dir_all(&cam).unwrap();
-    let st = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-i"])
-        .arg(fixture(VTEST_AVI))
-        .args([
-            "-vf",
-            r"select=between(n\,40\,41)",
-            "-vsync",
-            "vfr",
-            "-q:v",
-            "2",
-        ])
-        .arg(cam.join("f%d.jpg"))
-        .status()
-        .expect("ffmpeg");
-    assert!(st.success());
+    vtest_frames(&frames.join("street"), 40, 41);
     let d = Daemon::start(&[("OPENNVR_FRAMES_DIR", frames.to_str().unwrap())]);
     let run = |file: &str, ts: i64| {
         infer(

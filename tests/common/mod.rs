@@ -61,6 +61,29 @@ pub fn fixture(path: &str) -> PathBuf {
     p
 }
 
+/// Debian's street clip (opencv-doc), the footage every camera test uses.
+pub const VTEST_AVI: &str = opennvr_edge::ingest::demo::VTEST;
+
+/// vtest frames `first..=last` as JPEGs `f1.jpg`, `f2.jpg`... in `dir`.
+pub fn vtest_frames(dir: &Path, first: u32, last: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let st = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(fixture(VTEST_AVI))
+        .args([
+            "-vf",
+            &format!(r"select=between(n\,{first}\,{last})"),
+            "-vsync",
+            "vfr",
+            "-q:v",
+            "2",
+        ])
+        .arg(dir.join("f%d.jpg"))
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success(), "ffmpeg could not cut vtest frames");
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_opennvr-edge")
 }

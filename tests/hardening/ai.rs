@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,10 +16,9 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::common::camera::{add_camera, events, get_auth, vtest_mp4, wait_events, RtspServer};
-use crate::common::{client, fixture, temp_dir, wait_for, Daemon};
+use crate::common::{client, temp_dir, vtest_frames, wait_for, Daemon};
 
 const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
-const VTEST_AVI: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 const MIN: Duration = Duration::from_secs(60);
 /// 2100-01-01: a timestamp no camera clock is near.
 const FAR_FUTURE_MS: i64 = 4_102_444_800_000;
@@ -46,26 +44,6 @@ fn post_with(c: &reqwest::blocking::Client, d: &Daemon, path: &str, body: &Value
 
 fn post(d: &Daemon, path: &str, body: &Value) -> (u16, Value) {
     post_with(&client(), d, path, body)
-}
-
-/// vtest frames `first..=last` as JPEGs `f1.jpg`, `f2.jpg`... in `dir`.
-fn vtest_frames(dir: &Path, first: u32, last: u32) {
-    std::fs::create_dir_all(dir).unwrap();
-    let st = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-i"])
-        .arg(fixture(VTEST_AVI))
-        .args([
-            "-vf",
-            &format!(r"select=between(n\,{first}\,{last})"),
-            "-vsync",
-            "vfr",
-            "-q:v",
-            "2",
-        ])
-        .arg(dir.join("f%d.jpg"))
-        .status()
-        .expect("ffmpeg");
-    assert!(st.success());
 }
 
 fn track_ids(v: &Value) -> Vec<u64> {

@@ -8,11 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::common::camera::{chunks, events, get_auth, probe_duration, wait_events, RtspServer};
-use crate::common::{client, fixture, temp_dir, wait_for, Daemon, SseClient};
+use crate::common::{client, fixture, temp_dir, wait_for, Daemon, SseClient, VTEST_AVI};
 
 const MIN: Duration = Duration::from_secs(60);
-/// Debian opencv-doc's clip as it is: msmpeg4v3 in AVI, which MP4 cannot hold.
-const VTEST_AVI: &str = opennvr_edge::ingest::demo::VTEST;
 
 /// A camera password with a percent-escape, and a query token: neither may
 /// appear, in any spelling, in anything a viewer or the log sees.
@@ -125,6 +123,7 @@ fn camera_passwords_never_reach_status_events_sse_or_log() {
 fn avi_camera(extra: Value) -> (Daemon, String, Value) {
     let d = start(&[], false);
     let t = d.admin_token();
+    // Debian opencv-doc's clip as it is: msmpeg4v3 in AVI, which MP4 cannot hold.
     let url = format!("file://{}", fixture(VTEST_AVI).display());
     let mut body = json!({"id": "avi", "source_url": url, "detect_fps": 0});
     body.as_object_mut()
