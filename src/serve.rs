@@ -304,7 +304,7 @@ impl AsyncWrite for Guarded {
 /// Why a request body stopped: the client did not send it in time.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body was not received within {0:?}")]
-pub struct BodyTimeout(pub Duration);
+struct BodyTimeout(Duration);
 
 /// A request body that fails once its deadline, counted from the request's
 /// arrival, has passed: a client dripping a body byte by byte cannot hold a

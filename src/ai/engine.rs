@@ -197,7 +197,7 @@ impl Admission {
 
 /// Locks a mutex, recovering from a panic in another holder: the data
 /// guarded here (counters, tracker state) stays usable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -420,7 +420,8 @@ impl Engine {
     }
 
     /// [`admit`](Self::admit), then [`submit_admitted`](Self::submit_admitted).
-    pub async fn submit<R, F>(self: &Arc<Self>, f: F) -> Result<R, AiError>
+    #[cfg(test)]
+    async fn submit<R, F>(self: &Arc<Self>, f: F) -> Result<R, AiError>
     where
         R: Send + 'static,
         F: FnOnce(&Engine) -> Result<R, AiError> + Send + 'static,
@@ -508,7 +509,7 @@ impl Engine {
 
     /// Refuses, before detection is paid for, a frame time the client's
     /// tracker for `camera` would refuse.
-    pub fn check_time(
+    fn check_time(
         &self,
         client: IpAddr,
         camera: &str,
@@ -518,18 +519,6 @@ impl Engine {
             .frame_time(&client, camera, frame_ms, self.clock.now_ms())
             .map(drop)
             .map_err(|e| AiError::BadRequest(e.to_string()))
-    }
-
-    /// A detection task's typed result (blocking), without tracker state:
-    /// `person_counting` gets a fresh tracker. `face_detection` has its own
-    /// result type and yields no detections here.
-    pub fn detect(
-        &self,
-        task: Task,
-        frame: &Frame,
-        params: &Params,
-    ) -> Result<DetectionResult, AiError> {
-        self.detect_with(task, frame, params, Tracks::Fresh)
     }
 
     /// `person_counting` through a camera's own tracker (blocking); the

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+use super::engine::lock;
 use super::error::AiError;
 
 /// Who is asking for a runner; cameras go first.
@@ -44,10 +45,6 @@ impl Drop for Pass {
             Gate::release(g);
         }
     }
-}
-
-fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Gate {

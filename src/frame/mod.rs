@@ -124,9 +124,20 @@ pub fn decode_b64(s: &str) -> Result<Vec<u8>, AiError> {
         .map_err(|e| AiError::BadRequest(format!("frame.b64 is not valid base64: {e}")))
 }
 
-/// Decodes JPEG or PNG bytes to RGB, refusing images over `max_pixels`
-/// before allocating them.
+/// Decodes JPEG or PNG bytes from a client to RGB, refusing images over
+/// `max_pixels` before allocating them, and torn JPEGs.
 pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> {
+    decode(bytes, max_pixels, true)
+}
+
+/// [`decode_image`] for a camera's frame, which ffmpeg wrote whole and then
+/// renamed into place: the scan walk that finds torn uploads is skipped on
+/// this hot path (every frame of every camera).
+pub fn decode_camera_frame(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> {
+    decode(bytes, max_pixels, false)
+}
+
+fn decode(bytes: &[u8], max_pixels: u64, walk_scans: bool) -> Result<RgbImage, AiError> {
     let reader = || {
         ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -156,7 +167,7 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> 
         .into_dimensions()
         .map_err(|e| AiError::UndecodableImage(e.to_string()))?;
     check_size(w as usize, h as usize, max_pixels)?;
-    if format == Some(image::ImageFormat::Jpeg) {
+    if walk_scans && format == Some(image::ImageFormat::Jpeg) {
         // ...and so does one torn mid-scan with an end marker appended.
         jpeg::check_whole(bytes).map_err(|e| AiError::UndecodableImage(e.to_string()))?;
     }

@@ -18,7 +18,7 @@ use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
 use super::{write_atomic, Ctx, IngestError};
 use crate::ai::task::Params;
-use crate::frame::{decode_image, Frame};
+use crate::frame::{decode_camera_frame, Frame};
 use crate::nvr::store::NewEvent;
 
 /// One encoded frame and when it arrived.
@@ -97,7 +97,7 @@ pub async fn run(
         let result = ctx
             .engine
             .submit_camera(move |e| {
-                let image = decode_image(&jpeg, max_pixels)?;
+                let image = decode_camera_frame(&jpeg, max_pixels)?;
                 let f = Frame {
                     image,
                     camera: Some(cam),

@@ -79,8 +79,9 @@ impl<K: Hash + Eq + Clone> ClientTrackers<K> {
         c.registry.update(camera, dets, frame_ms, now_ms)
     }
 
-    /// Number of clients with at least one tracker, for metrics and tests.
-    pub fn clients(&self) -> usize {
+    /// Number of clients with at least one tracker.
+    #[cfg(test)]
+    fn clients(&self) -> usize {
         self.clients.len()
     }
 }
