@@ -5,7 +5,7 @@
 //! The body is read only for an admitted request, and every byte buffered is
 //! reserved against the engine's body budget first (see [`Admission`]).
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use futures_util::StreamExt;
@@ -47,7 +47,8 @@ struct WireRequest {
 #[derive(Debug)]
 pub enum FrameSource {
     Uri(String),
-    Bytes(Vec<u8>),
+    /// An uploaded file part, sharing the request's buffer where it can.
+    Bytes(Bytes),
     /// Still base64: decoded on the blocking pool, once admitted work runs.
     B64(String),
 }
@@ -71,7 +72,7 @@ impl TaskRequest {
                 let (b, cam) = frames.read(u)?;
                 (std::borrow::Cow::Owned(b), Some(cam))
             }
-            FrameSource::Bytes(b) => (std::borrow::Cow::Borrowed(b.as_slice()), None),
+            FrameSource::Bytes(b) => (std::borrow::Cow::Borrowed(b.as_ref()), None),
             FrameSource::B64(s) => (std::borrow::Cow::Owned(decode_b64(s)?), None),
         };
         Ok(Frame {
@@ -124,7 +125,7 @@ fn too_large(limit: usize) -> AiError {
     AiError::TooLarge(format!("request body exceeds {limit} bytes"))
 }
 
-fn from_body(b: WireRequest, upload: Option<Vec<u8>>) -> Result<TaskRequest, AiError> {
+fn from_body(b: WireRequest, upload: Option<Bytes>) -> Result<TaskRequest, AiError> {
     let data = b.data.unwrap_or_default();
     let frame = data.frame.unwrap_or_default();
     let source = match (upload, frame.uri, frame.b64) {
@@ -176,15 +177,21 @@ pub async fn parse(
     let (parts, body) = req.into_parts();
     let bytes = read_limited(body, declared, limit, ticket).await?;
     if is_multipart {
-        return parse_multipart(Request::from_parts(parts, Body::from(bytes)), limit).await;
+        return parse_multipart(Request::from_parts(parts, Body::from(bytes)), limit, ticket).await;
     }
     let body: WireRequest = serde_json::from_slice(&bytes)
         .map_err(|e| AiError::BadRequest(format!("invalid JSON body: {e}")))?;
     from_body(body, None)
 }
 
-/// Parses a multipart body already read into memory.
-async fn parse_multipart(req: Request, limit: usize) -> Result<TaskRequest, AiError> {
+/// Parses a multipart body already read into memory. The file part may be
+/// gathered into a buffer of its own, so its size is reserved on `ticket`
+/// once more: the body budget bounds what is really held.
+async fn parse_multipart(
+    req: Request,
+    limit: usize,
+    ticket: &mut Admission,
+) -> Result<TaskRequest, AiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             too_large(limit)
@@ -205,7 +212,9 @@ async fn parse_multipart(req: Request, limit: usize) -> Result<TaskRequest, AiEr
             if upload.is_some() {
                 return Err(AiError::BadRequest("only one file part is accepted".into()));
             }
-            upload = Some(field.bytes().await.map_err(bad)?.to_vec());
+            let file = field.bytes().await.map_err(bad)?;
+            ticket.reserve(file.len())?;
+            upload = Some(file);
             continue;
         }
         let text = field.text().await.map_err(bad)?;
