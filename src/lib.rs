@@ -16,5 +16,6 @@ pub mod mqtt;
 pub mod nvr;
 pub mod redact;
 pub mod serve;
+pub mod slots;
 pub mod source_url;
 pub mod tracker;

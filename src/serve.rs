@@ -11,12 +11,10 @@
 //! client of either port needs it, and its streams would slip past the
 //! per-connection limits. Limits and defaults: `docs/security.md`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::HttpLimits;
+use crate::slots::{Slot, Slots};
 
 /// Largest request head (request line and headers) accepted; hyper answers
 /// 431 past it. Nothing we serve needs more than a few KiB.
@@ -155,65 +154,6 @@ impl Connection {
         if let Err(e) = result {
             // Timeouts, resets and malformed requests are the client's doing.
             tracing::debug!(%peer, error = %e, "connection ended");
-        }
-    }
-}
-
-/// Counts open connections per port and per client address.
-#[derive(Clone)]
-struct Slots {
-    inner: Arc<Mutex<SlotCounts>>,
-    max_total: usize,
-    max_per_ip: usize,
-}
-
-#[derive(Default)]
-struct SlotCounts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
-
-impl Slots {
-    fn new(max_total: usize, max_per_ip: usize) -> Self {
-        Self {
-            inner: Arc::default(),
-            max_total: max_total.max(1),
-            max_per_ip: max_per_ip.max(1),
-        }
-    }
-
-    /// A slot for a new connection from `ip`, or `None` over either cap.
-    fn take(&self, ip: IpAddr) -> Option<Slot> {
-        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = c.per_ip.get(&ip).copied().unwrap_or(0);
-        if c.total >= self.max_total || mine >= self.max_per_ip {
-            return None;
-        }
-        c.total += 1;
-        c.per_ip.insert(ip, mine + 1);
-        Some(Slot {
-            slots: self.clone(),
-            ip,
-        })
-    }
-}
-
-/// A held connection slot; given back when the socket is dropped, which for
-/// an upgraded (WebSocket) connection is when the upgraded stream ends.
-struct Slot {
-    slots: Slots,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut c = self.slots.inner.lock().unwrap_or_else(|p| p.into_inner());
-        c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_ip.remove(&self.ip);
-            }
         }
     }
 }
@@ -397,28 +337,6 @@ pub fn raise_fd_limit(connections: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slots_cap_per_ip_and_total_and_come_back_on_drop() {
-        let s = Slots::new(3, 2);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let c: IpAddr = "10.0.0.3".parse().unwrap();
-        let a1 = s.take(a).unwrap();
-        let _a2 = s.take(a).unwrap();
-        assert!(s.take(a).is_none(), "per-ip cap");
-        let _b1 = s.take(b).unwrap();
-        assert!(s.take(c).is_none(), "total cap");
-        drop(a1);
-        let c1 = s.take(c).expect("a slot came back");
-        assert!(s.take(a).is_none(), "total cap again");
-        drop(c1);
-        assert!(s.take(a).is_some(), "a is under its own cap again");
-        assert!(
-            !s.inner.lock().unwrap().per_ip.contains_key(&c),
-            "no empty entries kept"
-        );
-    }
 
     /// A peer that never reads: writes fill both socket buffers, then the
     /// stall deadline ends the connection with `TimedOut`.

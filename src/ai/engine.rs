@@ -3,7 +3,7 @@
 //! spike. The camera pipeline owns its trackers ([`PersonTracker`]); nothing
 //! an API client sends can reach them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,7 @@ use crate::catalog::{Catalog, ModelEntry};
 use crate::clock::Clock;
 use crate::config::{Config, FacesConfig};
 use crate::frame::Frame;
+use crate::slots::{Slot, Slots};
 use crate::tracker::{ClientTrackers, TrackInput, Tracker, TrackerConfig, TrackerRegistry};
 
 /// Running counters for one model, shown in `/health`.
@@ -95,8 +96,9 @@ pub struct Engine {
     trackers: Mutex<ClientTrackers<IpAddr>>,
     tracker_cfg: TrackerConfig,
     clock: Arc<dyn Clock>,
-    admission: Arc<Semaphore>,
-    shares: Shares,
+    /// Places in the queue: `queue_depth`, at most half of them per client
+    /// address, so one client holding requests open cannot keep others out.
+    admission: Slots,
     body_budget: Arc<Semaphore>,
     runners: Arc<Gate>,
 }
@@ -112,61 +114,9 @@ pub struct PersonTracker(Tracker);
 /// blocking closure), so a client hanging up frees nothing early.
 #[derive(Debug)]
 pub struct Admission {
-    _share: Share,
-    _slot: OwnedSemaphorePermit,
+    _place: Slot,
     bytes: Option<OwnedSemaphorePermit>,
     budget: Arc<Semaphore>,
-}
-
-/// Queue places held per client address: at most half the queue (at least
-/// one), so one client holding requests open (a slow body, a heavy frame)
-/// cannot keep every other client out of the adapter.
-#[derive(Debug, Clone)]
-struct Shares {
-    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    max: usize,
-}
-
-impl Shares {
-    fn new(max: usize) -> Self {
-        Self {
-            held: Arc::default(),
-            max,
-        }
-    }
-
-    /// One more place for `client`, or `None` when it holds its share.
-    fn take(&self, client: IpAddr) -> Option<Share> {
-        let mut held = lock(&self.held);
-        let n = held.entry(client).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(Share {
-            shares: self.clone(),
-            client,
-        })
-    }
-}
-
-/// A held place of one client; given back on drop.
-#[derive(Debug)]
-struct Share {
-    shares: Shares,
-    client: IpAddr,
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        let mut held = lock(&self.shares.held);
-        if let Some(n) = held.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.client);
-            }
-        }
-    }
 }
 
 impl Admission {
@@ -239,8 +189,7 @@ impl Engine {
             )),
             tracker_cfg,
             clock,
-            admission: Arc::new(Semaphore::new(cfg.ai.queue_depth.max(1))),
-            shares: Shares::new((cfg.ai.queue_depth / 2).max(1)),
+            admission: Slots::new(cfg.ai.queue_depth, cfg.ai.queue_depth / 2),
             body_budget: Arc::new(Semaphore::new(
                 cfg.ai.body_budget_bytes.clamp(1, u32::MAX as usize),
             )),
@@ -405,15 +354,9 @@ impl Engine {
     /// request is read: at most `queue_depth` requests are admitted; the next
     /// is refused with [`AiError::Busy`] at once, so memory stays bounded.
     pub fn admit(&self, client: IpAddr) -> Result<Admission, AiError> {
-        let share = self.shares.take(client).ok_or(AiError::Busy)?;
-        let slot = self
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AiError::Busy)?;
+        let place = self.admission.take(client).ok_or(AiError::Busy)?;
         Ok(Admission {
-            _share: share,
-            _slot: slot,
+            _place: place,
             bytes: None,
             budget: self.body_budget.clone(),
         })
@@ -774,7 +717,6 @@ mod tests {
         drop(held);
         assert!(e.admit(a).is_ok(), "places come back on drop");
         drop(other);
-        assert!(lock(&e.shares.held).is_empty(), "no empty entries kept");
     }
     use crate::ai::backend::TractBackend;
     use crate::clock::ManualClock;
