@@ -1,6 +1,8 @@
 //! Errors of the inference layer. HTTP status codes are assigned in one place,
 //! `api::error`, so this layer stays usable from the CLI.
 
+use crate::frame::FrameError;
+
 /// Everything that can go wrong between a request and a result.
 #[derive(Debug, thiserror::Error)]
 pub enum AiError {
@@ -40,6 +42,20 @@ pub enum AiError {
     /// The backend failed while running a loaded model.
     #[error("inference failed: {0}")]
     Inference(String),
+}
+
+/// A frame error keeps its message and becomes the variant of the same meaning.
+impl From<FrameError> for AiError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::BadRequest(m) => AiError::BadRequest(m),
+            FrameError::NotFound(m) => AiError::FrameNotFound(m),
+            FrameError::Forbidden(m) => AiError::ForbiddenPath(m),
+            FrameError::TooLarge(m) => AiError::TooLarge(m),
+            FrameError::Unsupported(m) => AiError::UnsupportedMedia(m),
+            FrameError::Undecodable(m) => AiError::UndecodableImage(m),
+        }
+    }
 }
 
 impl AiError {

@@ -8,10 +8,12 @@ use base64::Engine as _;
 use image::{ImageReader, RgbImage};
 use percent_encoding::percent_decode_str;
 
-use crate::ai::AiError;
 use crate::confine::Confined;
 
+mod error;
 mod jpeg;
+
+pub use error::FrameError;
 
 /// A decoded frame and what we know about where it came from.
 pub struct Frame {
@@ -53,16 +55,16 @@ impl FrameStore {
     /// Each segment is percent-decoded once and must be a plain name: no `..`,
     /// `.`, separators or NUL. Symlinks that point out are caught when the
     /// file is opened ([`FrameStore::read`]).
-    pub fn resolve(&self, uri: &str) -> Result<ResolvedFrame, AiError> {
+    pub fn resolve(&self, uri: &str) -> Result<ResolvedFrame, FrameError> {
         let rest = uri.strip_prefix("opennvr://").ok_or_else(|| {
-            AiError::BadRequest(format!("frame uri must start with opennvr://: {uri:?}"))
+            FrameError::BadRequest(format!("frame uri must start with opennvr://: {uri:?}"))
         })?;
         let mut segs: Vec<&str> = rest.split('/').collect();
         if segs.first() == Some(&"frames") {
             segs.remove(0);
         }
         if segs.len() < 2 {
-            return Err(AiError::BadRequest(
+            return Err(FrameError::BadRequest(
                 "frame uri must be opennvr://frames/<camera>/<file>".into(),
             ));
         }
@@ -70,7 +72,7 @@ impl FrameStore {
         for raw in &segs {
             let seg = percent_decode_str(raw)
                 .decode_utf8()
-                .map_err(|_| AiError::BadRequest("frame uri is not valid UTF-8".into()))?;
+                .map_err(|_| FrameError::BadRequest("frame uri is not valid UTF-8".into()))?;
             let plain = !seg.is_empty()
                 && !seg.contains(['/', '\\', '\0'])
                 && matches!(
@@ -79,7 +81,7 @@ impl FrameStore {
                 )
                 && Path::new(seg.as_ref()).components().count() == 1;
             if !plain {
-                return Err(AiError::ForbiddenPath(format!(
+                return Err(FrameError::Forbidden(format!(
                     "illegal segment {raw:?} in frame uri"
                 )));
             }
@@ -96,24 +98,24 @@ impl FrameStore {
     /// Reads a frame's bytes, opened confined to the frames dir (a symlink
     /// out is refused, and what is read is the file that was checked), and
     /// refuses files above the size limit.
-    pub fn read(&self, uri: &str) -> Result<(Vec<u8>, String), AiError> {
+    pub fn read(&self, uri: &str) -> Result<(Vec<u8>, String), FrameError> {
         let r = self.resolve(uri)?;
         match crate::confine::read(&self.root, &r.rel, self.max_bytes) {
             Ok(Some(bytes)) => Ok((bytes, r.camera)),
-            Ok(None) => Err(AiError::TooLarge(format!(
+            Ok(None) => Err(FrameError::TooLarge(format!(
                 "frame is over the limit of {} bytes",
                 self.max_bytes
             ))),
-            Err(Confined::Escapes) => Err(AiError::ForbiddenPath(format!(
+            Err(Confined::Escapes) => Err(FrameError::Forbidden(format!(
                 "{uri:?} leaves the frames dir"
             ))),
-            Err(Confined::Missing) => Err(AiError::FrameNotFound(uri.to_owned())),
+            Err(Confined::Missing) => Err(FrameError::NotFound(uri.to_owned())),
         }
     }
 }
 
 /// Decodes base64 (optionally a `data:` URL), ignoring whitespace.
-pub fn decode_b64(s: &str) -> Result<Vec<u8>, AiError> {
+pub fn decode_b64(s: &str) -> Result<Vec<u8>, FrameError> {
     let body = match s.strip_prefix("data:") {
         Some(rest) => rest.split_once(',').map(|(_, b)| b).unwrap_or(""),
         None => s,
@@ -121,27 +123,27 @@ pub fn decode_b64(s: &str) -> Result<Vec<u8>, AiError> {
     let clean: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(clean.as_bytes())
-        .map_err(|e| AiError::BadRequest(format!("frame.b64 is not valid base64: {e}")))
+        .map_err(|e| FrameError::BadRequest(format!("frame.b64 is not valid base64: {e}")))
 }
 
 /// Decodes JPEG or PNG bytes from a client to RGB, refusing images over
 /// `max_pixels` before allocating them, and torn JPEGs.
-pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> {
+pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, FrameError> {
     decode(bytes, max_pixels, true)
 }
 
 /// [`decode_image`] for a camera's frame, which ffmpeg wrote whole and then
 /// renamed into place: the scan walk that finds torn uploads is skipped on
 /// this hot path (every frame of every camera).
-pub fn decode_camera_frame(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, AiError> {
+pub fn decode_camera_frame(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, FrameError> {
     decode(bytes, max_pixels, false)
 }
 
-fn decode(bytes: &[u8], max_pixels: u64, walk_scans: bool) -> Result<RgbImage, AiError> {
+fn decode(bytes: &[u8], max_pixels: u64, walk_scans: bool) -> Result<RgbImage, FrameError> {
     let reader = || {
         ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(|e| AiError::UndecodableImage(e.to_string()))
+            .map_err(|e| FrameError::Undecodable(e.to_string()))
     };
     let r = reader()?;
     let format = r.format();
@@ -150,40 +152,40 @@ fn decode(bytes: &[u8], max_pixels: u64, walk_scans: bool) -> Result<RgbImage, A
             // The decoder fills a truncated scan with grey; a torn upload must not be analysed as a frame.
             let tail = &bytes[bytes.len().saturating_sub(64)..];
             if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
-                return Err(AiError::UndecodableImage(
+                return Err(FrameError::Undecodable(
                     "truncated JPEG (no end-of-image marker)".into(),
                 ));
             }
         }
         Some(image::ImageFormat::Png) => {}
         Some(f) => {
-            return Err(AiError::UnsupportedMedia(format!(
+            return Err(FrameError::Unsupported(format!(
                 "{f:?} frames are not accepted"
             )))
         }
-        None => return Err(AiError::UnsupportedMedia("not a JPEG or PNG image".into())),
+        None => return Err(FrameError::Unsupported("not a JPEG or PNG image".into())),
     }
     let (w, h) = r
         .into_dimensions()
-        .map_err(|e| AiError::UndecodableImage(e.to_string()))?;
+        .map_err(|e| FrameError::Undecodable(e.to_string()))?;
     check_size(w as usize, h as usize, max_pixels)?;
     if walk_scans && format == Some(image::ImageFormat::Jpeg) {
         // ...and so does one torn mid-scan with an end marker appended.
-        jpeg::check_whole(bytes).map_err(|e| AiError::UndecodableImage(e.to_string()))?;
+        jpeg::check_whole(bytes).map_err(|e| FrameError::Undecodable(e.to_string()))?;
     }
     let img = reader()?
         .decode()
-        .map_err(|e| AiError::UndecodableImage(e.to_string()))?;
+        .map_err(|e| FrameError::Undecodable(e.to_string()))?;
     Ok(img.into_rgb8())
 }
 
 /// Refuses empty images and images over `max_pixels` (before allocating).
-fn check_size(w: usize, h: usize, max_pixels: u64) -> Result<(), AiError> {
+fn check_size(w: usize, h: usize, max_pixels: u64) -> Result<(), FrameError> {
     if w == 0 || h == 0 {
-        return Err(AiError::UndecodableImage("empty image".into()));
+        return Err(FrameError::Undecodable("empty image".into()));
     }
     if (w as u64).saturating_mul(h as u64) > max_pixels {
-        return Err(AiError::TooLarge(format!(
+        return Err(FrameError::TooLarge(format!(
             "image is {w}x{h}, limit {max_pixels} pixels"
         )));
     }
@@ -217,7 +219,7 @@ mod tests {
         assert_eq!(s.resolve("opennvr://cam/a.jpg").unwrap().camera, "cam");
         assert!(matches!(
             s.read("opennvr://frames/cam/b.jpg"),
-            Err(AiError::FrameNotFound(_))
+            Err(FrameError::NotFound(_))
         ));
     }
 
@@ -235,18 +237,18 @@ mod tests {
             "opennvr://frames/cam/./a.jpg",
         ] {
             assert!(
-                matches!(s.resolve(uri), Err(AiError::ForbiddenPath(_))),
+                matches!(s.resolve(uri), Err(FrameError::Forbidden(_))),
                 "{uri} was not refused"
             );
         }
         std::os::unix::fs::symlink(base.join("secret"), base.join("frames/cam/link.jpg")).ok();
         assert!(matches!(
             s.read("opennvr://frames/cam/link.jpg"),
-            Err(AiError::ForbiddenPath(_))
+            Err(FrameError::Forbidden(_))
         ));
         assert!(matches!(
             s.resolve("file:///etc/passwd"),
-            Err(AiError::BadRequest(_))
+            Err(FrameError::BadRequest(_))
         ));
     }
 
@@ -254,18 +256,21 @@ mod tests {
     fn decode_rejects_garbage_and_bombs() {
         assert!(matches!(
             decode_image(b"hello", 100),
-            Err(AiError::UnsupportedMedia(_))
+            Err(FrameError::Unsupported(_))
         ));
         let mut png = Vec::new();
         RgbImage::new(20, 20)
             .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         assert!(decode_image(&png, 400).is_ok());
-        assert!(matches!(decode_image(&png, 399), Err(AiError::TooLarge(_))));
+        assert!(matches!(
+            decode_image(&png, 399),
+            Err(FrameError::TooLarge(_))
+        ));
         let truncated = &png[..png.len() / 2];
         assert!(matches!(
             decode_image(truncated, 400),
-            Err(AiError::UndecodableImage(_))
+            Err(FrameError::Undecodable(_))
         ));
         let mut jpeg = Vec::new();
         RgbImage::new(64, 64)
@@ -275,7 +280,7 @@ mod tests {
         let torn = &jpeg[..jpeg.len() - 2];
         assert!(matches!(
             decode_image(torn, 64 * 64),
-            Err(AiError::UndecodableImage(_))
+            Err(FrameError::Undecodable(_))
         ));
         // Torn mid-scan with the end marker appended: still refused.
         let mut noisy = RgbImage::new(64, 64);
@@ -294,7 +299,7 @@ mod tests {
         torn.extend_from_slice(&[0xFF, 0xD9]);
         assert!(matches!(
             decode_image(&torn, 64 * 64),
-            Err(AiError::UndecodableImage(_))
+            Err(FrameError::Undecodable(_))
         ));
         assert_eq!(decode_b64("data:image/png;base64,aGk=").unwrap(), b"hi");
         assert!(decode_b64("!!").is_err());
