@@ -19,3 +19,5 @@ pub mod serve;
 pub mod slots;
 pub mod source_url;
 pub mod tracker;
+#[cfg(test)]
+mod walls;

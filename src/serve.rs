@@ -20,6 +20,9 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use axum::Router;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -332,6 +335,25 @@ pub fn raise_fd_limit(connections: usize) {
     }
     #[cfg(not(unix))]
     let _ = connections;
+}
+
+/// Unknown paths answer in the same JSON shape as every other error, on
+/// both ports (`{"error": {"code", "message"}}`).
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
+    )
+        .into_response()
+}
+
+/// Wrong methods too, on both ports.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(serde_json::json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -62,21 +62,3 @@ impl IntoResponse for ApiError {
         with_retry_after(&self.0, resp)
     }
 }
-
-/// Unknown paths answer in the same JSON shape as every other error.
-pub async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
-    )
-        .into_response()
-}
-
-/// Wrong methods too.
-pub async fn method_not_allowed() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})),
-    )
-        .into_response()
-}

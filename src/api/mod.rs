@@ -15,11 +15,15 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use error::{method_not_allowed, not_found};
-
 use crate::ai::Engine;
 use crate::frame::FrameStore;
 use crate::hw::Hardware;
+use crate::serve::{method_not_allowed, not_found};
+
+/// A part of `/health` filled by a higher layer at wiring time (`cmd/run.rs`):
+/// the adapter port reaches nothing of the NVR side, not even the MQTT
+/// mirror, only the values it is handed.
+pub type HealthPart = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// Everything the adapter's handlers share.
 pub struct AiState {
@@ -30,7 +34,7 @@ pub struct AiState {
     pub max_body: usize,
     pub max_pixels: u64,
     /// The MQTT mirror's counters for `/health`; `None` when MQTT is off.
-    pub mqtt: Option<crate::mqtt::Status>,
+    pub mqtt: Option<HealthPart>,
 }
 
 /// Builds the adapter's router.

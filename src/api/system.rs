@@ -25,7 +25,7 @@ pub fn health_body(st: &AiState) -> Value {
         "uptime_s": st.started.elapsed().as_secs(),
         "hardware": st.hw.report(),
         "models": st.engine.model_health(),
-        "mqtt": st.mqtt.as_ref().map(|m| m.report()),
+        "mqtt": st.mqtt.as_ref().map(|m| m()),
     })
 }
 

@@ -50,6 +50,7 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             "NVIDIA GPU found; inference stays on tract-cpu until a GPU backend is configured"
         );
     }
+    let mqtt = cfg.mqtt.enabled().then(Status::new);
     let state = Arc::new(AiState {
         engine: engine.clone(),
         frames,
@@ -57,16 +58,18 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         started,
         max_body: cfg.ai.max_body_bytes,
         max_pixels: cfg.ai.max_image_pixels,
-        mqtt: cfg.mqtt.enabled().then(Status::new),
+        mqtt: mqtt
+            .clone()
+            .map(|s| -> api::HealthPart { Arc::new(move || serde_json::json!(s.report())) }),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut nvr_state = open_nvr(&cfg, started, clock.clone(), stop_rx.clone()).await?;
-    let mirror = match &state.mqtt {
+    let mirror = match mqtt {
         Some(status) => {
             let ai = state.clone();
             let stats: StatsFn = Arc::new(move || api::health_body(&ai));
             let store = nvr_state.store.clone();
-            Some(Mirror::start(&cfg, store, status.clone(), stats, stop_rx.clone()).await?)
+            Some(Mirror::start(&cfg, store, status, stats, stop_rx.clone()).await?)
         }
         None => None,
     };

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use crate::nvr::live::{CameraStatus, LiveCameras};
 
 /// One camera's counters; updated lock-free by its tasks.
 #[derive(Debug, Default)]
@@ -31,25 +31,6 @@ pub struct CameraStats {
 pub struct RecordInfo {
     pub codec: Option<String>,
     pub method: Option<&'static str>,
-}
-
-/// What the API shows of [`CameraStats`].
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct CameraStatus {
-    pub online: bool,
-    pub ffmpeg_pid: Option<u32>,
-    pub frames: u64,
-    pub analysed: u64,
-    pub dropped: u64,
-    pub restarts: u64,
-    pub chunks: u64,
-    pub events: u64,
-    pub last_frame_at: Option<i64>,
-    pub last_error: Option<String>,
-    /// The camera's video codec as ffprobe names it (`h264`, `mjpeg`...).
-    pub codec: Option<String>,
-    /// `copy` or `transcode`: how chunks are being recorded.
-    pub record_method: Option<String>,
 }
 
 impl CameraStats {
@@ -100,15 +81,16 @@ impl IngestStats {
         m.entry(camera.to_owned()).or_default().clone()
     }
 
-    /// The status of `camera`, if it has ever run.
-    pub fn status(&self, camera: &str) -> Option<CameraStatus> {
-        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(camera).map(|s| s.status())
-    }
-
     /// Forgets a camera that was removed or disabled.
     pub fn remove(&self, camera: &str) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         m.remove(camera);
+    }
+}
+
+impl LiveCameras for IngestStats {
+    fn status(&self, camera: &str) -> Option<CameraStatus> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(camera).map(|s| s.status())
     }
 }

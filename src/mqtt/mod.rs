@@ -141,7 +141,7 @@ fn node_id(m: &MqttConfig, data_dir: &Path) -> Result<String, MqttError> {
         Ok(s) if !s.trim().is_empty() => Ok(discovery::sanitize(s.trim())),
         Ok(_) => Err(err(std::io::ErrorKind::InvalidData.into())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = format!("opennvr_{}", crate::nvr::auth::secret::random_hex(4));
+            let id = format!("opennvr_{:08x}", rand::random::<u32>());
             std::fs::write(&path, format!("{id}\n")).map_err(err)?;
             Ok(id)
         }

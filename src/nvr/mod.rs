@@ -2,9 +2,11 @@
 //! the recordings index, and the event log with its live stream.
 //!
 //! `store` owns persistence (one writer task), `auth` owns identity and
-//! limits, `web` maps both to HTTP. `cmd/run.rs` wires them together.
+//! limits, `web` maps both to HTTP, `live` is the seam through which the
+//! camera pipeline reports its counters. `cmd/run.rs` wires them together.
 
 pub mod auth;
+pub mod live;
 pub mod store;
 pub mod web;
 

@@ -31,6 +31,7 @@ use super::auth::{
     hash_api_token, AuthError, Credential, JwtKeys, LoginLimiter, Principal, Tickets,
     API_TOKEN_PREFIX,
 };
+use super::live::LiveCameras;
 use super::store::{db, Store};
 use crate::clock::Clock;
 
@@ -48,7 +49,7 @@ pub struct NvrState {
     /// Root of event snapshots (`snapshot_path` is relative to it).
     pub snapshots_dir: PathBuf,
     /// Live ingest counters per camera; `None` when cameras are not run.
-    pub cameras: Option<Arc<crate::ingest::IngestStats>>,
+    pub cameras: Option<Arc<dyn LiveCameras>>,
     pub started: Instant,
     pub max_body: usize,
     /// Every other bound a client is held to (`[nvr]` in the config).
@@ -94,8 +95,8 @@ pub fn router(state: Arc<NvrState>) -> Router {
         .route("/api/v1/events/ticket", post(stream::ticket))
         .route("/api/v1/events/{id}", get(events::get_one))
         .route("/api/v1/events/{id}/snapshot.jpg", get(events::snapshot))
-        .fallback(crate::api::not_found)
-        .method_not_allowed_fallback(crate::api::method_not_allowed)
+        .fallback(crate::serve::not_found)
+        .method_not_allowed_fallback(crate::serve::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             limit,
