@@ -14,6 +14,7 @@ pub mod hw;
 pub mod ingest;
 pub mod mqtt;
 pub mod nvr;
+pub mod paths;
 pub mod redact;
 pub mod serve;
 pub mod slots;

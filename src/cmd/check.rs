@@ -4,12 +4,12 @@
 //! daemon may be between placing a chunk and indexing it.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::ingest::recorder::{camera_dirs, entries, INPROGRESS, TRASH};
+use crate::ingest::recorder::{camera_dirs, entries};
 use crate::nvr::store::db;
+use crate::paths::{DataDir, Recordings};
 
 /// Runs SQLite's integrity and foreign-key checks (migrating first if
 /// needed) and compares the recordings index with the files; exits non-zero
@@ -21,8 +21,7 @@ pub fn check(cfg: Config) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|r| r.path)
         .collect();
-    let root = cfg.paths.data_dir.join("recordings");
-    let (on_disk, pending) = chunk_files(&root);
+    let (on_disk, pending) = chunk_files(&DataDir::new(&cfg.paths).recordings());
     for p in indexed.difference(&on_disk) {
         problems.push(format!("recording {p} is indexed but its file is missing"));
     }
@@ -48,21 +47,23 @@ pub fn check(cfg: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-/// `<camera>/<file>.mp4` paths under `root`, and files still in a camera's
-/// `.inprogress` or `.trash`.
-fn chunk_files(root: &Path) -> (BTreeSet<String>, Vec<String>) {
+/// `<camera>/<file>.mp4` paths under the recordings root, and files still in
+/// a camera's `.inprogress` or `.trash`.
+fn chunk_files(recs: &Recordings) -> (BTreeSet<String>, Vec<String>) {
     let (mut chunks, mut pending) = (BTreeSet::new(), Vec::new());
-    for cam in camera_dirs(root) {
-        let dir = root.join(&cam);
+    for cam in camera_dirs(recs.root()) {
+        let dir = recs.camera(&cam);
         for f in entries(&dir, false)
             .into_iter()
             .filter(|f| f.ends_with(".mp4"))
         {
             chunks.insert(format!("{cam}/{f}"));
         }
-        for sub in [INPROGRESS, TRASH] {
-            for f in entries(&dir.join(sub), false) {
-                pending.push(format!("{cam}/{sub}/{f}"));
+        for sub in [recs.inprogress(&cam), recs.trash(&cam)] {
+            for f in entries(&sub, false) {
+                let path = sub.join(f);
+                let rel = path.strip_prefix(recs.root()).unwrap_or(&path);
+                pending.push(rel.display().to_string());
             }
         }
     }

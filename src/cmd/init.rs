@@ -13,6 +13,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::nvr::auth::{password, secret};
 use crate::nvr::store::{db, Role, Store};
+use crate::paths::DataDir;
 
 /// What [`prepare`] found or created on disk.
 pub struct Prepared {
@@ -27,7 +28,7 @@ pub struct Prepared {
 /// `<data_dir>/initial-admin-password` (0600), so a fresh box is never open
 /// and never has a default password. Idempotent: a second call changes nothing.
 pub async fn prepare(cfg: &Config, store: &Store) -> anyhow::Result<Prepared> {
-    let secret_path = cfg.paths.data_dir.join("jwt-secret");
+    let secret_path = DataDir::new(&cfg.paths).jwt_secret();
     let jwt_secret = secret::load_or_create(&secret_path, 32)
         .with_context(|| format!("loading JWT secret {}", secret_path.display()))?;
     let created_admin = ensure_initial_admin(cfg, store).await?;
@@ -47,7 +48,7 @@ async fn ensure_initial_admin(cfg: &Config, store: &Store) -> anyhow::Result<Opt
         move || password::hash(&pw)
     })
     .await??;
-    let path = cfg.paths.data_dir.join("initial-admin-password");
+    let path = DataDir::new(&cfg.paths).initial_admin_password();
     // Write the file before the user exists: a crash in between leaves a
     // file for a user that is not there yet, and the next start replaces it.
     let _ = std::fs::remove_file(&path);

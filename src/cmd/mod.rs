@@ -17,6 +17,7 @@ use crate::ai::Engine;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::paths::DataDir;
 
 /// Loads the config from `path` (if any) and the process environment.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -49,7 +50,7 @@ pub fn build_engine(cfg: &Config) -> anyhow::Result<Arc<Engine>> {
 
 /// The database file: one SQLite file in the data dir.
 pub fn db_path(cfg: &Config) -> PathBuf {
-    cfg.paths.data_dir.join("opennvr.db")
+    DataDir::new(&cfg.paths).database()
 }
 
 /// Opens (creating and migrating) the database for a CLI command.

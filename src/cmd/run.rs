@@ -18,6 +18,7 @@ use crate::mqtt::{Mirror, StatsFn, Status};
 use crate::nvr::auth::{JwtKeys, LoginLimiter, Tickets};
 use crate::nvr::store::Store;
 use crate::nvr::NvrState;
+use crate::paths::DataDir;
 use crate::serve;
 
 /// Options of `run`.
@@ -39,7 +40,7 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.paths.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;
-    let frames_dir = cfg.paths.frames_dir();
+    let frames_dir = DataDir::new(&cfg.paths).frames();
     let frames = FrameStore::new(&frames_dir, cfg.ai.max_body_bytes as u64)
         .with_context(|| format!("opening frames dir {}", frames_dir.display()))?;
     let engine = super::build_engine(&cfg)?;
@@ -137,6 +138,7 @@ async fn open_nvr(
     let store = Store::open(&db_path, clock.clone(), cfg.nvr.stream_buffer)
         .with_context(|| format!("opening database {}", db_path.display()))?;
     let secret = super::init::prepare(cfg, &store).await?.jwt_secret;
+    let data = DataDir::new(&cfg.paths);
     let n = &cfg.nvr;
     Ok(NvrState {
         keys: JwtKeys::new(
@@ -154,9 +156,9 @@ async fn open_nvr(
         tickets: Tickets::new(n.ticket_ttl_s, clock.clone()),
         store,
         clock,
-        recordings_dir: cfg.paths.data_dir.join("recordings"),
-        frames_dir: cfg.paths.frames_dir(),
-        snapshots_dir: ingest::snapshots_dir(cfg),
+        recordings_dir: data.recordings().root().to_owned(),
+        frames_dir: data.frames(),
+        snapshots_dir: data.snapshots(),
         cameras: None,
         started,
         max_body: n.max_body_bytes,

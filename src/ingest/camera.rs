@@ -132,7 +132,7 @@ impl Runner<'_> {
         if let Err(e) = std::fs::create_dir_all(&inprogress) {
             return Outcome::SpawnFailed(format!("{}: {e}", inprogress.display()));
         }
-        let latest = ctx.frames_dir.join(&cam.id).join("latest.jpg");
+        let latest = ctx.frames_dir.join(crate::paths::latest_frame(&cam.id));
         if let Err(e) = std::fs::create_dir_all(latest.parent().unwrap_or(&ctx.frames_dir)) {
             return Outcome::SpawnFailed(format!("{}: {e}", latest.display()));
         }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use super::command::x264_args;
 use crate::config::Config;
 use crate::nvr::store::{db, CameraPatch, Store, StoreError};
+use crate::paths::DataDir;
 
 /// Where Debian's `opencv-doc` puts the clip.
 pub const VTEST: &str = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
@@ -68,7 +69,7 @@ pub async fn ensure(cfg: &Config, store: &Store) -> anyhow::Result<()> {
         "demo clip {} not found: install Debian's opencv-doc (scripts/setup.sh does)",
         src.display()
     );
-    let dest = std::path::absolute(cfg.paths.data_dir.join("demo").join("vtest.mp4"))?;
+    let dest = std::path::absolute(DataDir::new(&cfg.paths).demo_clip())?;
     let ffmpeg = cfg.ingest.ffmpeg.clone();
     let d = dest.clone();
     tokio::task::spawn_blocking(move || transcode(&ffmpeg, &src, &d)).await??;

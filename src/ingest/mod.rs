@@ -38,6 +38,7 @@ use crate::ai::Engine;
 use crate::clock::Clock;
 use crate::config::{Config, IngestConfig, RetentionConfig};
 use crate::nvr::store::{db, Camera, NewEvent, Store, StoreError};
+use crate::paths::{DataDir, Recordings};
 
 pub use stats::{CameraStats, IngestStats};
 
@@ -74,7 +75,7 @@ pub struct Ctx {
     /// The tracker's forget time; tracks leave after it.
     pub leave_after_ms: i64,
     pub max_pixels: u64,
-    pub recordings_dir: PathBuf,
+    pub recordings_dir: Recordings,
     pub frames_dir: PathBuf,
     pub snapshots_dir: PathBuf,
     pub stats: Arc<IngestStats>,
@@ -85,6 +86,7 @@ pub struct Ctx {
 impl Ctx {
     /// Builds the shared context from the daemon's config.
     pub fn new(cfg: &Config, store: Store, engine: Arc<Engine>, clock: Arc<dyn Clock>) -> Self {
+        let data = DataDir::new(&cfg.paths);
         Self {
             store,
             engine,
@@ -93,18 +95,13 @@ impl Ctx {
             retention: cfg.retention.clone(),
             leave_after_ms: cfg.tracker.max_lost_ms,
             max_pixels: cfg.ai.max_image_pixels,
-            recordings_dir: cfg.paths.data_dir.join("recordings"),
-            frames_dir: cfg.paths.frames_dir(),
-            snapshots_dir: snapshots_dir(cfg),
+            recordings_dir: data.recordings(),
+            frames_dir: data.frames(),
+            snapshots_dir: data.snapshots(),
             stats: Arc::new(IngestStats::default()),
             chunk_landed: Arc::new(Notify::new()),
         }
     }
-}
-
-/// `<data_dir>/snapshots`: event snapshots, `<camera>/<ms>-<track>-<kind>.jpg`.
-pub fn snapshots_dir(cfg: &Config) -> PathBuf {
-    cfg.paths.data_dir.join("snapshots")
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a

@@ -18,11 +18,7 @@ use std::time::Duration;
 
 use super::IngestError;
 use crate::nvr::store::{db, Recording, Store};
-
-/// Where ffmpeg writes chunks that are not finished yet.
-pub const INPROGRESS: &str = ".inprogress";
-/// Where retention parks a chunk between dropping its row and deleting it.
-pub const TRASH: &str = ".trash";
+use crate::paths::Recordings;
 
 /// One line of ffmpeg's csv segment list: a finished chunk.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,13 +95,13 @@ pub struct Reconciled {
 /// The recordings folder and the index rows that describe it.
 #[derive(Clone)]
 pub struct Chunks {
-    root: PathBuf,
+    root: Recordings,
     store: Store,
     ffprobe: PathBuf,
 }
 
 impl Chunks {
-    pub fn new(root: PathBuf, store: Store, ffprobe: PathBuf) -> Self {
+    pub fn new(root: Recordings, store: Store, ffprobe: PathBuf) -> Self {
         Self {
             root,
             store,
@@ -115,7 +111,7 @@ impl Chunks {
 
     /// `<root>/<camera>/.inprogress`, where a run's ffmpeg writes.
     pub fn inprogress_dir(&self, camera: &str) -> PathBuf {
-        self.root.join(camera).join(INPROGRESS)
+        self.root.inprogress(camera)
     }
 
     /// Moves a finished chunk of run `run_id` into place and indexes it.
@@ -129,7 +125,7 @@ impl Chunks {
         let start_ms = run_id + (seg.start_s * 1000.0).round() as i64;
         let end_ms = run_id + (seg.end_s * 1000.0).round() as i64;
         let src = self.inprogress_dir(camera).join(&seg.file);
-        let cam_dir = self.root.join(camera);
+        let cam_dir = self.root.camera(camera);
         let placed = tokio::task::spawn_blocking(move || place(&src, &cam_dir, start_ms, end_ms))
             .await
             .map_err(|_| IngestError::Internal("placing a chunk"))??;
@@ -178,10 +174,10 @@ impl Chunks {
                     let Some((cam, name)) = r.path.split_once('/') else {
                         continue;
                     };
-                    let trash = root.join(cam).join(TRASH);
+                    let trash = root.trash(cam);
                     let dest = trash.join(name);
                     let ok = std::fs::create_dir_all(&trash)
-                        .and_then(|_| std::fs::rename(root.join(&r.path), &dest));
+                        .and_then(|_| std::fs::rename(root.chunk(&r.path), &dest));
                     match ok {
                         Ok(()) => trashed.push(dest),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -213,7 +209,7 @@ impl Chunks {
         let mut report = Reconciled::default();
         let cams = tokio::task::spawn_blocking(move || {
             wait_for_dead_runs(&root, Duration::from_secs(30));
-            camera_dirs(&root)
+            camera_dirs(root.root())
         })
         .await
         .map_err(|_| IngestError::Internal("listing recordings"))?;
@@ -226,13 +222,13 @@ impl Chunks {
             .collect();
         let mut stale_rows = Vec::new();
         for cam in &cams {
-            for f in files(&self.root.join(cam).join(TRASH)) {
+            for f in files(&self.root.trash(cam)) {
                 let rel = format!("{cam}/{}", file_name(&f));
                 stale_rows.extend(indexed.get(&rel).cloned());
                 report.removed += usize::from(std::fs::remove_file(&f).is_ok());
             }
             self.reconcile_runs(cam, &mut report).await?;
-            for f in files(&self.root.join(cam)) {
+            for f in files(&self.root.camera(cam)) {
                 let name = file_name(&f);
                 let rel = format!("{cam}/{name}");
                 if !name.ends_with(".mp4") || indexed.contains_key(&rel) {
@@ -265,7 +261,7 @@ impl Chunks {
         stale_rows.extend(
             indexed
                 .into_values()
-                .filter(|r| !root.join(&r.path).is_file()),
+                .filter(|r| !root.chunk(&r.path).is_file()),
         );
         report.dropped_rows = stale_rows.len();
         let ids: Vec<i64> = stale_rows.iter().map(|r| r.id).collect();
@@ -439,10 +435,10 @@ pub fn pid_file(dir: &Path, run_id: i64) -> PathBuf {
 /// daemon that died: the kernel sent them SIGTERM and they are closing their
 /// last chunk, which must not be judged before they are done. A pid counts
 /// only while its command line still names the run's files (pids are reused).
-fn wait_for_dead_runs(root: &Path, limit: Duration) {
+fn wait_for_dead_runs(root: &Recordings, limit: Duration) {
     let deadline = std::time::Instant::now() + limit;
-    for cam in camera_dirs(root) {
-        let dir = root.join(cam).join(INPROGRESS);
+    for cam in camera_dirs(root.root()) {
+        let dir = root.inprogress(&cam);
         for f in files(&dir) {
             let name = file_name(&f);
             let Some(run) = name.strip_suffix(".pid") else {

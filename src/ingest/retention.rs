@@ -109,7 +109,7 @@ pub async fn pass(ctx: &Ctx, chunks: &Chunks) -> Result<usize, super::IngestErro
         .into_iter()
         .map(|c| (c.id, c.retention_days))
         .collect();
-    let must_free = match free_bytes(&ctx.recordings_dir) {
+    let must_free = match free_bytes(ctx.recordings_dir.root()) {
         Some(free) => ctx.retention.min_free_bytes.saturating_sub(free),
         None => 0,
     };

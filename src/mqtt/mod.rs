@@ -15,7 +15,7 @@ mod snapshot;
 mod status;
 mod topics;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ pub use status::{Status, StatusReport};
 
 use crate::config::{Config, MqttConfig};
 use crate::nvr::store::{outbox, Store, StoreError};
+use crate::paths::DataDir;
 use topics::{is_topic_level, Derived, Topics};
 
 /// Produces the `/health` body for `<prefix>/stats` (blocking; run off the async threads).
@@ -86,7 +87,7 @@ impl Mirror {
                 m.discovery_prefix
             )));
         }
-        let node = node_id(m, &cfg.paths.data_dir)?;
+        let node = node_id(m, &DataDir::new(&cfg.paths))?;
         let topics = Topics::new(prefix, &m.discovery_prefix);
         let options = options(m, &node, &topics)?;
         // Subscribe before reading the cursor: every event is then either
@@ -101,7 +102,7 @@ impl Mirror {
             node,
             cap: i64::try_from(m.outbox_cap).unwrap_or(i64::MAX),
             stats_every: Duration::from_secs(m.stats_interval_s.max(1)),
-            snapshots_dir: cfg.paths.data_dir.join("snapshots"),
+            snapshots_dir: DataDir::new(&cfg.paths).snapshots(),
             store,
             status,
             stats,
@@ -128,11 +129,11 @@ impl Mirror {
 }
 
 /// The configured node id, or the one generated at first start.
-fn node_id(m: &MqttConfig, data_dir: &Path) -> Result<String, MqttError> {
+fn node_id(m: &MqttConfig, data: &DataDir) -> Result<String, MqttError> {
     if !m.node_id.is_empty() {
         return Ok(discovery::sanitize(&m.node_id));
     }
-    let path = data_dir.join("mqtt-node-id");
+    let path = data.mqtt_node_id();
     let err = |source| MqttError::NodeId {
         path: path.clone(),
         source,
@@ -202,6 +203,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut m = MqttConfig::default();
+        let dir = DataDir::new(&crate::config::PathsConfig {
+            data_dir: dir,
+            ..Default::default()
+        });
         let first = node_id(&m, &dir).unwrap();
         assert!(first.starts_with("opennvr_") && first.len() == "opennvr_".len() + 8);
         assert_eq!(node_id(&m, &dir).unwrap(), first, "kept across restarts");

@@ -122,7 +122,7 @@ pub async fn snapshot(
     req: Request,
 ) -> WebResult<Response> {
     let cam = existing(&st, id).await?;
-    let rel = format!("{}/latest.jpg", cam.id);
+    let rel = crate::paths::latest_frame(&cam.id);
     files::serve(&st.frames_dir, &rel, "frame", req).await
 }
 
