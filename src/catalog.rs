@@ -9,20 +9,24 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Why the models directory cannot be used.
+/// Why the models directory cannot be used. A variant says its cause in its
+/// message, so it does not return it from `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// No `manifest.json`: models were never fetched (the daemon runs without tasks).
     #[error("no models manifest at {0} (run models/fetch.sh)")]
     NoManifest(PathBuf),
-    #[error("cannot read {path}: {source}")]
+    /// The manifest exists but cannot be read.
+    #[error("cannot read {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("invalid manifest {path}: {source}")]
+    /// The manifest is not the JSON we wrote.
+    #[error("invalid manifest {path}: {cause}")]
     Parse {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
@@ -142,10 +146,10 @@ impl Catalog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CatalogError::NoManifest(path))
             }
-            Err(source) => return Err(CatalogError::Io { path, source }),
+            Err(cause) => return Err(CatalogError::Io { path, cause }),
         };
         let m: Manifest =
-            serde_json::from_str(&text).map_err(|source| CatalogError::Parse { path, source })?;
+            serde_json::from_str(&text).map_err(|cause| CatalogError::Parse { path, cause })?;
         Ok(Self {
             dir: dir.to_owned(),
             entries: m.models,

@@ -10,19 +10,20 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be loaded; reported at startup, never at run time.
+/// A variant says its cause in its message, so it does not return it from `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file named by `--config` or `OPENNVR_CONFIG` could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid TOML for [`Config`].
-    #[error("invalid config {path}: {source}")]
+    #[error("invalid config {path}: {cause}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        cause: Box<toml::de::Error>,
     },
     /// An environment override does not parse.
     #[error("invalid value for {var}: {value:?}")]
@@ -487,13 +488,13 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut cfg = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(p).map_err(|cause| ConfigError::Read {
                     path: p.to_owned(),
-                    source,
+                    cause,
                 })?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: p.to_owned(),
-                    source: Box::new(e),
+                    cause: Box::new(e),
                 })?
             }
             None => Config::default(),

@@ -128,19 +128,32 @@ impl Backend for TractBackend {
     }
 }
 
+/// A tract error kept whole: tract reports through `anyhow`, whose plain
+/// `Display` shows only the outermost context, so this prints the chain.
+#[derive(Debug)]
+struct TractFailure(TractError);
+
+impl std::fmt::Display for TractFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for TractFailure {}
+
 impl LoadedModel for TractModel {
     fn run(&self, input: F32Tensor) -> Result<Vec<F32Tensor>, AiError> {
         let t = tract_ndarray::Array::from_shape_vec(input.shape, input.data)
-            .map_err(|e| AiError::Inference(e.to_string()))?;
+            .map_err(AiError::inference)?;
         let out = self
             .plan
             .run(tvec!(Tensor::from(t).into()))
-            .map_err(|e| AiError::Inference(format!("{e:#}")))?;
+            .map_err(|e| AiError::inference(TractFailure(e)))?;
         out.into_iter()
             .map(|v| {
                 let view = v
                     .to_plain_array_view::<f32>()
-                    .map_err(|e| AiError::Inference(format!("{e:#}")))?;
+                    .map_err(|e| AiError::inference(TractFailure(e)))?;
                 Ok(F32Tensor {
                     shape: view.shape().to_vec(),
                     data: view.iter().copied().collect(),

@@ -25,7 +25,7 @@ pub struct Face {
 /// One `[1, C, h, w]` output, checked.
 fn map(t: &F32Tensor, channels: usize, hw: (usize, usize)) -> Result<&[f32], AiError> {
     if t.shape != [1, channels, hw.0, hw.1] || t.data.len() != channels * hw.0 * hw.1 {
-        return Err(AiError::Inference(format!(
+        return Err(AiError::inference(format!(
             "centerface output has shape {:?}, expected [1,{channels},{},{}]",
             t.shape, hw.0, hw.1
         )));
@@ -43,7 +43,7 @@ pub fn decode(
     iou: f32,
 ) -> Result<Vec<Face>, AiError> {
     let [heat, scale, offset, lms] = outputs else {
-        return Err(AiError::Inference(format!(
+        return Err(AiError::inference(format!(
             "centerface gives 4 outputs, got {}",
             outputs.len()
         )));
@@ -51,7 +51,7 @@ pub fn decode(
     let (h, w) = match heat.shape.as_slice() {
         [1, 1, h, w] => (*h, *w),
         s => {
-            return Err(AiError::Inference(format!(
+            return Err(AiError::inference(format!(
                 "centerface heatmap has shape {s:?}"
             )))
         }

@@ -417,7 +417,7 @@ impl Engine {
             f(&me)
         })
         .await
-        .map_err(|e| AiError::Inference(format!("worker failed: {e}")))?
+        .map_err(|e| AiError::inference(format!("worker failed: {e}")))?
     }
 
     /// A fresh tracker for one camera of the camera pipeline.
@@ -447,7 +447,7 @@ impl Engine {
             _ => Tracks::Fresh,
         };
         let result = self.detect_with(task, frame, params, tracks)?;
-        serde_json::to_value(result).map_err(|e| AiError::Inference(e.to_string()))
+        serde_json::to_value(result).map_err(AiError::inference)
     }
 
     /// Refuses, before detection is paid for, a frame time the client's
@@ -628,7 +628,7 @@ impl Engine {
             executed_at: rfc3339(self.clock.now_ms()),
             model_id,
         };
-        serde_json::to_value(result).map_err(|e| AiError::Inference(e.to_string()))
+        serde_json::to_value(result).map_err(AiError::inference)
     }
 
     /// Person boxes through the tracker `tracks` names.

@@ -39,9 +39,11 @@ pub enum AiError {
     /// The inference queue is full; the client should retry shortly.
     #[error("inference queue full")]
     Busy,
-    /// The backend failed while running a loaded model.
+    /// The backend failed while running a loaded model, or its outputs are
+    /// not what the model promised. The cause is kept (typed where it has a
+    /// type) and said in the message, so it is not also a `source()`.
     #[error("inference failed: {0}")]
-    Inference(String),
+    Inference(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A frame error keeps its message and becomes the variant of the same meaning.
@@ -59,6 +61,12 @@ impl From<FrameError> for AiError {
 }
 
 impl AiError {
+    /// An [`AiError::Inference`] from a cause: an error value, or a message
+    /// for what our own decoders found wrong.
+    pub fn inference(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AiError::Inference(cause.into())
+    }
+
     /// A short machine-readable code for the JSON error body.
     pub fn code(&self) -> &'static str {
         match self {

@@ -197,7 +197,7 @@ impl AttributeNet {
         let mut data = vec![0.0f32; chips.len() * 3 * plane];
         for (n, chip) in chips.iter().enumerate() {
             if chip.dimensions() != (self.size, self.size) {
-                return Err(AiError::Inference(format!(
+                return Err(AiError::inference(format!(
                     "chip is {:?}, the network takes {s}x{s}",
                     chip.dimensions()
                 )));
@@ -226,7 +226,7 @@ impl AttributeNet {
             .first()
             .filter(|t| t.shape == [chips.len(), k] && t.data.len() == chips.len() * k)
             .ok_or_else(|| {
-                AiError::Inference(format!(
+                AiError::inference(format!(
                     "{:?} network gave {:?}, expected [{}, {k}]",
                     self.attribute,
                     out.first().map(|t| &t.shape),

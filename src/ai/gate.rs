@@ -81,7 +81,7 @@ impl Gate {
             rx
         };
         rx.await
-            .map_err(|_| AiError::Inference("runner gate closed".into()))
+            .map_err(|_| AiError::inference("runner gate closed"))
     }
 
     fn release(gate: Arc<Gate>) {

@@ -59,7 +59,7 @@ impl Decoder {
             Decoder::Ultralytics => {
                 let out = outputs
                     .first()
-                    .ok_or_else(|| AiError::Inference("model has no output".into()))?;
+                    .ok_or_else(|| AiError::inference("model has no output"))?;
                 decode_ultralytics(out, min_score)
             }
         }
@@ -82,16 +82,16 @@ fn decode_darknet(
         let idx = names.iter().position(|n| *n == head.name).unwrap_or(i);
         let t = outputs
             .get(idx)
-            .ok_or_else(|| AiError::Inference(format!("missing output {}", head.name)))?;
+            .ok_or_else(|| AiError::inference(format!("missing output {}", head.name)))?;
         let na = head.anchors.len();
         let [_, ch, gh, gw] = t.shape[..] else {
-            return Err(AiError::Inference(format!(
+            return Err(AiError::inference(format!(
                 "head {} has shape {:?}",
                 head.name, t.shape
             )));
         };
         if ch != na * (5 + c) || t.data.len() != ch * gh * gw {
-            return Err(AiError::Inference(format!(
+            return Err(AiError::inference(format!(
                 "head {} has {} channels, expected {}",
                 head.name,
                 ch,
@@ -136,7 +136,7 @@ fn decode_darknet(
 
 fn decode_ultralytics(t: &F32Tensor, min_score: f32) -> Result<Vec<RawDetection>, AiError> {
     let [_, d1, d2] = t.shape[..] else {
-        return Err(AiError::Inference(format!(
+        return Err(AiError::inference(format!(
             "expected a [1, 4+C, N] output, got {:?}",
             t.shape
         )));
@@ -148,7 +148,7 @@ fn decode_ultralytics(t: &F32Tensor, min_score: f32) -> Result<Vec<RawDetection>
         (d2, d1, false)
     };
     if attrs < 5 || t.data.len() != attrs * n {
-        return Err(AiError::Inference(format!(
+        return Err(AiError::inference(format!(
             "bad output shape {:?}",
             t.shape
         )));

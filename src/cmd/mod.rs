@@ -61,3 +61,28 @@ pub fn open_db(cfg: &Config) -> anyhow::Result<rusqlite::Connection> {
     crate::nvr::store::db::open_writer(&path)
         .with_context(|| format!("opening database {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `main` prints `{:#}`, which walks `source()`: each cause must show once.
+    #[test]
+    fn a_printed_error_chain_says_each_cause_once() {
+        let dir = std::env::temp_dir().join(format!("opennvr-chain-{}", std::process::id()));
+        let missing = dir.join("missing.toml");
+        let e = load_config(Some(&missing)).unwrap_err();
+        let io = std::fs::read(&missing).unwrap_err().to_string();
+        let text = format!("{e:#}");
+        assert_eq!(text.matches(&io).count(), 1, "{text}");
+        assert!(text.contains("missing.toml"), "{text}");
+
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bad.toml"), "[ai\n").unwrap();
+        let e = load_config(Some(&dir.join("bad.toml"))).unwrap_err();
+        let text = format!("{e:#}");
+        assert_eq!(text.matches("invalid config").count(), 1, "{text}");
+        assert_eq!(text.matches("TOML parse error").count(), 1, "{text}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use super::command::x264_args;
 use crate::config::Config;
 use crate::nvr::store::{db, CameraPatch, Store, StoreError};
@@ -21,6 +19,40 @@ pub const CAMERA_ID: &str = "camera_0";
 /// should see a recording within a minute, not after the first 60 s chunk.
 pub const DEMO_SEGMENT_S: u32 = 20;
 
+/// Why the demo camera could not be set up; `run --demo` stops with it.
+/// Each variant says its cause in its message (no `source()`).
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The clip is not installed.
+    #[error("demo clip {0} not found: install Debian's opencv-doc (scripts/setup.sh does)")]
+    NoClip(PathBuf),
+    /// A file step failed: `what` is the step, `path` its file.
+    #[error("{what} {path}: {cause}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// ffmpeg refused the clip (its last words).
+    #[error("transcoding {path} failed: {reason}")]
+    Transcode { path: PathBuf, reason: String },
+    /// The camera row could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking transcode task died; a bug.
+    #[error("internal demo failure: {0}")]
+    Internal(&'static str),
+}
+
+/// A file step's error with its step and path.
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DemoError + 'a {
+    move |cause| DemoError::Io {
+        what,
+        path: path.to_owned(),
+        cause,
+    }
+}
+
 /// Shortens chunks to [`DEMO_SEGMENT_S`] unless `segment_s` was configured.
 pub fn adjust(cfg: &mut Config) {
     if cfg.ingest.segment_s == crate::config::IngestConfig::default().segment_s {
@@ -33,12 +65,12 @@ pub fn adjust(cfg: &mut Config) {
 /// live, but that costs libx264 for as long as the demo runs; transcoding
 /// once lets the demo record by stream copy. A keyframe every second lets
 /// chunks be cut close to their length.
-pub fn transcode(ffmpeg: &Path, src: &Path, dest: &Path) -> anyhow::Result<()> {
+pub fn transcode(ffmpeg: &Path, src: &Path, dest: &Path) -> Result<(), DemoError> {
     if dest.is_file() {
         return Ok(());
     }
     let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     let tmp = dir.join(".demo-transcode.mp4");
     let out = std::process::Command::new(ffmpeg)
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
@@ -48,31 +80,31 @@ pub fn transcode(ffmpeg: &Path, src: &Path, dest: &Path) -> anyhow::Result<()> {
         .args(["-g", "10", "-movflags", "+faststart"])
         .arg(&tmp)
         .output()
-        .with_context(|| format!("running {}", ffmpeg.display()))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "transcoding {} failed: {}",
-        src.display(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    std::fs::rename(&tmp, dest)?;
-    Ok(())
+        .map_err(io("running", ffmpeg))?;
+    if !out.status.success() {
+        return Err(DemoError::Transcode {
+            path: src.to_owned(),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    std::fs::rename(&tmp, dest).map_err(io("placing", dest))
 }
 
 /// Makes sure `camera_0` exists, replaying the transcoded clip.
-pub async fn ensure(cfg: &Config, store: &Store) -> anyhow::Result<()> {
+pub async fn ensure(cfg: &Config, store: &Store) -> Result<(), DemoError> {
     let src = std::env::var_os("OPENNVR_DEMO_SOURCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(VTEST));
-    anyhow::ensure!(
-        src.is_file(),
-        "demo clip {} not found: install Debian's opencv-doc (scripts/setup.sh does)",
-        src.display()
-    );
-    let dest = std::path::absolute(DataDir::new(&cfg.paths).demo_clip())?;
+    if !src.is_file() {
+        return Err(DemoError::NoClip(src));
+    }
+    let rel = DataDir::new(&cfg.paths).demo_clip();
+    let dest = std::path::absolute(&rel).map_err(io("resolving", &rel))?;
     let ffmpeg = cfg.ingest.ffmpeg.clone();
     let d = dest.clone();
-    tokio::task::spawn_blocking(move || transcode(&ffmpeg, &src, &d)).await??;
+    tokio::task::spawn_blocking(move || transcode(&ffmpeg, &src, &d))
+        .await
+        .map_err(|_| DemoError::Internal("transcoding the demo clip"))??;
     let patch = CameraPatch {
         name: Some("Demo camera (vtest.avi)".into()),
         source_url: Some(format!("file://{}", dest.display())),

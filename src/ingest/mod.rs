@@ -56,13 +56,20 @@ pub enum IngestError {
     Spawn(String, std::io::Error),
     /// A file operation on recordings, frames or snapshots failed.
     #[error("file error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The event store refused a write.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A blocking task died; a bug.
     #[error("internal ingest failure: {0}")]
     Internal(&'static str),
+}
+
+/// A file operation failed; the message says the cause (so no `source()`).
+impl From<std::io::Error> for IngestError {
+    fn from(e: std::io::Error) -> Self {
+        IngestError::Io(e)
+    }
 }
 
 /// What every camera task shares.

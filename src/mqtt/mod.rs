@@ -44,10 +44,10 @@ pub enum MqttError {
     #[error("mqtt.tls needs a build with the mqtt-tls feature")]
     TlsNotBuilt,
     /// The node id file could not be read or written.
-    #[error("mqtt node id file {path}: {source}")]
+    #[error("mqtt node id file {path}: {cause}")]
     NodeId {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The outbox cursor could not be read.
     #[error(transparent)]
@@ -134,9 +134,9 @@ fn node_id(m: &MqttConfig, data: &DataDir) -> Result<String, MqttError> {
         return Ok(discovery::sanitize(&m.node_id));
     }
     let path = data.mqtt_node_id();
-    let err = |source| MqttError::NodeId {
+    let err = |cause| MqttError::NodeId {
         path: path.clone(),
-        source,
+        cause,
     };
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => Ok(discovery::sanitize(s.trim())),

@@ -33,7 +33,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     embedded::migrations::runner()
         .run(&mut conn)
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
+        .map_err(StoreError::Migration)?;
     Ok(conn)
 }
 

@@ -24,18 +24,21 @@ pub use writer::Writer;
 use crate::clock::Clock;
 
 /// Why a store operation failed; the web layer maps these to HTTP in one place.
+/// A variant that wraps a cause says it in its message and keeps it typed,
+/// but does not also return it from `source()` (so no cause prints twice).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite said no (I/O, corruption, a constraint we did not expect).
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
     /// The disk holding the database is full (SQLITE_FULL, which is how
-    /// SQLite reports ENOSPC); nothing of the write is stored.
+    /// SQLite reports ENOSPC); nothing of the write is stored. Shared: one
+    /// failed commit answers every write of its batch.
     #[error("the disk is full: {0}")]
-    DiskFull(String),
+    DiskFull(Arc<rusqlite::Error>),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
-    Migration(String),
+    Migration(refinery::Error),
     /// The row asked for does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -45,9 +48,10 @@ pub enum StoreError {
     /// The writer task is gone (shutting down, or it died).
     #[error("database writer is not running")]
     WriterGone,
-    /// The transaction holding this write did not commit; nothing of it is stored.
+    /// The transaction holding this write did not begin or did not commit;
+    /// nothing of it is stored. Shared by every write of the batch.
     #[error("commit failed: {0}")]
-    Commit(String),
+    Commit(Arc<rusqlite::Error>),
     /// A blocking store task panicked; a bug, reported as 500.
     #[error("internal store failure: {0}")]
     Internal(&'static str),
@@ -59,12 +63,17 @@ pub enum StoreError {
 impl From<rusqlite::Error> for StoreError {
     /// A full disk gets its own variant (it is the operator's to fix, not a bug).
     fn from(e: rusqlite::Error) -> Self {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            StoreError::DiskFull(e.to_string())
+        if is_disk_full(&e) {
+            StoreError::DiskFull(Arc::new(e))
         } else {
             StoreError::Sqlite(e)
         }
     }
+}
+
+/// Whether SQLite refused for want of disk space.
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 /// The handle every request shares: a pool of read connections, the writer,

@@ -21,12 +21,14 @@ const MAX_BATCH: usize = 512;
 /// Jobs that may wait for the writer before senders are made to wait.
 const QUEUE_DEPTH: usize = 4096;
 
-/// A queued write. It gets the connection (inside its own savepoint) or
-/// `None` when the transaction could not even begin, plus the writer's clock;
+/// A queued write. It gets the connection (inside its own savepoint) or why
+/// the transaction or its savepoint could not begin, plus the writer's clock;
 /// it returns whether to keep its savepoint and what to do after the commit.
-type Job = Box<dyn FnOnce(Option<&Connection>, i64) -> (bool, Finish) + Send>;
+type Job = Box<dyn FnOnce(Result<&Connection, Failed>, i64) -> (bool, Finish) + Send>;
 /// Runs once the batch's fate is known: replies, and publishes on success.
-type Finish = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+type Finish = Box<dyn FnOnce(Result<(), &Failed>) + Send>;
+/// A failure of the batch's transaction, shared by every job in it.
+type Failed = Arc<rusqlite::Error>;
 
 /// The cloneable handle to the writer thread.
 #[derive(Clone)]
@@ -64,21 +66,21 @@ impl Writer {
         A: FnOnce(&T) + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn: Option<&Connection>, now: i64| {
+        let job: Job = Box::new(move |conn: Result<&Connection, Failed>, now: i64| {
             let result = match conn {
-                Some(conn) => f(conn, now),
-                None => Err(StoreError::Commit("transaction did not begin".into())),
+                Ok(conn) => f(conn, now),
+                Err(e) => Err(StoreError::Commit(e)),
             };
             let keep = result.is_ok();
-            let finish: Finish = Box::new(move |commit: Result<(), &StoreError>| {
+            let finish: Finish = Box::new(move |commit: Result<(), &Failed>| {
                 let out = match (result, commit) {
                     // However far the job got, a full disk is what the caller must hear.
-                    (_, Err(StoreError::DiskFull(m))) => Err(StoreError::DiskFull(m.clone())),
+                    (_, Err(e)) if super::is_disk_full(e) => Err(StoreError::DiskFull(e.clone())),
                     (Ok(v), Ok(())) => {
                         after(&v);
                         Ok(v)
                     }
-                    (Ok(_), Err(e)) => Err(StoreError::Commit(e.to_string())),
+                    (Ok(_), Err(e)) => Err(StoreError::Commit(e.clone())),
                     (Err(e), _) => Err(e),
                 };
                 // The caller may have gone away (client disconnected); the write stands.
@@ -140,30 +142,31 @@ fn run_batch(
     conn: &mut Connection,
     now: i64,
     batch: &mut Vec<Job>,
-) -> (Result<(), StoreError>, Vec<Finish>) {
+) -> (Result<(), Failed>, Vec<Finish>) {
     let mut finishes = Vec::with_capacity(batch.len());
     let mut tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
+            let e = Arc::new(e);
             for job in batch.drain(..) {
-                finishes.push(job(None, now).1);
+                finishes.push(job(Err(e.clone()), now).1);
             }
-            return (Err(e.into()), finishes);
+            return (Err(e), finishes);
         }
     };
     for job in batch.drain(..) {
         let (keep, finish) = match tx.savepoint() {
             Ok(sp) => {
-                let (keep, finish) = job(Some(&*sp), now);
+                let (keep, finish) = job(Ok(&*sp), now);
                 let ended = if keep { sp.commit() } else { sp.finish() };
                 (keep && ended.is_ok(), finish)
             }
-            Err(_) => job(None, now),
+            Err(e) => job(Err(Arc::new(e)), now),
         };
         if !keep {
             tracing::debug!("database job failed; its savepoint was rolled back");
         }
         finishes.push(finish);
     }
-    (tx.commit().map_err(StoreError::from), finishes)
+    (tx.commit().map_err(Arc::new), finishes)
 }
