@@ -1,94 +1,38 @@
-//! The engine: lazily loaded models, `/infer` clients' trackers, and a
-//! bounded queue in front of the CPU so overload becomes a 503, not a memory
-//! spike. The camera pipeline owns its trackers ([`PersonTracker`]); nothing
-//! an API client sends can reach them.
+//! The engine: admission (a bounded queue in front of the CPU, so overload
+//! becomes a 503, not a memory spike), the runners, and the tasks, run over
+//! the installed models (`ai::models`, counters in `ai::stats`) and the
+//! `/infer` clients' trackers. The camera pipeline owns its trackers
+//! ([`PersonTracker`]); nothing an API client sends can reach them.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::backend::Backend;
-use super::detector::{is_detector_kind, Detector};
+use super::detector::Detector;
 use super::error::AiError;
-use super::faces::{analyze, is_face_kind, AttributeNet, FaceAnalysis, FaceDetector};
+use super::faces::{analyze, FaceAnalysis};
 use super::gate::{Gate, Pass, Priority};
+use super::lock;
+use super::models::{AdapterInfo, Models};
 use super::nms::RawDetection;
+use super::stats::ModelHealth;
 use super::task::{
     round1, round4, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
 };
-use crate::catalog::{Catalog, ModelEntry};
+use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::{Config, FacesConfig};
 use crate::frame::Frame;
 use crate::slots::{Slot, Slots};
 use crate::tracker::{ClientTrackers, TrackInput, Tracker, TrackerConfig, TrackerRegistry};
 
-/// Running counters for one model, shown in `/health`.
-#[derive(Debug, Default)]
-struct ModelStats {
-    loaded: AtomicBool,
-    load_ms: AtomicU64,
-    inferences: AtomicU64,
-    total_us: AtomicU64,
-}
-
-/// A model in its loaded form; which one depends on the manifest kind.
-#[derive(Clone)]
-enum Loaded {
-    Detector(Arc<Detector>),
-    Faces(Arc<FaceDetector>),
-    Attribute(Arc<AttributeNet>),
-}
-
-/// One installed model and, once first used, its loaded form.
-struct ModelSlot {
-    entry: ModelEntry,
-    loaded: Mutex<Option<Loaded>>,
-    stats: ModelStats,
-}
-
-impl ModelSlot {
-    /// Counts one inference of `us` microseconds for `/health`.
-    fn record(&self, us: u64) {
-        self.stats.inferences.fetch_add(1, Ordering::Relaxed);
-        self.stats.total_us.fetch_add(us, Ordering::Relaxed);
-    }
-}
-
-/// What `/health` reports per model.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelHealth {
-    pub loaded: bool,
-    pub backend: &'static str,
-    pub load_ms: Option<u64>,
-    pub inferences: u64,
-    pub avg_latency_ms: Option<f64>,
-}
-
-/// What `/adapters` reports per model.
-#[derive(Debug, Clone, Serialize)]
-pub struct AdapterInfo {
-    pub id: String,
-    pub kind: String,
-    pub file: String,
-    pub sha256: String,
-    pub backend: &'static str,
-    pub loaded: bool,
-    pub tasks: Vec<&'static str>,
-    pub source: serde_json::Value,
-}
-
 /// Shared by the HTTP handlers, the CLI and (later) the camera loops.
 pub struct Engine {
-    catalog: Catalog,
-    backend: Arc<dyn Backend>,
-    slots: Vec<ModelSlot>,
-    default_model: String,
+    models: Models,
     faces: FacesConfig,
     confidence: f32,
     iou: f32,
@@ -145,12 +89,6 @@ impl Admission {
     }
 }
 
-/// Locks a mutex, recovering from a panic in another holder: the data
-/// guarded here (counters, tracker state) stays usable.
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Engine {
     pub fn new(
         cfg: &Config,
@@ -158,26 +96,13 @@ impl Engine {
         backend: Arc<dyn Backend>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let slots = catalog
-            .entries()
-            .iter()
-            .filter(|e| is_detector_kind(&e.kind) || is_face_kind(&e.kind))
-            .map(|e| ModelSlot {
-                entry: e.clone(),
-                loaded: Mutex::new(None),
-                stats: ModelStats::default(),
-            })
-            .collect();
         let tracker_cfg = TrackerConfig {
             high_thresh: cfg.detector.confidence,
             max_lost_ms: cfg.tracker.max_lost_ms,
             ..TrackerConfig::default()
         };
         Self {
-            catalog,
-            backend,
-            slots,
-            default_model: cfg.detector.model.clone(),
+            models: Models::new(cfg, catalog, backend),
             faces: cfg.faces.clone(),
             confidence: cfg.detector.confidence,
             iou: cfg.detector.iou,
@@ -197,157 +122,19 @@ impl Engine {
         }
     }
 
-    fn slot(&self, id: &str) -> Option<&ModelSlot> {
-        self.slots.iter().find(|s| s.entry.id == id)
-    }
-
-    fn installed(&self, id: &str) -> bool {
-        self.slot(id)
-            .is_some_and(|s| self.catalog.installed(&s.entry))
-    }
-
-    /// Whether `task`'s own model is installed (age and gender are optional
-    /// extras of `face_detection`).
-    fn task_ready(&self, task: Task) -> bool {
-        if task.uses_detector() {
-            self.installed(&self.default_model)
-        } else {
-            self.installed(&self.faces.model)
-        }
-    }
-
     /// Tasks whose model is installed, for `/capabilities`.
     pub fn capabilities(&self) -> Vec<&'static str> {
-        Task::ALL
-            .into_iter()
-            .filter(|t| self.task_ready(*t))
-            .map(Task::name)
-            .collect()
+        self.models.capabilities()
     }
 
-    /// The tasks a configured model serves, for `/adapters`.
-    fn tasks_of(&self, id: &str) -> Vec<&'static str> {
-        let face_ids = [
-            &self.faces.model,
-            &self.faces.age_model,
-            &self.faces.gender_model,
-        ];
-        Task::ALL
-            .into_iter()
-            .filter(|t| {
-                if t.uses_detector() {
-                    id == self.default_model
-                } else {
-                    face_ids.iter().any(|f| *f == id)
-                }
-            })
-            .map(Task::name)
-            .collect()
-    }
-
-    /// Every detector in the manifest and whether it is loaded.
+    /// Every model in the manifest and whether it is loaded, for `/adapters`.
     pub fn adapters(&self) -> Vec<AdapterInfo> {
-        self.slots
-            .iter()
-            .map(|s| AdapterInfo {
-                id: s.entry.id.clone(),
-                kind: s.entry.kind.clone(),
-                file: s.entry.file.clone(),
-                sha256: s.entry.sha256.clone(),
-                backend: self.backend.name(),
-                loaded: s.stats.loaded.load(Ordering::Relaxed),
-                tasks: self.tasks_of(&s.entry.id),
-                source: s.entry.source.clone(),
-            })
-            .collect()
+        self.models.adapters()
     }
 
     /// Per-model counters for `/health`.
     pub fn model_health(&self) -> BTreeMap<String, ModelHealth> {
-        self.slots
-            .iter()
-            .map(|s| {
-                let loaded = s.stats.loaded.load(Ordering::Relaxed);
-                let n = s.stats.inferences.load(Ordering::Relaxed);
-                let us = s.stats.total_us.load(Ordering::Relaxed);
-                let health = ModelHealth {
-                    loaded,
-                    backend: self.backend.name(),
-                    load_ms: loaded.then(|| s.stats.load_ms.load(Ordering::Relaxed)),
-                    inferences: n,
-                    avg_latency_ms: (n > 0)
-                        .then(|| (us as f64 / n as f64 / 1000.0 * 10.0).round() / 10.0),
-                };
-                (s.entry.id.clone(), health)
-            })
-            .collect()
-    }
-
-    /// Loads the model on first use; later calls get the same instance.
-    /// Failures are not cached, so fixing the file on disk fixes the daemon.
-    fn load(&self, id: &str) -> Result<(Loaded, &ModelSlot), AiError> {
-        let slot = self
-            .slot(id)
-            .ok_or_else(|| AiError::UnknownModel(id.to_owned()))?;
-        let mut guard = lock(&slot.loaded);
-        if let Some(d) = guard.as_ref() {
-            return Ok((d.clone(), slot));
-        }
-        let t0 = Instant::now();
-        let (backend, entry) = (self.backend.as_ref(), &slot.entry);
-        let d = match entry.kind.as_str() {
-            "centerface" => Loaded::Faces(Arc::new(FaceDetector::load(
-                backend,
-                &self.catalog,
-                entry,
-                self.faces.input_width,
-                self.faces.input_height,
-            )?)),
-            k if is_face_kind(k) => {
-                Loaded::Attribute(Arc::new(AttributeNet::load(backend, &self.catalog, entry)?))
-            }
-            _ => Loaded::Detector(Arc::new(Detector::load(backend, &self.catalog, entry)?)),
-        };
-        slot.stats
-            .load_ms
-            .store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
-        slot.stats.loaded.store(true, Ordering::Relaxed);
-        tracing::info!(
-            model = id,
-            ms = t0.elapsed().as_millis() as u64,
-            "model loaded"
-        );
-        *guard = Some(d.clone());
-        Ok((d, slot))
-    }
-
-    /// A request naming a model of the wrong kind is the client's mistake.
-    fn wrong_kind(slot: &ModelSlot, wanted: &str) -> AiError {
-        AiError::BadRequest(format!(
-            "model {} is a {} model, not {wanted}",
-            slot.entry.id, slot.entry.kind
-        ))
-    }
-
-    fn detector(&self, id: &str) -> Result<(Arc<Detector>, &ModelSlot), AiError> {
-        match self.load(id)? {
-            (Loaded::Detector(d), slot) => Ok((d, slot)),
-            (_, slot) => Err(Self::wrong_kind(slot, "an object detector")),
-        }
-    }
-
-    fn face_detector(&self, id: &str) -> Result<(Arc<FaceDetector>, &ModelSlot), AiError> {
-        match self.load(id)? {
-            (Loaded::Faces(d), slot) => Ok((d, slot)),
-            (_, slot) => Err(Self::wrong_kind(slot, "a face detector")),
-        }
-    }
-
-    fn attribute_net(&self, id: &str) -> Result<(Arc<AttributeNet>, &ModelSlot), AiError> {
-        match self.load(id)? {
-            (Loaded::Attribute(d), slot) => Ok((d, slot)),
-            (_, slot) => Err(Self::wrong_kind(slot, "an age or gender model")),
-        }
+        self.models.health()
     }
 
     /// A place in the bounded queue, taken before anything else of the
@@ -492,8 +279,8 @@ impl Engine {
         let model_id = params
             .model
             .clone()
-            .unwrap_or_else(|| self.default_model.clone());
-        let (det, slot) = self.detector(&model_id)?;
+            .unwrap_or_else(|| self.models.default_model().to_owned());
+        let (det, slot) = self.models.detector(&model_id)?;
         let conf = params.confidence.unwrap_or(self.confidence);
         let iou = params.iou.unwrap_or(self.iou);
         let max = params.max_detections.unwrap_or(300);
@@ -544,12 +331,12 @@ impl Engine {
 
     /// The sha256 of an installed model, for event provenance.
     pub fn model_sha256(&self, id: &str) -> Option<String> {
-        self.catalog.get(id).map(|e| e.sha256.clone())
+        self.models.sha256(id)
     }
 
     /// The detector used when a request names none.
     pub fn default_model(&self) -> &str {
-        &self.default_model
+        self.models.default_model()
     }
 
     /// Face boxes, landmarks and (unless turned off) age and gender, with
@@ -566,17 +353,18 @@ impl Engine {
             .model
             .clone()
             .unwrap_or_else(|| self.faces.model.clone());
-        let (det, slot) = self.face_detector(&model_id)?;
+        let (det, slot) = self.models.face_detector(&model_id)?;
         let with_attributes = match params.attributes {
             Some(w) => w,
             None => {
-                self.installed(&self.faces.age_model) && self.installed(&self.faces.gender_model)
+                self.models.installed(&self.faces.age_model)
+                    && self.models.installed(&self.faces.gender_model)
             }
         };
         let nets = if with_attributes {
             Some((
-                self.attribute_net(&self.faces.age_model)?,
-                self.attribute_net(&self.faces.gender_model)?,
+                self.models.attribute_net(&self.faces.age_model)?,
+                self.models.attribute_net(&self.faces.gender_model)?,
             ))
         } else {
             None

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::engine::lock;
 use super::error::AiError;
+use super::lock;
 
 /// Who is asking for a runner; cameras go first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,11 +9,22 @@ pub mod engine;
 pub mod error;
 pub mod faces;
 pub mod gate;
+mod models;
 pub mod nms;
 pub mod preprocess;
+mod stats;
 pub mod task;
 pub mod yolo;
 
 pub use engine::{Admission, Engine, PersonTracker};
 pub use error::AiError;
+pub use models::AdapterInfo;
+pub use stats::ModelHealth;
 pub use task::{Params, Task};
+
+/// Locks a mutex, recovering from a panic in another holder: the data
+/// guarded in this module (loaded models, tracker state, the runner gate)
+/// stays usable.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

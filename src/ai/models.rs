@@ -1,0 +1,242 @@
+//! The installed models: which manifest entries the engine serves, loading
+//! each on first use (checksum verified by the loaders), and what
+//! `/capabilities`, `/adapters` and `/health` say about them. Scheduling is
+//! the engine's; this module only knows models.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::backend::Backend;
+use super::detector::{is_detector_kind, Detector};
+use super::error::AiError;
+use super::faces::{is_face_kind, AttributeNet, FaceDetector};
+use super::lock;
+use super::stats::{ModelHealth, ModelStats};
+use super::task::Task;
+use crate::catalog::{Catalog, ModelEntry};
+use crate::config::{Config, FacesConfig};
+
+/// A model in its loaded form; which one depends on the manifest kind.
+#[derive(Clone)]
+enum Loaded {
+    Detector(Arc<Detector>),
+    Faces(Arc<FaceDetector>),
+    Attribute(Arc<AttributeNet>),
+}
+
+/// One installed model and, once first used, its loaded form.
+pub(super) struct ModelSlot {
+    entry: ModelEntry,
+    loaded: Mutex<Option<Loaded>>,
+    stats: ModelStats,
+}
+
+impl ModelSlot {
+    /// Counts one inference of `us` microseconds for `/health`.
+    pub(super) fn record(&self, us: u64) {
+        self.stats.record(us);
+    }
+}
+
+/// What `/adapters` reports per model.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterInfo {
+    pub id: String,
+    pub kind: String,
+    pub file: String,
+    pub sha256: String,
+    pub backend: &'static str,
+    pub loaded: bool,
+    pub tasks: Vec<&'static str>,
+    pub source: serde_json::Value,
+}
+
+/// The models of the manifest that the engine can run, and which of them
+/// serve which task (from `[detector]` and `[faces]`).
+pub(super) struct Models {
+    catalog: Catalog,
+    backend: Arc<dyn Backend>,
+    slots: Vec<ModelSlot>,
+    default_model: String,
+    faces: FacesConfig,
+}
+
+impl Models {
+    /// One slot per detector or face model of `catalog`; nothing is loaded yet.
+    pub(super) fn new(cfg: &Config, catalog: Catalog, backend: Arc<dyn Backend>) -> Self {
+        let slots = catalog
+            .entries()
+            .iter()
+            .filter(|e| is_detector_kind(&e.kind) || is_face_kind(&e.kind))
+            .map(|e| ModelSlot {
+                entry: e.clone(),
+                loaded: Mutex::new(None),
+                stats: ModelStats::default(),
+            })
+            .collect();
+        Self {
+            catalog,
+            backend,
+            slots,
+            default_model: cfg.detector.model.clone(),
+            faces: cfg.faces.clone(),
+        }
+    }
+
+    fn slot(&self, id: &str) -> Option<&ModelSlot> {
+        self.slots.iter().find(|s| s.entry.id == id)
+    }
+
+    /// Whether model `id` is configured and its file is installed.
+    pub(super) fn installed(&self, id: &str) -> bool {
+        self.slot(id)
+            .is_some_and(|s| self.catalog.installed(&s.entry))
+    }
+
+    /// Whether `task`'s own model is installed (age and gender are optional
+    /// extras of `face_detection`).
+    fn task_ready(&self, task: Task) -> bool {
+        if task.uses_detector() {
+            self.installed(&self.default_model)
+        } else {
+            self.installed(&self.faces.model)
+        }
+    }
+
+    /// Tasks whose model is installed, for `/capabilities`.
+    pub(super) fn capabilities(&self) -> Vec<&'static str> {
+        Task::ALL
+            .into_iter()
+            .filter(|t| self.task_ready(*t))
+            .map(Task::name)
+            .collect()
+    }
+
+    /// The tasks a configured model serves, for `/adapters`.
+    fn tasks_of(&self, id: &str) -> Vec<&'static str> {
+        let face_ids = [
+            &self.faces.model,
+            &self.faces.age_model,
+            &self.faces.gender_model,
+        ];
+        Task::ALL
+            .into_iter()
+            .filter(|t| {
+                if t.uses_detector() {
+                    id == self.default_model
+                } else {
+                    face_ids.iter().any(|f| *f == id)
+                }
+            })
+            .map(Task::name)
+            .collect()
+    }
+
+    /// Every model in the manifest and whether it is loaded.
+    pub(super) fn adapters(&self) -> Vec<AdapterInfo> {
+        self.slots
+            .iter()
+            .map(|s| AdapterInfo {
+                id: s.entry.id.clone(),
+                kind: s.entry.kind.clone(),
+                file: s.entry.file.clone(),
+                sha256: s.entry.sha256.clone(),
+                backend: self.backend.name(),
+                loaded: s.stats.is_loaded(),
+                tasks: self.tasks_of(&s.entry.id),
+                source: s.entry.source.clone(),
+            })
+            .collect()
+    }
+
+    /// Per-model counters for `/health`.
+    pub(super) fn health(&self) -> BTreeMap<String, ModelHealth> {
+        self.slots
+            .iter()
+            .map(|s| (s.entry.id.clone(), s.stats.health(self.backend.name())))
+            .collect()
+    }
+
+    /// The sha256 of an installed model, for event provenance.
+    pub(super) fn sha256(&self, id: &str) -> Option<String> {
+        self.catalog.get(id).map(|e| e.sha256.clone())
+    }
+
+    /// The detector used when a request names none.
+    pub(super) fn default_model(&self) -> &str {
+        &self.default_model
+    }
+
+    /// Loads the model on first use; later calls get the same instance.
+    /// Failures are not cached, so fixing the file on disk fixes the daemon.
+    fn load(&self, id: &str) -> Result<(Loaded, &ModelSlot), AiError> {
+        let slot = self
+            .slot(id)
+            .ok_or_else(|| AiError::UnknownModel(id.to_owned()))?;
+        let mut guard = lock(&slot.loaded);
+        if let Some(d) = guard.as_ref() {
+            return Ok((d.clone(), slot));
+        }
+        let t0 = Instant::now();
+        let (backend, entry) = (self.backend.as_ref(), &slot.entry);
+        let d = match entry.kind.as_str() {
+            "centerface" => Loaded::Faces(Arc::new(FaceDetector::load(
+                backend,
+                &self.catalog,
+                entry,
+                self.faces.input_width,
+                self.faces.input_height,
+            )?)),
+            k if is_face_kind(k) => {
+                Loaded::Attribute(Arc::new(AttributeNet::load(backend, &self.catalog, entry)?))
+            }
+            _ => Loaded::Detector(Arc::new(Detector::load(backend, &self.catalog, entry)?)),
+        };
+        let ms = t0.elapsed().as_millis() as u64;
+        slot.stats.set_loaded(ms);
+        tracing::info!(model = id, ms, "model loaded");
+        *guard = Some(d.clone());
+        Ok((d, slot))
+    }
+
+    /// A request naming a model of the wrong kind is the client's mistake.
+    fn wrong_kind(slot: &ModelSlot, wanted: &str) -> AiError {
+        AiError::BadRequest(format!(
+            "model {} is a {} model, not {wanted}",
+            slot.entry.id, slot.entry.kind
+        ))
+    }
+
+    /// Object detector `id`, loaded, with its slot for the counters.
+    pub(super) fn detector(&self, id: &str) -> Result<(Arc<Detector>, &ModelSlot), AiError> {
+        match self.load(id)? {
+            (Loaded::Detector(d), slot) => Ok((d, slot)),
+            (_, slot) => Err(Self::wrong_kind(slot, "an object detector")),
+        }
+    }
+
+    /// Face detector `id`, loaded, with its slot for the counters.
+    pub(super) fn face_detector(
+        &self,
+        id: &str,
+    ) -> Result<(Arc<FaceDetector>, &ModelSlot), AiError> {
+        match self.load(id)? {
+            (Loaded::Faces(d), slot) => Ok((d, slot)),
+            (_, slot) => Err(Self::wrong_kind(slot, "a face detector")),
+        }
+    }
+
+    /// Age or gender network `id`, loaded, with its slot for the counters.
+    pub(super) fn attribute_net(
+        &self,
+        id: &str,
+    ) -> Result<(Arc<AttributeNet>, &ModelSlot), AiError> {
+        match self.load(id)? {
+            (Loaded::Attribute(d), slot) => Ok((d, slot)),
+            (_, slot) => Err(Self::wrong_kind(slot, "an age or gender model")),
+        }
+    }
+}
