@@ -1,0 +1,115 @@
+//! Cameras: what ingest runs and the camera API edits.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::is_unique_violation;
+use crate::nvr::store::{Camera, CameraPatch, RecordMode, StoreError};
+
+const CAMERA_COLS: &str = "id, name, source_url, enabled, detect_fps, record, retention_days,
+    created_at, updated_at, record_mode";
+
+fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
+    Ok(Camera {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        source_url: r.get(2)?,
+        enabled: r.get(3)?,
+        detect_fps: r.get(4)?,
+        record: r.get(5)?,
+        retention_days: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        // The column's CHECK admits only the three spellings.
+        record_mode: RecordMode::parse(&r.get::<_, String>(9)?).unwrap_or_default(),
+    })
+}
+
+/// Every camera, by id.
+pub fn list_cameras(conn: &Connection) -> Result<Vec<Camera>, StoreError> {
+    let mut st = conn.prepare(&format!("SELECT {CAMERA_COLS} FROM cameras ORDER BY id"))?;
+    let rows = st.query_map([], camera_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One camera.
+pub fn get_camera(conn: &Connection, id: &str) -> Result<Option<Camera>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {CAMERA_COLS} FROM cameras WHERE id = ?1"),
+            [id],
+            camera_row,
+        )
+        .optional()?)
+}
+
+/// Adds a camera from a complete patch (the web layer fills defaults).
+pub fn create_camera(
+    conn: &Connection,
+    id: &str,
+    c: &CameraPatch,
+    now: i64,
+) -> Result<Camera, StoreError> {
+    conn.execute(
+        "INSERT INTO cameras (id, name, source_url, enabled, detect_fps, record, retention_days,
+                              created_at, updated_at, record_mode)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+        params![
+            id,
+            c.name.as_deref().unwrap_or(id),
+            c.source_url.as_deref().unwrap_or_default(),
+            c.enabled.unwrap_or(true),
+            c.detect_fps.unwrap_or(5.0),
+            c.record.unwrap_or(true),
+            c.retention_days.unwrap_or(7),
+            now,
+            c.record_mode.unwrap_or_default().as_str()
+        ],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict("camera")
+        } else {
+            e.into()
+        }
+    })?;
+    get_camera(conn, id)?.ok_or(StoreError::NotFound("camera"))
+}
+
+/// Changes the given fields of a camera.
+pub fn update_camera(
+    conn: &Connection,
+    id: &str,
+    c: &CameraPatch,
+    now: i64,
+) -> Result<Camera, StoreError> {
+    let n = conn.execute(
+        "UPDATE cameras SET name = coalesce(?2, name), source_url = coalesce(?3, source_url),
+            enabled = coalesce(?4, enabled), detect_fps = coalesce(?5, detect_fps),
+            record = coalesce(?6, record), retention_days = coalesce(?7, retention_days),
+            updated_at = ?8, record_mode = coalesce(?9, record_mode)
+         WHERE id = ?1",
+        params![
+            id,
+            c.name,
+            c.source_url,
+            c.enabled,
+            c.detect_fps,
+            c.record,
+            c.retention_days,
+            now,
+            c.record_mode.map(RecordMode::as_str)
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("camera"));
+    }
+    get_camera(conn, id)?.ok_or(StoreError::NotFound("camera"))
+}
+
+/// Removes a camera (its recordings and events stay).
+pub fn delete_camera(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    if conn.execute("DELETE FROM cameras WHERE id = ?1", [id])? == 0 {
+        return Err(StoreError::NotFound("camera"));
+    }
+    Ok(())
+}
