@@ -30,7 +30,7 @@ use crate::frame::Frame;
 use crate::slots::{Slot, Slots};
 use crate::tracker::{ClientTrackers, TrackInput, Tracker, TrackerConfig, TrackerRegistry};
 
-/// Shared by the HTTP handlers, the CLI and (later) the camera loops.
+/// Shared by the HTTP handlers, the CLI and the camera pipeline.
 pub struct Engine {
     models: Models,
     faces: FacesConfig,
