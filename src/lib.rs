@@ -1,6 +1,8 @@
 //! opennvr-edge: a network video recorder with on-device AI.
 //!
-//! See `ARCHITECTURE.md` at the repository root for the map.
+//! See `ARCHITECTURE.md` at the repository root for the map. Modules are
+//! `pub` only where the binary, the tests or the benches need them, so the
+//! compiler reports what nothing uses.
 
 pub mod ai;
 pub mod api;
@@ -8,17 +10,17 @@ pub mod catalog;
 pub mod clock;
 pub mod cmd;
 pub mod config;
-pub mod confine;
-pub mod frame;
+pub(crate) mod confine;
+pub(crate) mod frame;
 pub mod hw;
 pub mod ingest;
-pub mod mqtt;
+pub(crate) mod mqtt;
 pub mod nvr;
-pub mod paths;
-pub mod redact;
-pub mod serve;
-pub mod slots;
-pub mod source_url;
-pub mod tracker;
+pub(crate) mod paths;
+pub(crate) mod redact;
+pub(crate) mod serve;
+pub(crate) mod slots;
+pub(crate) mod source_url;
+pub(crate) mod tracker;
 #[cfg(test)]
 mod walls;

@@ -28,11 +28,6 @@ impl DataDir {
         }
     }
 
-    /// The data dir itself.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The one SQLite file.
     pub fn database(&self) -> PathBuf {
         self.root.join("opennvr.db")

@@ -3,18 +3,18 @@
 
 pub mod align;
 pub mod backend;
-pub mod centerface;
+pub(crate) mod centerface;
 pub mod detector;
-pub mod engine;
-pub mod error;
+pub(crate) mod engine;
+pub(crate) mod error;
 pub mod faces;
-pub mod gate;
+pub(crate) mod gate;
 mod models;
 pub mod nms;
 pub mod preprocess;
 mod stats;
-pub mod task;
-pub mod yolo;
+pub(crate) mod task;
+pub(crate) mod yolo;
 
 pub use engine::{Admission, Engine, PersonTracker};
 pub use error::AiError;

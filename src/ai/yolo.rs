@@ -8,11 +8,11 @@ use super::backend::F32Tensor;
 use super::error::AiError;
 use super::nms::RawDetection;
 
-/// One darknet `[yolo]` head: which output carries it and its anchors.
+/// One darknet `[yolo]` head: which output carries it and its anchors (the
+/// sidecar's `stride` is not read: the grid comes from the output's shape).
 #[derive(Debug, Clone, Deserialize)]
 pub struct DarknetHead {
     pub name: String,
-    pub stride: u32,
     /// `(w, h)` in network-input pixels.
     pub anchors: Vec<[f32; 2]>,
 }
@@ -188,7 +188,6 @@ mod tests {
         let layout = DarknetLayout {
             outputs: vec![DarknetHead {
                 name: "h".into(),
-                stride: 32,
                 anchors: vec![[20.0, 40.0]],
             }],
             scale_x_y: 1.0,

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::config::IngestConfig;
-pub use crate::source_url::{BadSource, Source};
+pub use crate::source_url::Source;
 
 /// How a camera's video gets into MP4 chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,17 +14,17 @@
 //! [`Supervisor`] owns them: it reconciles the recordings folder once, then
 //! keeps one camera task per enabled camera in the table, polling for edits.
 
-pub mod backoff;
-pub mod camera;
-pub mod child;
-pub mod codec;
-pub mod command;
+pub(crate) mod backoff;
+pub(crate) mod camera;
+pub(crate) mod child;
+pub(crate) mod codec;
+pub(crate) mod command;
 pub mod demo;
-pub mod detect;
+pub(crate) mod detect;
 pub mod recorder;
-pub mod retention;
-pub mod stats;
-pub mod tracks;
+pub(crate) mod retention;
+pub(crate) mod stats;
+pub(crate) mod tracks;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

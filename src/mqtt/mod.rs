@@ -23,7 +23,7 @@ use rumqttc::{LastWill, MqttOptions, QoS};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use status::{Status, StatusReport};
+pub use status::Status;
 
 use crate::config::{Config, MqttConfig};
 use crate::nvr::store::{outbox, Store, StoreError};

@@ -5,8 +5,8 @@
 //! limits, `web` maps both to HTTP, `live` is the seam through which the
 //! camera pipeline reports its counters. `cmd/run.rs` wires them together.
 
-pub mod auth;
-pub mod live;
+pub(crate) mod auth;
+pub(crate) mod live;
 pub mod store;
 pub mod web;
 

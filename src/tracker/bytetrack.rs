@@ -26,8 +26,6 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
-
 use super::kalman::{to_measurement, KalmanBox};
 use super::{TrackInput, TrackerConfig};
 
@@ -47,8 +45,7 @@ const MAX_DT_FRAMES: f64 = 10_000.0;
 
 /// Whether a track was matched in the latest update; the distinction decides
 /// which association stages may use it and whether it counts as active.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackState {
     /// Matched (or started) in the most recent update.
     Tracked,
@@ -57,9 +54,10 @@ pub enum TrackState {
     Lost,
 }
 
-/// Read-only view of one track, so API handlers and overlays can show where
-/// the tracker believes objects are without reaching into its internals.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Read-only view of one track, for the tests to see where the tracker
+/// believes objects are without reaching into its internals.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrackSnapshot {
     /// The id [`Tracker::update`] hands out for this object.
     pub id: u64,
@@ -75,8 +73,6 @@ pub struct TrackSnapshot {
     pub score: f32,
     /// Whether it was seen in the latest update.
     pub state: TrackState,
-    /// Caller clock time of the first sighting, for dwell-time rules.
-    pub first_seen_ms: i64,
     /// Caller clock time of the latest sighting, for staleness checks.
     pub last_seen_ms: i64,
     /// Number of detections matched so far; lets callers ignore one-frame
@@ -92,7 +88,6 @@ struct Track {
     kf: KalmanBox,
     state: TrackState,
     score: f32,
-    first_seen_ms: i64,
     last_seen_ms: i64,
     hits: u32,
 }
@@ -255,13 +250,14 @@ impl Tracker {
     }
 
     /// Number of tracks matched or started in the latest update — i.e. objects
-    /// currently in view, which is what live counters want.
+    /// currently in view (test-only: the callers count what `update` returns).
+    #[cfg(test)]
     pub fn active_tracks(&self) -> usize {
         self.active
     }
 
-    /// Snapshot of every track still remembered (tracked and lost), for API
-    /// responses and debugging overlays.
+    /// Snapshot of every track still remembered (tracked and lost), for tests.
+    #[cfg(test)]
     pub fn tracks(&self) -> Vec<TrackSnapshot> {
         self.tracks
             .iter()
@@ -275,7 +271,6 @@ impl Tracker {
                     velocity: [v[0] as f32, v[1] as f32],
                     score: t.score,
                     state: t.state,
-                    first_seen_ms: t.first_seen_ms,
                     last_seen_ms: t.last_seen_ms,
                     hits: t.hits,
                 }
@@ -293,12 +288,6 @@ impl Tracker {
         sorted.sort_unstable();
         // Upper median; gaps are always >= 1 ms, so this is never zero.
         sorted[sorted.len() / 2] as f64
-    }
-
-    /// The configuration this tracker was built with, so a registry or API
-    /// can report it.
-    pub fn config(&self) -> &TrackerConfig {
-        &self.cfg
     }
 
     /// Records the gap since the previous call and returns it in nominal
@@ -401,7 +390,6 @@ impl Tracker {
             kf: KalmanBox::new(to_measurement(d.bbox)),
             state: TrackState::Tracked,
             score: d.score,
-            first_seen_ms: now_ms,
             last_seen_ms: now_ms,
             hits: 1,
         });
@@ -833,14 +821,12 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_serializes() {
+    fn snapshot_shows_the_track_state_and_box() {
         let mut t = Tracker::new(TrackerConfig::default());
         t.update(&[person(0.0, 0.0)], 0);
         let snaps = t.tracks();
         assert_eq!(snaps.len(), 1);
         assert_eq!(snaps[0].state, TrackState::Tracked);
         assert_eq!(snaps[0].bbox, [0.0, 0.0, 50.0, 120.0]);
-        let json = serde_json::to_string(&snaps[0]).unwrap_or_default();
-        assert!(json.contains("\"state\":\"tracked\""), "{json}");
     }
 }

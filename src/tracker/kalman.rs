@@ -170,8 +170,8 @@ impl KalmanBox {
         [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]
     }
 
-    /// Estimated centre velocity in pixels per nominal frame, exposed so
-    /// callers can show direction of travel without re-deriving it.
+    /// Estimated centre velocity in pixels per nominal frame (test-only).
+    #[cfg(test)]
     pub fn velocity(&self) -> [f64; 2] {
         [self.vel[0], self.vel[1]]
     }

@@ -20,9 +20,9 @@ pub mod clients;
 pub mod kalman;
 pub mod registry;
 
-pub use bytetrack::{TrackSnapshot, TrackState, Tracker};
+pub use bytetrack::Tracker;
 pub use clients::ClientTrackers;
-pub use registry::{TimeJump, TrackerRegistry};
+pub use registry::TrackerRegistry;
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -62,8 +62,7 @@ pub struct TrackerRegistry {
 impl TrackerRegistry {
     /// Creates an empty registry. Every camera's tracker uses `cfg`; a camera
     /// not updated for `idle_evict_ms` or longer (registry clock) is dropped
-    /// on the next call to [`update`](Self::update) or
-    /// [`evict_idle`](Self::evict_idle).
+    /// on the next call to [`update`](Self::update).
     ///
     /// `idle_evict_ms` should normally be at least `cfg.max_lost_ms`: by then
     /// every track of an idle camera has expired anyway, so eviction loses
@@ -157,26 +156,27 @@ impl TrackerRegistry {
         Ok(entry.tracker.update(dets, t))
     }
 
-    /// Number of cameras with a live tracker, for metrics.
+    /// Number of cameras with a live tracker (test-only view).
+    #[cfg(test)]
     pub fn cameras(&self) -> usize {
         self.cameras.len()
     }
 
     /// Drops every camera idle for `idle_evict_ms` or longer and returns how
-    /// many were dropped; lets a housekeeping task reclaim memory even when no
-    /// frames arrive at all.
+    /// many were dropped (test-only: `update` evicts as it goes).
+    #[cfg(test)]
     pub fn evict_idle(&mut self, now_ms: i64) -> usize {
         self.evict_idle_except(now_ms, None)
     }
 
-    /// Forgets one camera immediately, e.g. when it is deleted from the
-    /// configuration; returns whether it was present.
+    /// Forgets one camera immediately; returns whether it was present (test-only).
+    #[cfg(test)]
     pub fn remove(&mut self, camera: &str) -> bool {
         self.cameras.remove(camera).is_some()
     }
 
-    /// The tracker of `camera`, if it has one, so API handlers can read track
-    /// snapshots or counts without feeding a frame.
+    /// The tracker of `camera`, if it has one (test-only view).
+    #[cfg(test)]
     pub fn get(&self, camera: &str) -> Option<&Tracker> {
         self.cameras.get(camera).map(|e| &e.tracker)
     }

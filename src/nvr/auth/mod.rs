@@ -14,8 +14,8 @@ use serde::Serialize;
 use super::store::{Role, StoreError};
 
 pub use hashing::HashGate;
-pub use jwt::{Claims, JwtKeys, TokenKind, TokenPair};
-pub use limiter::{Attempt, LoginLimiter};
+pub use jwt::{JwtKeys, TokenKind, TokenPair};
+pub use limiter::LoginLimiter;
 pub use ticket::Tickets;
 
 /// Why a caller was refused; the web layer maps these to 401/403/429.

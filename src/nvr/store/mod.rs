@@ -8,9 +8,9 @@
 //! the writer commits).
 
 pub mod db;
-pub mod outbox;
+pub(crate) mod outbox;
 mod types;
-pub mod writer;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -168,7 +168,8 @@ pub fn event_page<P: Payload>(
     })
 }
 
-/// The highest event id, 0 when there are none.
+/// The highest event id, 0 when there are none (test-only).
+#[cfg(test)]
 pub fn last_event_id(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?)
 }
