@@ -1,5 +1,6 @@
 //! The one place errors become HTTP: status codes and the JSON error shape
-//! `{"error": {"code", "message"}}`.
+//! `{"error": {"code", "message"}, "detail": message}` (`detail` is where
+//! FastAPI clients, upstream OpenNVR's among them, read the reason).
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -49,34 +50,38 @@ pub fn with_retry_after(e: &AiError, mut resp: Response) -> Response {
     resp
 }
 
+/// A whole error answer: our `error` object plus FastAPI's `detail`.
+pub fn plain(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({"error": {"code": code, "message": message}, "detail": message});
+    (status, Json(body)).into_response()
+}
+
+/// Answers `e` with `status` instead of its usual one (a route where the
+/// same failure means something else, e.g. an unknown task in a path-like
+/// lookup is a 404).
+pub fn respond(status: StatusCode, e: &AiError) -> Response {
+    if matches!(status, StatusCode::INTERNAL_SERVER_ERROR) {
+        tracing::error!(error = %e, "request failed");
+    }
+    with_retry_after(e, plain(status, e.code(), &e.to_string()))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if matches!(status_of(&self.0), StatusCode::INTERNAL_SERVER_ERROR) {
-            tracing::error!(error = %self.0, "request failed");
-        }
-        let resp = (
-            status_of(&self.0),
-            Json(json!({ "error": error_body(&self.0) })),
-        )
-            .into_response();
-        with_retry_after(&self.0, resp)
+        respond(status_of(&self.0), &self.0)
     }
 }
 
 /// Unknown paths answer in the same JSON shape as every other error.
 pub async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
-    )
-        .into_response()
+    plain(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
 /// Wrong methods too.
 pub async fn method_not_allowed() -> Response {
-    (
+    plain(
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})),
+        "method_not_allowed",
+        "method not allowed on this endpoint",
     )
-        .into_response()
 }
