@@ -88,9 +88,10 @@ impl IntoResponse for WebError {
             }
             _ => self.to_string(),
         };
+        // `detail` beside our object: FastAPI clients (upstream OpenNVR's) read it.
         let mut resp = (
             status,
-            Json(json!({"error": {"code": code, "message": message}})),
+            Json(json!({"error": {"code": code, "message": message}, "detail": message})),
         )
             .into_response();
         let h = resp.headers_mut();
