@@ -181,16 +181,21 @@ fn response_schema(task: Task) -> Value {
     schema
 }
 
+/// One task's entry: ours (`request`, `response`) plus the fields upstream's
+/// web UI reads (`task`, `description`, `response_fields`: the response's
+/// properties).
 fn task_schemas(task: Task) -> Value {
+    let response = response_schema(task);
     json!({
         "task": task.name(),
         "description": task.description(),
+        "response_fields": response["properties"],
         "request": request_schema(task),
-        "response": response_schema(task),
+        "response": response,
     })
 }
 
-/// With `task`: `{task, description, request, response}` for it (an unknown
+/// With `task`: `{task, description, response_fields, request, response}` for it (an unknown
 /// task is a 404, like upstream's). Without: `{schemas: {<task>: {...}}}`
 /// for every task.
 pub async fn schema(Query(q): Query<HashMap<String, String>>) -> Result<Response, ApiError> {

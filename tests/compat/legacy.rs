@@ -173,6 +173,10 @@ fn discovery_routes_and_error_detail() {
     ] {
         let s = &schemas[task];
         assert_eq!(s["response"]["properties"]["task"]["const"], task);
+        // The UI's AIAdapterSchema: task, description, response_fields.
+        assert_eq!(s["task"], task);
+        assert!(s["description"].as_str().is_some_and(|d| !d.is_empty()));
+        assert_eq!(s["response_fields"], s["response"]["properties"]);
         let p = &s["request"]["properties"];
         assert!(
             p["input"]["properties"]["params"]["properties"]["confidence_threshold"].is_object()
