@@ -337,23 +337,25 @@ pub fn raise_fd_limit(connections: usize) {
     let _ = connections;
 }
 
-/// Unknown paths answer in the same JSON shape as every other error, on
-/// both ports (`{"error": {"code", "message"}}`).
+/// The JSON error body both ports answer with: our `error` object, and
+/// FastAPI's `detail` beside it (upstream OpenNVR's clients read `.detail`).
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message}, "detail": message});
+    (status, Json(body)).into_response()
+}
+
+/// Unknown paths answer in the same JSON shape as every other error, on both ports.
 pub async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
-    )
-        .into_response()
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
 /// Wrong methods too, on both ports.
 pub async fn method_not_allowed() -> Response {
-    (
+    error_response(
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(serde_json::json!({"error": {"code": "method_not_allowed", "message": "method not allowed on this endpoint"}})),
+        "method_not_allowed",
+        "method not allowed on this endpoint",
     )
-        .into_response()
 }
 
 #[cfg(test)]

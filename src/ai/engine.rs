@@ -21,7 +21,7 @@ use super::models::{AdapterInfo, Models};
 use super::nms::RawDetection;
 use super::stats::ModelHealth;
 use super::task::{
-    round1, round4, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
+    round4, whole, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
 };
 use crate::catalog::Catalog;
 use crate::clock::Clock;
@@ -318,14 +318,21 @@ impl Engine {
         } else {
             out.iter().map(|d| d.confidence).sum::<f64>() / out.len() as f64
         };
-        Ok(DetectionResult {
+        let result = DetectionResult {
             task: task.name(),
             count: out.len(),
             confidence: (mean * 10_000.0).round() / 10_000.0,
+            label: None,
+            bbox: None,
             detections: out,
             latency_ms: elapsed.as_millis() as u64,
-            executed_at: rfc3339(self.clock.now_ms()),
+            executed_at: self.clock.now_ms(),
             model_id,
+        };
+        Ok(if task == Task::PersonDetection {
+            result.best()
+        } else {
+            result
         })
     }
 
@@ -401,8 +408,8 @@ impl Engine {
                 FaceOut {
                     bbox: f.bbox.map(|v| v.round() as i32),
                     confidence: round4(f.score),
-                    landmarks: f.landmarks.map(|p| p.map(round1)),
-                    age: attr.map(|x| round1(x.age)),
+                    landmarks: f.landmarks.map(|p| p.map(whole)),
+                    age: attr.map(|x| whole(x.age).max(0) as u32),
                     gender: attr.map(|x| x.gender.clone()),
                     gender_confidence: attr.map(|x| round4(x.gender_confidence)),
                 }
@@ -413,7 +420,7 @@ impl Engine {
             face_count: faces.len(),
             faces,
             latency_ms: t0.elapsed().as_millis() as u64,
-            executed_at: rfc3339(self.clock.now_ms()),
+            executed_at: self.clock.now_ms(),
             model_id,
         };
         serde_json::to_value(result).map_err(AiError::inference)
@@ -473,17 +480,6 @@ fn out_of(d: &RawDetection, track_id: Option<Option<u64>>, label: Option<String>
         track_id,
         label,
     }
-}
-
-/// Formats epoch milliseconds as RFC 3339 UTC.
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -39,6 +39,16 @@ impl Task {
         }
     }
 
+    /// One line for `/tasks` and `/schema`, so a UI can label the task.
+    pub fn description(self) -> &'static str {
+        match self {
+            Task::PersonCounting => "people with track ids that persist across calls per camera",
+            Task::PersonDetection => "people in one frame; the best one also at the top level",
+            Task::ObjectDetection => "every COCO class, with labels",
+            Task::FaceDetection => "faces with five landmarks, age and gender",
+        }
+    }
+
     /// Whether the object detector serves this task (the others have their
     /// own models, so their availability is decided separately).
     pub fn uses_detector(self) -> bool {
@@ -56,6 +66,7 @@ impl Task {
 }
 
 /// Optional per-request tuning; every field falls back to the config.
+/// [`Params::NAMES`] lists the wire names; keep it in step with the fields.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
@@ -77,6 +88,31 @@ pub struct Params {
     /// For `face_detection`: `false` skips age and gender (faster); unset
     /// means "when the attribute models are installed".
     pub attributes: Option<bool>,
+}
+
+impl Params {
+    /// Every option's wire name: request parsing refuses any other key
+    /// (after resolving [`Params::canonical`] aliases) and names it.
+    pub const NAMES: [&'static str; 8] = [
+        "confidence",
+        "iou",
+        "max_detections",
+        "model",
+        "classes",
+        "min_confidence",
+        "max_faces",
+        "attributes",
+    ];
+
+    /// Our name for an option upstream clients spell differently:
+    /// KAI-C and upstream's YOLO adapters send `confidence_threshold`.
+    /// `None` for a key that is no option at all.
+    pub fn canonical(key: &str) -> Option<&'static str> {
+        match key {
+            "confidence_threshold" => Some("confidence"),
+            k => Params::NAMES.into_iter().find(|n| *n == k),
+        }
+    }
 }
 
 /// Upper bound of `max_faces`: every face costs two network rows.
@@ -156,11 +192,35 @@ pub struct DetectionResult {
     /// Always `detections.len()`.
     pub count: usize,
     /// Mean confidence of the reported detections; 0 when there are none.
+    /// For `person_detection`, the best detection's (see [`DetectionResult::best`]).
     pub confidence: f64,
+    /// `person_detection` only: `"person"`, as upstream's flat answer has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<&'static str>,
+    /// `person_detection` only: the best detection's box; absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<[i32; 4]>,
     pub detections: Vec<DetectionOut>,
     pub latency_ms: u64,
-    pub executed_at: String,
+    /// Epoch milliseconds, as upstream's response models have it.
+    pub executed_at: i64,
     pub model_id: String,
+}
+
+impl DetectionResult {
+    /// Puts the best detection at the top level (`label`, `confidence`,
+    /// `bbox`): the flat shape upstream's backend stores for
+    /// `person_detection`. The list stays. No detection: confidence 0, no box.
+    pub fn best(mut self) -> Self {
+        let top = self
+            .detections
+            .iter()
+            .max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+        self.label = Some("person");
+        self.bbox = top.map(|d| d.bbox);
+        self.confidence = top.map_or(0.0, |d| d.confidence);
+        self
+    }
 }
 
 /// Rounds to 4 decimals (as f64, so JSON shows 0.9423, not f32 noise).
@@ -187,11 +247,12 @@ pub struct FaceOut {
     /// (unlike the detection tasks' `[x, y, w, h]`).
     pub bbox: [i32; 4],
     pub confidence: f64,
-    /// Image-left eye, image-right eye, nose tip, mouth left, mouth right; `[x, y]`.
-    pub landmarks: [[f64; 2]; 5],
-    /// Expected age in years (one decimal); absent with `attributes: false`.
+    /// Image-left eye, image-right eye, nose tip, mouth left, mouth right;
+    /// `[x, y]` in whole source pixels, as the spec shows them.
+    pub landmarks: [[i32; 2]; 5],
+    /// Expected age in whole years (the spec's integer); absent with `attributes: false`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub age: Option<f64>,
+    pub age: Option<u32>,
     /// `"M"` or `"F"`; absent with `attributes: false`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gender: Option<String>,
@@ -208,12 +269,14 @@ pub struct FaceResult {
     /// Always `faces.len()`.
     pub face_count: usize,
     pub latency_ms: u64,
-    pub executed_at: String,
+    /// Epoch milliseconds, as upstream's response models have it.
+    pub executed_at: i64,
     /// The face detector's id.
     pub model_id: String,
 }
 
-/// Rounds to 1 decimal, for pixel coordinates and ages.
-pub fn round1(v: f32) -> f64 {
-    (f64::from(v) * 10.0).round() / 10.0
+/// Rounds to a whole number, for landmark pixels and ages (the spec's
+/// integers); saturates instead of wrapping.
+pub fn whole(v: f32) -> i32 {
+    v.round() as i32
 }

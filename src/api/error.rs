@@ -1,9 +1,9 @@
 //! The one place errors become HTTP: status codes and the JSON error shape
-//! `{"error": {"code", "message"}}`.
+//! `{"error": {"code", "message"}, "detail": message}` (`detail` is where
+//! FastAPI clients, upstream OpenNVR's among them, read the reason).
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::ai::AiError;
@@ -49,16 +49,21 @@ pub fn with_retry_after(e: &AiError, mut resp: Response) -> Response {
     resp
 }
 
+/// Answers `e` with `status` instead of its usual one (a route where the
+/// same failure means something else, e.g. an unknown task in a path-like
+/// lookup is a 404).
+pub fn respond(status: StatusCode, e: &AiError) -> Response {
+    if matches!(status, StatusCode::INTERNAL_SERVER_ERROR) {
+        tracing::error!(error = %e, "request failed");
+    }
+    with_retry_after(
+        e,
+        crate::serve::error_response(status, e.code(), &e.to_string()),
+    )
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if matches!(status_of(&self.0), StatusCode::INTERNAL_SERVER_ERROR) {
-            tracing::error!(error = %self.0, "request failed");
-        }
-        let resp = (
-            status_of(&self.0),
-            Json(json!({ "error": error_body(&self.0) })),
-        )
-            .into_response();
-        with_retry_after(&self.0, resp)
+        respond(status_of(&self.0), &self.0)
     }
 }

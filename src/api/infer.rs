@@ -64,6 +64,7 @@ fn failure(step: &str, error: AiError, partial: Map<String, Value>) -> Response 
         "status": "error",
         "failed_at": step,
         "error": error_body(&error),
+        "detail": error.to_string(),
         "partial_results": partial,
     });
     let resp = (status_of(&error), Json(body)).into_response();

@@ -2,6 +2,7 @@
 
 mod error;
 mod infer;
+mod options;
 mod request;
 mod schema;
 mod system;
@@ -43,6 +44,7 @@ pub fn router(state: Arc<AiState>) -> Router {
     Router::new()
         .route("/health", get(system::health))
         .route("/capabilities", get(system::capabilities))
+        .route("/tasks", get(system::tasks))
         .route("/adapters", get(system::adapters))
         .route("/schema", get(schema::schema))
         .route("/infer", post(infer::infer))

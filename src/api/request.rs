@@ -10,7 +10,9 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
+use super::options::gather;
 use crate::ai::{Admission, AiError, Params};
 use crate::frame::{decode_b64, decode_image, Frame, FrameStore};
 
@@ -23,11 +25,17 @@ struct FrameRef {
     timestamp_ms: Option<i64>,
 }
 
-/// `data` (or upstream OpenNVR's `input`).
+/// `data`, or upstream OpenNVR's `input`: the same object. Options may sit
+/// in its `params` (KAI-C, the web UI) or straight in it (upstream's legacy
+/// adapters read them there); see [`super::options`].
 #[derive(Debug, Default, Deserialize)]
 struct DataIn {
     frame: Option<FrameRef>,
     camera_id: Option<String>,
+    params: Option<Map<String, Value>>,
+    /// Every other key: options, or a 400 naming it.
+    #[serde(flatten)]
+    rest: Map<String, Value>,
 }
 
 /// The top level; an unknown key is a 400 that names it (a misspelt
@@ -37,10 +45,9 @@ struct DataIn {
 struct WireRequest {
     task: Option<String>,
     steps: Option<Vec<String>>,
-    #[serde(alias = "input")]
     data: Option<DataIn>,
-    #[serde(default)]
-    params: Params,
+    input: Option<DataIn>,
+    params: Option<Map<String, Value>>,
 }
 
 /// Where the frame's bytes are.
@@ -126,7 +133,24 @@ fn too_large(limit: usize) -> AiError {
 }
 
 fn from_body(b: WireRequest, upload: Option<Bytes>) -> Result<TaskRequest, AiError> {
-    let data = b.data.unwrap_or_default();
+    let (place, data) = match (b.data, b.input) {
+        (Some(_), Some(_)) => {
+            return Err(AiError::BadRequest(
+                "`data` and `input` are the same object: give one".into(),
+            ))
+        }
+        (None, Some(d)) => ("input", d),
+        (d, None) => ("data", d.unwrap_or_default()),
+    };
+    let empty = Map::new();
+    let params = gather(&[
+        ("params".into(), b.params.as_ref().unwrap_or(&empty)),
+        (
+            format!("{place}.params"),
+            data.params.as_ref().unwrap_or(&empty),
+        ),
+        (place.into(), &data.rest),
+    ])?;
     let frame = data.frame.unwrap_or_default();
     let source = match (upload, frame.uri, frame.b64) {
         (Some(bytes), None, None) => FrameSource::Bytes(bytes),
@@ -152,7 +176,7 @@ fn from_body(b: WireRequest, upload: Option<Bytes>) -> Result<TaskRequest, AiErr
         source,
         camera_id: data.camera_id,
         timestamp_ms: frame.timestamp_ms,
-        params: b.params,
+        params,
     })
 }
 

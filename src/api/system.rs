@@ -1,4 +1,4 @@
-//! `GET /health`, `/capabilities`, `/adapters`: what the box is and can do.
+//! `GET /health`, `/capabilities`, `/tasks`, `/adapters`: what the box is and can do.
 
 use std::sync::Arc;
 
@@ -37,4 +37,31 @@ pub async fn capabilities(State(st): State<Arc<AiState>>) -> Json<Value> {
 /// Every model adapter in the manifest and whether it is loaded.
 pub async fn adapters(State(st): State<Arc<AiState>>) -> Json<Value> {
     Json(json!({ "adapters": st.engine.adapters() }))
+}
+
+/// `GET /tasks`: every task with the model that serves it, in upstream's
+/// shape (`{tasks: [{task, adapter, enabled, model_loaded, description}], count}`).
+/// `enabled` is whether its models are installed (as `/capabilities` says);
+/// `model_loaded` whether they are in memory yet (they load on first use).
+pub async fn tasks(State(st): State<Arc<AiState>>) -> Json<Value> {
+    let ready = st.engine.capabilities();
+    let adapters = st.engine.adapters();
+    let list: Vec<Value> = crate::ai::Task::ALL
+        .into_iter()
+        .map(|t| {
+            let serving: Vec<_> = adapters
+                .iter()
+                .filter(|a| a.tasks.contains(&t.name()))
+                .collect();
+            json!({
+                "task": t.name(),
+                "adapter": serving.first().map(|a| a.id.as_str()),
+                "models": serving.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+                "enabled": ready.contains(&t.name()),
+                "model_loaded": !serving.is_empty() && serving.iter().all(|a| a.loaded),
+                "description": t.description(),
+            })
+        })
+        .collect();
+    Json(json!({ "count": list.len(), "tasks": list }))
 }

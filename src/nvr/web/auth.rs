@@ -105,14 +105,57 @@ pub async fn refresh(
     }
 }
 
-/// `GET /api/v1/auth/me`: who the token says the caller is.
+/// `GET /api/v1/auth/me`: who the token says the caller is. Beside our
+/// fields, upstream's user fields its clients decide tiers from
+/// (`is_superuser`, `role_name`, `role_id`; its camera-agent treats anyone
+/// else as a viewer), plus `email` (we keep none: `null`) and `mfa_enabled`
+/// (we have no MFA: `false`). `role_id` is 1 for admin, 2 for viewer.
 pub async fn me(p: Principal) -> Json<Value> {
+    let admin = p.role == Role::Admin;
     Json(json!({
         "id": p.user_id,
         "username": p.username,
         "role": p.role,
         "auth": p.via,
+        "is_superuser": admin,
+        "role_name": p.role.as_str(),
+        "role_id": if admin { 1 } else { 2 },
+        "email": null,
+        "mfa_enabled": false,
+        "is_active": true,
     }))
+}
+
+/// `POST /api/v1/auth/logout`: ends what a stateless scheme can end. With a
+/// JWT, every refresh token the user holds stops working (their token
+/// version moves on: this signs the user out everywhere), while access
+/// tokens, which are checked by signature alone, stand until they expire
+/// (`access_expires_at`, epoch seconds). With an API token, that token is
+/// revoked at once.
+pub async fn logout(State(st): State<Arc<NvrState>>, p: Principal) -> WebResult<Json<Value>> {
+    let uid = p.user_id;
+    let (revoked, until) = match p.credential {
+        Credential::ApiToken { id } => {
+            st.store
+                .writer()
+                .call(move |c, now| db::revoke_token(c, id, Some(uid), now))
+                .await?;
+            ("api_token", None)
+        }
+        Credential::Jwt { expires_s } => {
+            st.store
+                .writer()
+                .call(move |c, now| db::end_sessions(c, uid, now))
+                .await?;
+            ("refresh_tokens", Some(expires_s))
+        }
+    };
+    tracing::info!(user = %p.username, revoked, "logout");
+    Ok(Json(json!({
+        "message": "Logged out",
+        "revoked": revoked,
+        "access_expires_at": until,
+    })))
 }
 
 /// `POST /api/v1/tokens` body.

@@ -3,8 +3,6 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
 
 use crate::nvr::auth::AuthError;
 use crate::nvr::store::StoreError;
@@ -88,11 +86,7 @@ impl IntoResponse for WebError {
             }
             _ => self.to_string(),
         };
-        let mut resp = (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response();
+        let mut resp = crate::serve::error_response(status, code, &message);
         let h = resp.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

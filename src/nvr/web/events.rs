@@ -28,6 +28,10 @@ pub struct ListQuery {
     label: Option<String>,
     after: Option<i64>,
     before: Option<i64>,
+    /// Upstream's spelling of `after`, inclusive: ISO 8601 or epoch (see [`instant_ms`]).
+    from: Option<String>,
+    /// Upstream's `to`, inclusive (`before` is exclusive): ISO 8601 or epoch.
+    to: Option<String>,
     after_id: Option<i64>,
     /// `id < before_id`: where a newest-first page cut short continues.
     before_id: Option<i64>,
@@ -36,8 +40,55 @@ pub struct ListQuery {
     order: Option<String>,
 }
 
+/// Epoch numbers at or above this are milliseconds, below it seconds
+/// (1e11 s is the year 5138; 1e11 ms is March 1973).
+const MS_FROM: f64 = 1e11;
+
+/// Reads a `from`/`to` instant as epoch milliseconds: an epoch number
+/// (seconds below 1e11, else milliseconds; decimals allowed) or ISO 8601
+/// with an offset, or without one (taken as UTC). A `+` that the query
+/// string turned into a space is read back as `+`.
+pub fn instant_ms(field: &str, text: &str) -> WebResult<i64> {
+    use time::format_description::well_known::Iso8601;
+    let t = text.trim().replace(' ', "+");
+    if let Ok(n) = t.parse::<f64>() {
+        if (0.0..1e16).contains(&n) {
+            let ms = if n >= MS_FROM { n } else { n * 1000.0 };
+            return Ok(ms.round() as i64);
+        }
+    }
+    let at = time::OffsetDateTime::parse(&t, &Iso8601::DEFAULT)
+        .or_else(|_| time::PrimitiveDateTime::parse(&t, &Iso8601::DEFAULT).map(|p| p.assume_utc()));
+    match at {
+        Ok(at) => Ok((at.unix_timestamp_nanos() / 1_000_000) as i64),
+        Err(_) => Err(WebError::BadRequest(format!(
+            "{field} must be ISO 8601 (e.g. 2026-01-31T12:00:00Z) or epoch seconds or milliseconds"
+        ))),
+    }
+}
+
+/// One bound given at most once: ours (`after`/`before`) or upstream's (`from`/`to`).
+fn one_of(ours: Option<i64>, theirs: Option<i64>, names: &str) -> WebResult<Option<i64>> {
+    match (ours, theirs) {
+        (Some(_), Some(_)) => Err(WebError::BadRequest(format!("give {names}, not both"))),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
 impl ListQuery {
-    fn filter(self, default_limit: u32, max_bytes: usize) -> WebResult<EventFilter> {
+    fn filter(mut self, default_limit: u32, max_bytes: usize) -> WebResult<EventFilter> {
+        let from = self
+            .from
+            .as_deref()
+            .map(|t| instant_ms("from", t))
+            .transpose()?;
+        let to = self
+            .to
+            .as_deref()
+            .map(|t| instant_ms("to", t))
+            .transpose()?;
+        self.after = one_of(self.after, from, "after or from")?;
+        self.before = one_of(self.before, to.map(|t| t.saturating_add(1)), "before or to")?;
         if let Some(c) = &self.camera_id {
             valid_camera_id(c)?;
         }

@@ -8,6 +8,7 @@ mod body;
 mod cameras;
 pub mod error;
 mod events;
+mod events_ws;
 mod extract;
 mod files;
 pub mod limits;
@@ -63,18 +64,14 @@ pub struct NvrState {
 /// so the login rate limit sees client addresses.
 pub fn router(state: Arc<NvrState>) -> Router {
     let limit = state.max_body;
-    Router::new()
+    let mut r = Router::new()
         .route("/health", get(health))
         .route("/api/v1/auth/login", post(auth::login_form))
         .route("/api/v1/auth/login-json", post(auth::login_json))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/auth/me", get(auth::me))
-        .route(
-            "/api/v1/tokens",
-            get(auth::list_tokens).post(auth::create_token),
-        )
+        .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/tokens/{id}", delete(auth::revoke_token))
-        .route("/api/v1/cameras", get(cameras::list).post(cameras::create))
         .route(
             "/api/v1/cameras/{id}",
             get(cameras::get_one)
@@ -84,18 +81,35 @@ pub fn router(state: Arc<NvrState>) -> Router {
         )
         .route("/api/v1/cameras/{id}/snapshot.jpg", get(cameras::snapshot))
         .route("/api/v1/cameras/{id}/status", get(cameras::status))
-        .route("/api/v1/recordings/{camera_id}", get(recordings::list))
         .route(
             "/api/v1/recordings/{camera_id}/{recording_id}/content",
             get(recordings::content),
         )
-        .route("/api/v1/events", get(events::list).post(events::create))
         .route("/api/v1/events/latest", get(events::latest))
         .route("/api/v1/events/stream", get(stream::stream))
         .route("/api/v1/events/ticket", post(stream::ticket))
+        .route("/api/v1/events/ws-ticket", post(stream::ticket))
+        .route("/api/v1/events/ws", get(events_ws::ws))
         .route("/api/v1/events/{id}", get(events::get_one))
-        .route("/api/v1/events/{id}/snapshot.jpg", get(events::snapshot))
-        .fallback(crate::serve::not_found)
+        .route("/api/v1/events/{id}/snapshot.jpg", get(events::snapshot));
+    // Collections answer with and without a trailing slash (FastAPI
+    // clients often send one).
+    for path in ["/api/v1/tokens", "/api/v1/tokens/"] {
+        r = r.route(path, get(auth::list_tokens).post(auth::create_token));
+    }
+    for path in ["/api/v1/cameras", "/api/v1/cameras/"] {
+        r = r.route(path, get(cameras::list).post(cameras::create));
+    }
+    for path in [
+        "/api/v1/recordings/{camera_id}",
+        "/api/v1/recordings/{camera_id}/",
+    ] {
+        r = r.route(path, get(recordings::list));
+    }
+    for path in ["/api/v1/events", "/api/v1/events/"] {
+        r = r.route(path, get(events::list).post(events::create));
+    }
+    r.fallback(crate::serve::not_found)
         .method_not_allowed_fallback(crate::serve::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

@@ -95,23 +95,43 @@ pub async fn stream(State(st): State<Arc<NvrState>>, req: Request) -> WebResult<
     } else {
         None
     };
-    let who = match (&q.ticket, bearer(&parts.headers)) {
-        (_, Some(token)) => principal_from_token(&st, token).await?,
-        (Some(t), None) => st.tickets.redeem(t)?,
-        (None, None) => return Err(AuthError::Missing.into()),
-    };
+    let who = authenticate(&st, q.ticket.as_deref(), &parts.headers).await?;
     let rx = subscribe(st.clone(), after, who.credential);
     if let Some(ws) = ws {
-        let max = st.limits.ws_max_message;
-        return Ok(ws
-            .max_message_size(max)
-            .max_frame_size(max)
-            .on_upgrade(move |socket| serve_ws(socket, rx)));
+        return Ok(upgrade(&st, ws, move |socket| {
+            serve_ws(socket, rx, None, ws_frame)
+        }));
     }
     let events = ReceiverStream::new(rx).map(|m| Ok::<_, Infallible>(sse_event(&m)));
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// Who a stream request is: a bearer token if it sends one, else its
+/// single-use ticket (redeemed here, so call this after every 400 check).
+pub async fn authenticate(
+    st: &NvrState,
+    ticket: Option<&str>,
+    headers: &HeaderMap,
+) -> WebResult<Principal> {
+    Ok(match (ticket, bearer(headers)) {
+        (_, Some(token)) => principal_from_token(st, token).await?,
+        (Some(t), None) => st.tickets.redeem(t)?,
+        (None, None) => return Err(AuthError::Missing.into()),
+    })
+}
+
+/// Completes a WebSocket upgrade with the configured message limits.
+pub fn upgrade<F, Fut>(st: &NvrState, ws: WebSocketUpgrade, serve: F) -> Response
+where
+    F: FnOnce(WebSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let max = st.limits.ws_max_message;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(serve)
 }
 
 /// Resolves when `cred` stops standing (re-checked every `every`, and at a
@@ -152,15 +172,28 @@ fn sse_event(m: &StreamMsg) -> SseEvent {
     }
 }
 
-fn ws_frame(m: &StreamMsg) -> String {
-    match m {
+fn ws_frame(m: &StreamMsg) -> Option<String> {
+    Some(match m {
         StreamMsg::Event(ev) => json!({ "event": &**ev }).to_string(),
         StreamMsg::Lagged(n) => json!({ "lagged": { "missed": n } }).to_string(),
         StreamMsg::End(why) => json!({ "closed": { "reason": why } }).to_string(),
-    }
+    })
 }
 
-async fn serve_ws(mut socket: WebSocket, mut rx: mpsc::Receiver<StreamMsg>) {
+/// Sends `hello` (if any), then each message as `frame` writes it (`None`
+/// skips it: a filtered event), until either side ends; a revoked or
+/// expired credential closes with 1008 and its reason.
+pub async fn serve_ws(
+    mut socket: WebSocket,
+    mut rx: mpsc::Receiver<StreamMsg>,
+    hello: Option<String>,
+    mut frame: impl FnMut(&StreamMsg) -> Option<String> + Send,
+) {
+    if let Some(h) = hello {
+        if socket.send(Message::Text(h.into())).await.is_err() {
+            return;
+        }
+    }
     loop {
         tokio::select! {
             m = rx.recv() => {
@@ -170,7 +203,8 @@ async fn serve_ws(mut socket: WebSocket, mut rx: mpsc::Receiver<StreamMsg>) {
                     let _ = socket.send(Message::Close(Some(frame))).await;
                     break;
                 }
-                if socket.send(Message::Text(ws_frame(&m).into())).await.is_err() {
+                let Some(text) = frame(&m) else { continue };
+                if socket.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
             }

@@ -93,3 +93,16 @@ pub fn set_password(
     }
     Ok(())
 }
+
+/// Bumps a user's token version: every refresh token issued before stops
+/// working (logout; JWTs are stateless, so this is what can be revoked).
+pub fn end_sessions(conn: &Connection, user_id: i64, now: i64) -> Result<(), StoreError> {
+    let n = conn.execute(
+        "UPDATE users SET token_version = token_version + 1, updated_at = ?2 WHERE id = ?1",
+        params![user_id, now],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    Ok(())
+}
