@@ -9,11 +9,11 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
-use super::child::{cap_log, end, last_line_of, log_tail, read_pid, spawn, FrameWatch};
+use super::child::{cap_log, end, last_line_of, log_tail, pid_file, read_pid, spawn, FrameWatch};
 use super::codec;
 use super::command::{Encode, Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
-use super::recorder::{pid_file, Chunks, ListTail};
+use super::recorder::{Chunks, ListTail};
 use super::stats::{CameraStats, RecordInfo};
 use super::{Ctx, IngestError};
 use crate::nvr::store::{Camera, NewEvent, RecordMode};
