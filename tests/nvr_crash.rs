@@ -102,8 +102,9 @@ fn acknowledged_events_survive_kill_9() {
     assert!(id > *stored.iter().next_back().unwrap());
 }
 
-/// A second SIGTERM during a slow clean stop exits at once, with 143 and one
-/// log line, instead of waiting for what the clean stop waits on.
+/// A second signal during a slow clean stop exits at once, with the shell's
+/// code for it (143 for SIGTERM, 130 for SIGINT) and one log line, instead of
+/// waiting for what the clean stop waits on.
 ///
 /// The slow part is made deterministic without timing: a run left by a dead
 /// daemon whose "ffmpeg" is still alive. Before any camera starts, the
@@ -112,7 +113,23 @@ fn acknowledged_events_survive_kill_9() {
 /// after the daemon is gone; a clean stop would have killed it first and
 /// exited with 0.
 #[test]
-fn a_second_sigterm_during_a_slow_stop_exits_at_once() {
+fn a_second_signal_during_a_slow_stop_exits_at_once() {
+    for (second, code) in [("TERM", 143), ("INT", 130)] {
+        let (status, still_running, log) = stop_twice(second);
+        assert_eq!(status, Some(code), "second signal {second}: {log}");
+        assert_eq!(
+            log.matches("second signal: exiting now").count(),
+            1,
+            "{log}"
+        );
+        assert!(still_running, "the daemon waited out the clean stop: {log}");
+    }
+}
+
+/// Starts a daemon whose clean stop is slow, sends SIGTERM, then `second`
+/// once the stop has begun. Returns the exit code, whether the dead run's
+/// process outlived the daemon, and the daemon's log.
+fn stop_twice(second: &str) -> (Option<i32>, bool, String) {
     let data = common::temp_dir("second-signal");
     let inprogress = data.join("recordings").join("cam0").join(".inprogress");
     std::fs::create_dir_all(&inprogress).unwrap();
@@ -136,18 +153,11 @@ fn a_second_sigterm_during_a_slow_stop_exits_at_once() {
     });
     assert!(stopping.is_some(), "no clean stop began: {}", d.log_text());
     assert!(d.alive(), "the clean stop must still be waiting");
-    d.signal("TERM");
+    d.signal(second);
     let status = d.wait_exit(Duration::from_secs(60));
     let still_running = matches!(dead_runs_ffmpeg.try_wait(), Ok(None));
     let _ = dead_runs_ffmpeg.kill();
     let _ = dead_runs_ffmpeg.wait();
     let _ = std::fs::remove_dir_all(&data);
-    let log = d.log_text();
-    assert_eq!(status.and_then(|s| s.code()), Some(143), "{log}");
-    assert_eq!(
-        log.matches("second signal: exiting now").count(),
-        1,
-        "{log}"
-    );
-    assert!(still_running, "the daemon waited out the clean stop: {log}");
+    (status.and_then(|s| s.code()), still_running, d.log_text())
 }
