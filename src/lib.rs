@@ -6,6 +6,7 @@
 
 pub mod ai;
 pub mod api;
+pub mod backoff;
 pub mod catalog;
 pub mod clock;
 pub mod cmd;

@@ -101,3 +101,63 @@ fn acknowledged_events_survive_kill_9() {
     let id = r.json::<Value>().unwrap()["id"].as_i64().unwrap();
     assert!(id > *stored.iter().next_back().unwrap());
 }
+
+/// A second signal during a slow clean stop exits at once, with the shell's
+/// code for it (143 for SIGTERM, 130 for SIGINT) and one log line, instead of
+/// waiting for what the clean stop waits on.
+///
+/// The slow part is made deterministic without timing: a run left by a dead
+/// daemon whose "ffmpeg" is still alive. Before any camera starts, the
+/// recordings reconciliation waits for it (up to 30 s, then kills it), so a
+/// clean stop waits too. Exiting at once shows as that process still alive
+/// after the daemon is gone; a clean stop would have killed it first and
+/// exited with 0.
+#[test]
+fn a_second_signal_during_a_slow_stop_exits_at_once() {
+    for (second, code) in [("TERM", 143), ("INT", 130)] {
+        let (status, still_running, log) = stop_twice(second);
+        assert_eq!(status, Some(code), "second signal {second}: {log}");
+        assert_eq!(
+            log.matches("second signal: exiting now").count(),
+            1,
+            "{log}"
+        );
+        assert!(still_running, "the daemon waited out the clean stop: {log}");
+    }
+}
+
+/// Starts a daemon whose clean stop is slow, sends SIGTERM, then `second`
+/// once the stop has begun. Returns the exit code, whether the dead run's
+/// process outlived the daemon, and the daemon's log.
+fn stop_twice(second: &str) -> (Option<i32>, bool, String) {
+    let data = common::temp_dir("second-signal");
+    let inprogress = data.join("recordings").join("cam0").join(".inprogress");
+    std::fs::create_dir_all(&inprogress).unwrap();
+    // Its command line names run 17's segment list, as a real ffmpeg's would.
+    let mut dead_runs_ffmpeg = std::process::Command::new("sh")
+        .args(["-c", "sleep 600; :", "17.csv"])
+        .spawn()
+        .unwrap();
+    let pid = dead_runs_ffmpeg.id().to_string();
+    std::fs::write(inprogress.join("17.pid"), &pid).unwrap();
+    let models = common::temp_dir("nomodels").display().to_string();
+    let data_s = data.display().to_string();
+    let mut d = common::Daemon::start_logged(&[
+        ("OPENNVR_MODELS_DIR", models.as_str()),
+        ("OPENNVR_DATA_DIR", data_s.as_str()),
+        ("OPENNVR_LOG", "info"),
+    ]);
+    d.signal("TERM");
+    let stopping = common::wait_for(Duration::from_secs(60), || {
+        d.log_text().contains("stopping;").then_some(())
+    });
+    assert!(stopping.is_some(), "no clean stop began: {}", d.log_text());
+    assert!(d.alive(), "the clean stop must still be waiting");
+    d.signal(second);
+    let status = d.wait_exit(Duration::from_secs(60));
+    let still_running = matches!(dead_runs_ffmpeg.try_wait(), Ok(None));
+    let _ = dead_runs_ffmpeg.kill();
+    let _ = dead_runs_ffmpeg.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    (status.and_then(|s| s.code()), still_running, d.log_text())
+}

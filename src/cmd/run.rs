@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AiState};
@@ -32,8 +33,14 @@ pub struct RunArgs {
 /// Binds both ports, prints one `listening ai=ADDR nvr=ADDR` line on stdout
 /// (tests and scripts read the real ports from it when given port 0), starts
 /// the cameras, and serves until SIGINT or SIGTERM; then stops the cameras so
-/// each ffmpeg closes its last chunk.
+/// each ffmpeg closes its last chunk. A second signal exits at once.
+///
+/// One [`CancellationToken`] stops everything: both servers take it, and
+/// each camera, live event stream and the MQTT session a child of it.
 pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
+    // First, so a signal during startup is a clean stop too.
+    let stop = CancellationToken::new();
+    tokio::spawn(on_signals(Signals::register(), stop.clone()));
     if args.demo {
         ingest::demo::adjust(&mut cfg);
     }
@@ -63,14 +70,14 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             .clone()
             .map(|s| -> api::HealthPart { Arc::new(move || serde_json::json!(s.report())) }),
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut nvr_state = open_nvr(&cfg, started, clock.clone(), stop_rx.clone()).await?;
+    let mut nvr_state = open_nvr(&cfg, started, clock.clone(), stop.clone()).await?;
     let mirror = match mqtt {
         Some(status) => {
             let ai = state.clone();
             let stats: StatsFn = Arc::new(move || api::health_body(&ai));
             let store = nvr_state.store.clone();
-            Some(Mirror::start(&cfg, store, status, stats, stop_rx.clone()).await?)
+            let clock = clock.clone();
+            Some(Mirror::start(&cfg, store, status, stats, &stop, clock).await?)
         }
         None => None,
     };
@@ -98,16 +105,7 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         nvr.local_addr()?
     );
     tracing::info!(ai = %ai.local_addr()?, nvr = %nvr.local_addr()?, "serving");
-    // One token stops both servers; the watch ends live streams and cameras.
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown().await;
-            let _ = stop_tx.send(true);
-            stop.cancel();
-        }
-    });
+    let cameras = Supervisor::spawn(ingest_ctx, stop.clone());
     let ai_srv = serve::run(ai, api::router(state), cfg.http.ai.clone(), stop.clone());
     let nvr_srv = serve::run(
         nvr,
@@ -115,7 +113,6 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         cfg.http.nvr.clone(),
         stop,
     );
-    let cameras = Supervisor::spawn(ingest_ctx, stop_rx);
     tokio::try_join!(ai_srv, nvr_srv)?;
     // Cameras first: their last events (tracks ended) then reach the mirror's outbox.
     let _ = cameras.await;
@@ -132,7 +129,7 @@ async fn open_nvr(
     cfg: &Config,
     started: Instant,
     clock: Arc<dyn Clock>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<NvrState> {
     let db_path = super::db_path(cfg);
     let store = Store::open(&db_path, clock.clone(), cfg.nvr.stream_buffer)
@@ -167,22 +164,66 @@ async fn open_nvr(
     })
 }
 
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+/// SIGINT and SIGTERM, each registered once, here and nowhere else. One
+/// that cannot be registered keeps its default action (the process ends),
+/// so the other still works and nothing waits forever.
+struct Signals {
+    int: Option<Signal>,
+    term: Option<Signal>,
+}
+
+impl Signals {
+    /// Registers both now (synchronously, so no signal slips past between
+    /// startup and the watcher task's first poll).
+    fn register() -> Self {
+        let listen = |kind, name: &str| {
+            signal(kind)
+                .inspect_err(
+                    |e| tracing::warn!(signal = name, error = %e, "cannot listen for signal"),
+                )
+                .ok()
+        };
+        Self {
+            int: listen(SignalKind::interrupt(), "SIGINT"),
+            term: listen(SignalKind::terminate(), "SIGTERM"),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// The next SIGINT or SIGTERM: its name and the exit code a shell gives it.
+    async fn next(&mut self) -> (&'static str, i32) {
+        // A signal that is not listened for never arrives here.
+        async fn recv(s: &mut Option<Signal>) {
+            if let Some(s) = s {
+                if s.recv().await.is_some() {
+                    return;
+                }
+            }
+            std::future::pending().await
+        }
+        tokio::select! {
+            _ = recv(&mut self.int) => ("SIGINT", 128 + libc::SIGINT),
+            _ = recv(&mut self.term) => ("SIGTERM", 128 + libc::SIGTERM),
+        }
     }
+}
+
+/// The first signal cancels `stop` (a clean stop: every ffmpeg closes its
+/// chunk); a second one exits the process at once with the shell's code for
+/// it (130, 143). The ffmpeg children then get one SIGTERM from their
+/// shims, as after a crash, and the next start repairs the rest
+/// (docs/ingest.md).
+async fn on_signals(mut signals: Signals, stop: CancellationToken) {
+    let (name, _) = signals.next().await;
+    tracing::info!(
+        signal = name,
+        "stopping; a second signal exits at once, without a clean stop"
+    );
+    stop.cancel();
+    let (name, code) = signals.next().await;
+    tracing::warn!(
+        signal = name,
+        code,
+        "second signal: exiting now; the next start repairs what is left"
+    );
+    std::process::exit(code);
 }

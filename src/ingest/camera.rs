@@ -3,19 +3,20 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
-use super::child::{cap_log, end, last_line_of, log_tail, read_pid, spawn, FrameWatch};
+use super::child::{cap_log, end, last_line_of, log_tail, pid_file, read_pid, spawn, FrameWatch};
 use super::codec;
 use super::command::{Encode, Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
-use super::recorder::{pid_file, Chunks, ListTail};
+use super::recorder::{Chunks, ListTail};
+use super::stall::StallWatch;
 use super::stats::{CameraStats, RecordInfo};
 use super::{Ctx, IngestError};
+use crate::backoff::Backoff;
 use crate::nvr::store::{Camera, NewEvent, RecordMode};
 use crate::redact::Secrets;
 
@@ -23,8 +24,6 @@ use crate::redact::Secrets;
 const FRAME_POLL: Duration = Duration::from_millis(40);
 /// How often the segment list is checked for finished chunks.
 const LIST_POLL: Duration = Duration::from_millis(500);
-/// Least time a new ffmpeg gets to deliver its first frame.
-const FIRST_FRAME_GRACE: Duration = Duration::from_secs(30);
 
 /// How one ffmpeg run ended.
 #[derive(Debug)]
@@ -52,8 +51,9 @@ struct Health {
     reported_down: bool,
 }
 
-/// Runs the camera until `stop`.
-pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, mut stop: watch::Receiver<bool>) {
+/// Runs the camera until `stop` is cancelled (shutdown, or the camera was
+/// edited or removed).
+pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationToken) {
     let stats = ctx.stats.camera(&cam.id);
     // Every text about this camera that leaves ingest (status, events, log) is scrubbed with it.
     let secrets = Secrets::of_url(&cam.source_url);
@@ -63,7 +63,7 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, mut stop: watch::Re
             let e = secrets.scrub(&IngestError::from(e).to_string());
             tracing::warn!(camera = %cam.id, error = %e, "camera not started");
             stats.set_error(Some(e));
-            stopped(&mut stop).await;
+            stop.cancelled().await;
             return;
         }
     };
@@ -92,7 +92,7 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, mut stop: watch::Re
         backoff: &mut backoff,
     };
     loop {
-        let outcome = runner.run_once(&source, &mut stop).await;
+        let outcome = runner.run_once(&source, &stop).await;
         stats.pid.store(0, Relaxed);
         stats.online.store(false, Relaxed);
         if matches!(outcome, Outcome::Stopped) {
@@ -100,10 +100,8 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, mut stop: watch::Re
         }
         runner.went_down(&outcome).await;
         stats.restarts.fetch_add(1, Relaxed);
-        let delay = runner.backoff.next_delay();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stopped(&mut stop) => break,
+        if !runner.backoff.wait(&*ctx.clock, &stop).await {
+            break;
         }
     }
     if let Some(d) = detector {
@@ -124,7 +122,7 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     /// One ffmpeg process, from spawn to exit.
-    async fn run_once(&mut self, source: &Source, stop: &mut watch::Receiver<bool>) -> Outcome {
+    async fn run_once(&mut self, source: &Source, stop: &CancellationToken) -> Outcome {
         let (ctx, cam) = (self.ctx, self.cam);
         let run_id = ctx.clock.now_ms();
         let inprogress = self.chunks.inprogress_dir(&cam.id);
@@ -142,7 +140,7 @@ impl Runner<'_> {
                 Ok(e) => e,
                 Err(e) => return Outcome::ProbeFailed(e.to_string()),
             },
-            _ = stopped(stop) => return Outcome::Stopped,
+            _ = stop.cancelled() => return Outcome::Stopped,
         };
         let plan = Plan {
             source,
@@ -167,31 +165,27 @@ impl Runner<'_> {
         self.stats.pid.store(ffmpeg_pid.unwrap_or(0), Relaxed);
         let mut list = ListTail::new(Plan::list_path(&inprogress, run_id));
         let mut frames = FrameWatch::new(latest);
-        // Connecting and probing a camera can take a while: until the first
-        // frame the allowance is at least FIRST_FRAME_GRACE.
         let stall = Duration::from_secs(u64::from(ctx.cfg.stall_timeout_s.max(1)));
-        let mut allowance = stall.max(FIRST_FRAME_GRACE);
-        let mut last_frame = Instant::now();
+        let mut silence = StallWatch::new(stall, ctx.clock.mono());
         let mut frame_tick = tokio::time::interval(FRAME_POLL);
         let mut list_tick = tokio::time::interval(LIST_POLL);
         let outcome = loop {
             tokio::select! {
                 _ = frame_tick.tick() => {
                     if let Some(jpeg) = frames.new_frame() {
-                        last_frame = Instant::now();
-                        allowance = stall;
+                        silence.frame(ctx.clock.mono());
                         self.on_frame(jpeg).await;
                     }
                 }
                 _ = list_tick.tick() => {
                     self.index(&mut list, run_id).await;
                     cap_log(&log);
-                    if last_frame.elapsed() > allowance {
-                        break Outcome::Stalled(last_frame.elapsed().as_millis() as u64);
+                    if let Some(silent) = silence.stalled(ctx.clock.mono()) {
+                        break Outcome::Stalled(silent.as_millis() as u64);
                     }
                 }
                 _ = child.wait() => break Outcome::Exited(String::new()),
-                _ = stopped(stop) => break Outcome::Stopped,
+                _ = stop.cancelled() => break Outcome::Stopped,
             }
         };
         end(
@@ -363,9 +357,4 @@ impl Runner<'_> {
         };
         self.ctx.emit(self.stats, ev).await;
     }
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }

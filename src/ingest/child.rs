@@ -1,6 +1,7 @@
 //! The ffmpeg child of one camera run: how it is started (under a shim, so
-//! a crash of the daemon still lets it close its chunk), stopped, and how its
-//! frames and log are read back without pipes.
+//! a crash of the daemon still lets it close its chunk), stopped, how its
+//! frames and log are read back without pipes, and how the next start waits
+//! out the children a dead daemon left behind.
 //!
 //! The one rule behind all of it: ffmpeg treats a *second* signal as "exit
 //! now, skip the trailer", which loses the chunk being recorded. So nothing
@@ -108,6 +109,53 @@ pub async fn read_pid(file: &Path) -> Option<u32> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
+}
+
+/// The file that names a run's ffmpeg process while it runs (written by
+/// [`SHIM`]; removed when the run is closed).
+pub fn pid_file(dir: &Path, run_id: i64) -> PathBuf {
+    dir.join(format!("{run_id}.pid"))
+}
+
+/// Waits (bounded by `limit`, then SIGKILL) for the ffmpeg children of a
+/// daemon that died: the shim sent them one SIGTERM and they are closing
+/// their last chunk, which must not be judged before they are done. `dirs`
+/// are the `.inprogress` folders, where each run left its [`pid_file`]. A
+/// pid counts only while its command line still names the run's files
+/// (pids are reused). Blocking: run it off the async threads.
+pub fn wait_for_dead_runs(dirs: &[PathBuf], limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    for dir in dirs {
+        for f in super::recorder::files(dir) {
+            let Some(run) = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pid"))
+            else {
+                continue;
+            };
+            let pid: Option<i32> = std::fs::read_to_string(&f)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            let Some(pid) = pid else {
+                continue;
+            };
+            let alive = || {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&format!("{run}.csv")))
+            };
+            while alive() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if alive() {
+                // SAFETY: plain kill(2) on a pid verified above to be that run's ffmpeg.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
 }
 
 /// Largest ffmpeg log kept per run; a camera that streams garbage makes

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
@@ -67,7 +68,7 @@ pub async fn run(
     camera: String,
     mailbox: Arc<Mailbox>,
     stats: Arc<CameraStats>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let c = &ctx.cfg;
     let mut events = TrackEvents::new(c.min_hits, ctx.leave_after_ms, c.count_debounce_ms);
@@ -82,9 +83,9 @@ pub async fn run(
                 write_all(&ctx, &camera, &stats, &model, out).await;
                 continue;
             }
-            _ = stop.changed() => break,
+            _ = stop.cancelled() => break,
         };
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             break;
         }
         let (cam, jpeg, at, max_pixels, tracker) = (

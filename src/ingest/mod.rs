@@ -3,9 +3,10 @@
 //!
 //! - [`command`]: the ffmpeg command line (record by stream copy or H.264
 //!   transcode + MJPEG frames); [`codec`]: which of the two (`record_mode`).
-//! - [`camera`]: one camera's supervisor loop (spawn, read, stall, restart
-//!   with [`backoff`]), health events; [`child`]: the ffmpeg process itself
-//!   (shim, stop with `q`, frames and log through files).
+//! - [`camera`]: one camera's supervisor loop (spawn, read, [`stall`],
+//!   restart with [`crate::backoff`]), health events; [`child`]: the ffmpeg
+//!   process itself (shim, stop with `q`, frames and log through files, and
+//!   waiting out the children of a daemon that died).
 //! - [`detect`]: the detection worker (drops frames when behind) and event writing.
 //! - [`tracks`]: track -> event rules (pure).
 //! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out.
@@ -14,7 +15,6 @@
 //! [`Supervisor`] owns them: it reconciles the recordings folder once, then
 //! keeps one camera task per enabled camera in the table, polling for edits.
 
-pub(crate) mod backoff;
 pub(crate) mod camera;
 pub(crate) mod child;
 pub(crate) mod codec;
@@ -23,6 +23,7 @@ pub mod demo;
 pub(crate) mod detect;
 pub mod recorder;
 pub(crate) mod retention;
+pub(crate) mod stall;
 pub(crate) mod stats;
 pub(crate) mod tracks;
 
@@ -31,10 +32,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::ai::Engine;
+use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::config::{Config, IngestConfig, RetentionConfig};
 use crate::nvr::store::{db, Camera, NewEvent, Store, StoreError};
@@ -128,22 +131,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// A running camera task and what it was started with.
 struct Running {
     key: (String, i64),
-    stop: watch::Sender<bool>,
+    /// A child of the supervisor's token: cancelled alone when the camera
+    /// is edited or removed, with all the others at shutdown.
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
-/// Keeps one camera task per enabled camera until `stop` turns true.
+/// Keeps one camera task per enabled camera until `stop` is cancelled.
 pub struct Supervisor;
 
 impl Supervisor {
     /// Starts supervising in the background; the handle ends after every
     /// camera has stopped (its ffmpeg closed its last chunk) on `stop`.
-    pub fn spawn(ctx: Arc<Ctx>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    pub fn spawn(ctx: Arc<Ctx>, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(supervise(ctx, stop))
     }
 }
 
-async fn supervise(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+async fn supervise(ctx: Arc<Ctx>, stop: CancellationToken) {
     let chunks = recorder::Chunks::new(
         ctx.recordings_dir.clone(),
         ctx.store.clone(),
@@ -157,29 +162,23 @@ async fn supervise(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         ctx.clone(),
         chunks.clone(),
         ctx.chunk_landed.clone(),
-        stop.clone(),
+        stop.child_token(),
     ));
     let mut running: HashMap<String, Running> = HashMap::new();
     let poll = Duration::from_millis(ctx.cfg.poll_ms.max(100));
     loop {
         match ctx.store.read(db::list_cameras).await {
-            Ok(cams) => sync(&ctx, &chunks, &mut running, cams).await,
+            Ok(cams) => sync(&ctx, &chunks, &stop, &mut running, cams).await,
             Err(e) => tracing::warn!(error = %e, "cannot list cameras"),
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            break;
+            _ = stop.cancelled() => break,
         }
     }
-    // All cameras stop at once: each ffmpeg gets its `q` now, not after the others.
-    let all: Vec<Running> = running.into_values().collect();
-    for r in &all {
-        let _ = r.stop.send(true);
-    }
-    for r in all {
+    // The cameras' tokens are children of `stop`: all of them were cancelled
+    // with it, so every ffmpeg got its `q` at once, not after the others.
+    for r in running.into_values() {
         let _ = r.task.await;
     }
     let _ = retention.await;
@@ -189,6 +188,7 @@ async fn supervise(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
 async fn sync(
     ctx: &Arc<Ctx>,
     chunks: &recorder::Chunks,
+    stop: &CancellationToken,
     running: &mut HashMap<String, Running>,
     cams: Vec<Camera>,
 ) {
@@ -204,7 +204,7 @@ async fn sync(
         .collect();
     for id in stale {
         if let Some(r) = running.remove(&id) {
-            let _ = r.stop.send(true);
+            r.stop.cancel();
             let _ = r.task.await;
         }
         if !wanted.contains_key(&id) {
@@ -215,13 +215,18 @@ async fn sync(
         if running.contains_key(&id) {
             continue;
         }
-        let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(camera::run(ctx.clone(), chunks.clone(), cam.clone(), rx));
+        let token = stop.child_token();
+        let task = tokio::spawn(camera::run(
+            ctx.clone(),
+            chunks.clone(),
+            cam.clone(),
+            token.clone(),
+        ));
         running.insert(
             id,
             Running {
                 key: key(&cam),
-                stop: tx,
+                stop: token,
                 task,
             },
         );
@@ -233,12 +238,19 @@ fn key(c: &Camera) -> (String, i64) {
     (c.source_url.clone(), c.updated_at)
 }
 
+/// How many times a pipeline event write is tried before it is logged as lost.
+const EMIT_TRIES: u32 = 3;
+
 impl Ctx {
     /// Stores a pipeline event through the one event store (so it reaches
     /// the API, the live stream and the MQTT mirror). A failed write is
-    /// retried a few times: the only failures are a dying or broken database.
+    /// tried [`EMIT_TRIES`] times in all, with the common backoff between
+    /// tries (0.2 s, then 0.4 s): the only failures are a dying or broken
+    /// database. Not cut short by shutdown: these may be the last events
+    /// (tracks ended).
     pub async fn emit(&self, stats: &CameraStats, ev: NewEvent) {
-        for attempt in 0..3u64 {
+        let mut backoff = Backoff::new(200, 400);
+        for attempt in 1..=EMIT_TRIES {
             match self.store.insert_event(ev.clone()).await {
                 Ok(_) => {
                     stats
@@ -246,9 +258,9 @@ impl Ctx {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return;
                 }
-                Err(e) if attempt < 2 => {
+                Err(e) if attempt < EMIT_TRIES => {
                     tracing::warn!(camera = %ev.camera_id, error = %e, "event write failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                    self.clock.sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
                     tracing::error!(camera = %ev.camera_id, kind = %ev.kind, error = %e, "event lost")

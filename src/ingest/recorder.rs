@@ -16,9 +16,14 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::child::{pid_file, wait_for_dead_runs};
 use super::IngestError;
 use crate::nvr::store::{db, Recording, Store};
 use crate::paths::Recordings;
+
+/// How long the startup reconciliation waits for a dead daemon's ffmpeg
+/// children to close their chunks before it kills them.
+const DEAD_RUN_WAIT: Duration = Duration::from_secs(30);
 
 /// One line of ffmpeg's csv segment list: a finished chunk.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,8 +213,10 @@ impl Chunks {
         let root = self.root.clone();
         let mut report = Reconciled::default();
         let cams = tokio::task::spawn_blocking(move || {
-            wait_for_dead_runs(&root, Duration::from_secs(30));
-            camera_dirs(root.root())
+            let cams = camera_dirs(root.root());
+            let runs: Vec<PathBuf> = cams.iter().map(|c| root.inprogress(c)).collect();
+            wait_for_dead_runs(&runs, DEAD_RUN_WAIT);
+            cams
         })
         .await
         .map_err(|_| IngestError::Internal("listing recordings"))?;
@@ -324,13 +331,10 @@ impl Chunks {
             end_s = seg.end_s;
             indexed += usize::from(self.finish(cam, run, &seg).await?.is_some());
         }
-        for leftover in [
-            format!("{run}.csv"),
-            format!("{run}.log"),
-            format!("{run}.pid"),
-        ] {
+        for leftover in [format!("{run}.csv"), format!("{run}.log")] {
             let _ = std::fs::remove_file(dir.join(leftover));
         }
+        let _ = std::fs::remove_file(pid_file(&dir, run));
         Ok((indexed, removed))
     }
 
@@ -424,48 +428,6 @@ pub fn entries(dir: &Path, dirs: bool) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// The file that names a run's ffmpeg process while it runs.
-pub fn pid_file(dir: &Path, run_id: i64) -> PathBuf {
-    dir.join(format!("{run_id}.pid"))
-}
-
-/// Waits (bounded by `limit`, then SIGKILL) for the ffmpeg children of a
-/// daemon that died: the kernel sent them SIGTERM and they are closing their
-/// last chunk, which must not be judged before they are done. A pid counts
-/// only while its command line still names the run's files (pids are reused).
-fn wait_for_dead_runs(root: &Recordings, limit: Duration) {
-    let deadline = std::time::Instant::now() + limit;
-    for cam in camera_dirs(root.root()) {
-        let dir = root.inprogress(&cam);
-        for f in files(&dir) {
-            let name = file_name(&f);
-            let Some(run) = name.strip_suffix(".pid") else {
-                continue;
-            };
-            let pid: Option<i32> = std::fs::read_to_string(&f)
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-            let Some(pid) = pid else {
-                continue;
-            };
-            let alive = || {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&format!("{run}.csv")))
-            };
-            while alive() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if alive() {
-                // SAFETY: plain kill(2) on a pid verified above to be that run's ffmpeg.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

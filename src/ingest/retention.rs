@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::recorder::Chunks;
 use super::Ctx;
@@ -76,13 +77,8 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 }
 
 /// Runs retention every `interval_s`, and whenever `kick` fires (a new
-/// chunk landed), until `stop`.
-pub async fn run(
-    ctx: Arc<Ctx>,
-    chunks: Chunks,
-    kick: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// chunk landed), until `stop` is cancelled.
+pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, kick: Arc<Notify>, stop: CancellationToken) {
     let every = Duration::from_secs(ctx.retention.interval_s.max(1));
     loop {
         if let Err(e) = pass(&ctx, &chunks).await {
@@ -91,10 +87,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = kick.notified() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
+            _ = stop.cancelled() => return,
         }
     }
 }

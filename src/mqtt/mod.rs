@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{LastWill, MqttOptions, QoS};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use status::Status;
 
+use crate::clock::Clock;
 use crate::config::{Config, MqttConfig};
 use crate::nvr::store::{outbox, Store, StoreError};
 use crate::paths::DataDir;
@@ -65,13 +66,15 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
 impl Mirror {
     /// Checks the settings, starts the outbox cursor (through the writer, so
     /// no event can slip in between) and spawns the mirror task. It stops
-    /// when `shutdown` turns true, after publishing `stopped`.
+    /// when `shutdown` is cancelled, after publishing `stopped`; `clock`
+    /// times its reconnect backoff.
     pub async fn start(
         cfg: &Config,
         store: Store,
         status: Status,
         stats: StatsFn,
-        shutdown: watch::Receiver<bool>,
+        shutdown: &CancellationToken,
+        clock: Arc<dyn Clock>,
     ) -> Result<Mirror, MqttError> {
         let m = &cfg.mqtt;
         let prefix = m.topic_prefix.trim_end_matches('/');
@@ -107,7 +110,8 @@ impl Mirror {
             status,
             stats,
             live,
-            shutdown,
+            shutdown: shutdown.child_token(),
+            clock,
             cursor: state.last_sent_id,
             derived: Derived::default(),
         };

@@ -14,12 +14,15 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{broadcast, watch};
-use tokio::time::{interval, sleep, timeout, Instant, MissedTickBehavior};
+use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use super::discovery::{device_config, object_id};
 use super::inflight::{Inflight, Tag};
 use super::topics::{label_of, Derived, Topics};
 use super::{snapshot, StatsFn, Status, REQUEST_CAP};
+use crate::backoff::Backoff;
+use crate::clock::Clock;
 use crate::nvr::store::{db, outbox, Camera, Event as StoredEvent, EventFilter, Store};
 
 /// Most publishes awaiting PUBACK in rumqttc (its `inflight`).
@@ -29,9 +32,10 @@ pub const INFLIGHT: u16 = 100;
 const WINDOW: usize = 64;
 /// How often the camera list is compared with what discovery announced.
 const CAMERA_POLL: Duration = Duration::from_secs(5);
-/// Reconnect backoff bounds.
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Reconnect backoff bounds (ms): the broker is usually on the LAN or the
+/// box itself, so retries stay frequent.
+const BACKOFF_MIN_MS: u64 = 500;
+const BACKOFF_MAX_MS: u64 = 5_000;
 /// How long a clean shutdown waits for `stopped` to be acknowledged.
 const GOODBYE: Duration = Duration::from_secs(3);
 
@@ -47,7 +51,10 @@ pub(super) struct Session {
     pub status: Status,
     pub stats: StatsFn,
     pub live: broadcast::Receiver<Arc<StoredEvent>>,
-    pub shutdown: watch::Receiver<bool>,
+    /// This session's child of the daemon's shutdown token.
+    pub shutdown: CancellationToken,
+    /// Times the reconnect backoff.
+    pub clock: Arc<dyn Clock>,
     /// The newest acknowledged event (a prefix of the outbox).
     pub cursor: i64,
     /// Counts and track states remembered between events.
@@ -80,7 +87,7 @@ impl Session {
     pub async fn run(mut self) {
         let (persist_tx, persist_rx) = watch::channel(self.cursor);
         let persister = tokio::spawn(persist(self.store.clone(), self.status.clone(), persist_rx));
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
         let mut failures = 0u64;
         loop {
             self.enforce_cap(&persist_tx).await;
@@ -89,18 +96,16 @@ impl Session {
                 Ended::Lost { was_up } => {
                     self.status.set_connected(false);
                     if was_up {
-                        backoff = BACKOFF_MIN;
+                        backoff.reset();
                         failures = 0;
                     } else {
                         failures += 1;
                     }
                 }
             }
-            tokio::select! {
-                _ = sleep(backoff) => {}
-                _ = self.shutdown.changed() => break,
+            if !backoff.wait(&*self.clock, &self.shutdown).await {
+                break;
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
         self.status.set_connected(false);
         drop(persist_tx);
@@ -213,7 +218,7 @@ impl Session {
                 }
                 _ = stats.tick(), if up => self.publish_stats(&mut conn).await,
                 _ = cameras.tick(), if up => self.announce(&mut conn, false).await,
-                _ = self.shutdown.changed() => {
+                _ = self.shutdown.cancelled() => {
                     if up {
                         self.goodbye(&mut conn, &mut events, persist).await;
                     }

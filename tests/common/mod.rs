@@ -302,13 +302,22 @@ impl Daemon {
 
     /// SIGTERM, then waits (bounded) for a clean exit; true if it exited.
     pub fn terminate(&mut self) -> bool {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(60)).is_some()
+    }
+
+    /// Sends the signal `kill -{name}` names (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-        wait_for(Duration::from_secs(60), || {
-            self.child.try_wait().ok().flatten()
-        })
-        .is_some()
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{name} {pid}");
+    }
+
+    /// Waits (bounded by `limit`) for the daemon to exit; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        wait_for(limit, || self.child.try_wait().ok().flatten())
     }
 
     /// The password `run` generated for `admin` at first start.

@@ -55,9 +55,9 @@ pub struct NvrState {
     pub max_body: usize,
     /// Every other bound a client is held to (`[nvr]` in the config).
     pub limits: limits::Limits,
-    /// Becomes `true` when the daemon is stopping: live streams never end on
-    /// their own, so they watch this to let graceful shutdown finish.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The daemon's shutdown token: live streams never end on their own, so
+    /// each takes a child of it to let graceful shutdown finish.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Builds the NVR router. Serve it with connect info (`into_make_service_with_connect_info`)

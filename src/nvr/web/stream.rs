@@ -20,8 +20,9 @@ use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 use super::error::{WebError, WebResult};
 use super::extract::Query;
@@ -145,7 +146,7 @@ async fn until_invalid(st: &NvrState, cred: Credential, every: Duration) -> &'st
             }
             Credential::ApiToken { .. } => every,
         };
-        tokio::time::sleep(wait).await;
+        st.clock.sleep(wait).await;
         match credential_valid(st, cred).await {
             Ok(()) => {}
             Err(AuthError::Expired) => return "token expired",
@@ -230,7 +231,8 @@ pub fn subscribe(
     let (tx, rx) = mpsc::channel(HANDOFF);
     // Subscribe before reading the store: that ordering is the no-gap guarantee.
     let live = st.store.subscribe();
-    let stop = st.shutdown.clone();
+    // This stream's own token: cancelled with the daemon's.
+    let stop = st.shutdown.child_token();
     tokio::spawn(async move {
         let feed = async {
             let mut last = after.unwrap_or(0);
@@ -286,16 +288,15 @@ async fn forward(
     mut live: broadcast::Receiver<Arc<Event>>,
     tx: &mpsc::Sender<StreamMsg>,
     mut last: i64,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     loop {
-        if *stop.borrow() {
-            return;
-        }
         let msg = tokio::select! {
-            r = live.recv() => r,
+            // Stopping wins over a backlog of live events.
+            biased;
+            _ = stop.cancelled() => return,
             _ = tx.closed() => return,
-            _ = stop.changed() => return,
+            r = live.recv() => r,
         };
         let out = match msg {
             Ok(ev) if ev.id > last => {
@@ -345,8 +346,7 @@ mod tests {
             btx.send(ev(id)).unwrap();
         }
         drop(btx);
-        let (_stop_tx, stop) = watch::channel(false);
-        forward(brx, &tx, 2, stop).await;
+        forward(brx, &tx, 2, CancellationToken::new()).await;
         drop(tx);
         let mut got = Vec::new();
         while let Some(m) = rx.recv().await {
@@ -357,5 +357,18 @@ mod tests {
             });
         }
         assert_eq!(got, ["lag6", "e7", "e8", "e9", "e10"]);
+    }
+
+    #[test]
+    fn a_cancelled_token_ends_the_stream_before_any_live_event() {
+        use futures_util::FutureExt;
+        let (btx, brx) = broadcast::channel(4);
+        let (tx, mut rx) = mpsc::channel(HANDOFF);
+        btx.send(ev(1)).unwrap();
+        let stop = CancellationToken::new();
+        stop.cancel();
+        // The broadcast is still open and has an event: only the token ends it.
+        assert!(forward(brx, &tx, 0, stop).now_or_never().is_some());
+        assert!(rx.try_recv().is_err());
     }
 }

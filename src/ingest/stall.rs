@@ -1,0 +1,81 @@
+//! Stall detection for one ffmpeg run: how long since its last frame,
+//! against an allowance that is longer until the first frame (connecting to
+//! and probing a camera can take a while). Time is the injected clock's
+//! monotonic time, so the rule is tested by moving time.
+
+use std::time::Duration;
+
+/// Least time a new ffmpeg gets to deliver its first frame.
+pub const FIRST_FRAME_GRACE: Duration = Duration::from_secs(30);
+
+/// The silence allowed to one run, and when it last broke.
+#[derive(Debug, Clone)]
+pub struct StallWatch {
+    stall: Duration,
+    allowance: Duration,
+    last_frame: Duration,
+}
+
+impl StallWatch {
+    /// A run started at `now` (monotonic) that must deliver a frame at least
+    /// every `stall_timeout` (at least [`FIRST_FRAME_GRACE`] for the first).
+    pub fn new(stall_timeout: Duration, now: Duration) -> Self {
+        Self {
+            stall: stall_timeout,
+            allowance: stall_timeout.max(FIRST_FRAME_GRACE),
+            last_frame: now,
+        }
+    }
+
+    /// A frame arrived at `now`: from here on only `stall_timeout` is allowed.
+    pub fn frame(&mut self, now: Duration) {
+        self.last_frame = now;
+        self.allowance = self.stall;
+    }
+
+    /// How long the run has been silent at `now`, once that is past its allowance.
+    pub fn stalled(&self, now: Duration) -> Option<Duration> {
+        let silent = now.saturating_sub(self.last_frame);
+        (silent > self.allowance).then_some(silent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    #[test]
+    fn the_first_frame_gets_the_grace_then_the_stall_timeout_applies() {
+        let clock = ManualClock::new(0);
+        clock.advance(5_000);
+        let mut w = StallWatch::new(Duration::from_secs(20), clock.mono());
+        clock.advance(30_000);
+        assert_eq!(
+            w.stalled(clock.mono()),
+            None,
+            "30 s is the first frame's grace"
+        );
+        clock.advance(1);
+        assert_eq!(w.stalled(clock.mono()), Some(Duration::from_millis(30_001)));
+        w.frame(clock.mono());
+        clock.advance(20_000);
+        assert_eq!(w.stalled(clock.mono()), None);
+        clock.advance(500);
+        assert_eq!(w.stalled(clock.mono()), Some(Duration::from_millis(20_500)));
+        // Each frame restarts the count.
+        w.frame(clock.mono());
+        clock.advance(19_999);
+        assert_eq!(w.stalled(clock.mono()), None);
+    }
+
+    #[test]
+    fn a_stall_timeout_longer_than_the_grace_is_kept_for_the_first_frame() {
+        let clock = ManualClock::new(0);
+        let w = StallWatch::new(Duration::from_secs(45), clock.mono());
+        clock.advance(45_000);
+        assert_eq!(w.stalled(clock.mono()), None);
+        clock.advance(1);
+        assert!(w.stalled(clock.mono()).is_some());
+    }
+}
