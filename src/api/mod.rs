@@ -33,6 +33,26 @@ pub struct AiState {
     pub mqtt: Option<crate::mqtt::Status>,
 }
 
+impl AiState {
+    /// The state `run` serves for `cfg`: frames under `cfg`'s frames dir,
+    /// the MQTT counters when MQTT is on. In-process tests build it the same way.
+    pub fn new(
+        cfg: &crate::config::Config,
+        engine: Arc<Engine>,
+        hw: Arc<Hardware>,
+    ) -> std::io::Result<Self> {
+        Ok(AiState {
+            engine,
+            frames: FrameStore::new(&cfg.paths.frames_dir(), cfg.ai.max_body_bytes as u64)?,
+            hw,
+            started: Instant::now(),
+            max_body: cfg.ai.max_body_bytes,
+            max_pixels: cfg.ai.max_image_pixels,
+            mqtt: cfg.mqtt.enabled().then(crate::mqtt::Status::new),
+        })
+    }
+}
+
 /// Builds the adapter's router.
 pub fn router(state: Arc<AiState>) -> Router {
     let limit = state.max_body;

@@ -2,7 +2,6 @@
 //! cameras, until signalled.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -11,11 +10,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AiState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::frame::FrameStore;
 use crate::hw::Hardware;
 use crate::ingest::{self, Supervisor};
-use crate::mqtt::{Mirror, StatsFn, Status};
-use crate::nvr::auth::{JwtKeys, LoginLimiter, Tickets};
+use crate::mqtt::{Mirror, StatsFn};
 use crate::nvr::store::Store;
 use crate::nvr::NvrState;
 use crate::serve;
@@ -36,12 +33,8 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     if args.demo {
         ingest::demo::adjust(&mut cfg);
     }
-    let started = Instant::now();
     std::fs::create_dir_all(&cfg.paths.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;
-    let frames_dir = cfg.paths.frames_dir();
-    let frames = FrameStore::new(&frames_dir, cfg.ai.max_body_bytes as u64)
-        .with_context(|| format!("opening frames dir {}", frames_dir.display()))?;
     let engine = super::build_engine(&cfg)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hw = Arc::new(Hardware::probe());
@@ -50,17 +43,12 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             "NVIDIA GPU found; inference stays on tract-cpu until a GPU backend is configured"
         );
     }
-    let state = Arc::new(AiState {
-        engine: engine.clone(),
-        frames,
-        hw,
-        started,
-        max_body: cfg.ai.max_body_bytes,
-        max_pixels: cfg.ai.max_image_pixels,
-        mqtt: cfg.mqtt.enabled().then(Status::new),
-    });
+    let state = Arc::new(
+        AiState::new(&cfg, engine.clone(), hw)
+            .with_context(|| format!("opening frames dir {}", cfg.paths.frames_dir().display()))?,
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut nvr_state = open_nvr(&cfg, started, clock.clone(), stop_rx.clone()).await?;
+    let mut nvr_state = open_nvr(&cfg, clock.clone(), stop_rx.clone()).await?;
     let mirror = match &state.mqtt {
         Some(status) => {
             let ai = state.clone();
@@ -126,7 +114,6 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
 /// creates the initial admin when there are no users yet.
 async fn open_nvr(
     cfg: &Config,
-    started: Instant,
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<NvrState> {
@@ -134,32 +121,13 @@ async fn open_nvr(
     let store = Store::open(&db_path, clock.clone(), cfg.nvr.stream_buffer)
         .with_context(|| format!("opening database {}", db_path.display()))?;
     let secret = super::init::prepare(cfg, &store).await?.jwt_secret;
-    let n = &cfg.nvr;
-    Ok(NvrState {
-        keys: JwtKeys::new(
-            secret.as_bytes(),
-            n.access_token_ttl_s,
-            n.refresh_token_ttl_s,
-            clock.clone(),
-        )?,
-        limiter: LoginLimiter::new(
-            n.login_failures_per_user,
-            n.login_failures_per_ip,
-            n.login_window_s,
-            clock.clone(),
-        ),
-        tickets: Tickets::new(n.ticket_ttl_s, clock.clone()),
+    Ok(NvrState::new(
+        cfg,
         store,
+        secret.as_bytes(),
         clock,
-        recordings_dir: cfg.paths.data_dir.join("recordings"),
-        frames_dir: cfg.paths.frames_dir(),
-        snapshots_dir: ingest::snapshots_dir(cfg),
-        cameras: None,
-        started,
-        max_body: n.max_body_bytes,
-        limits: crate::nvr::web::limits::Limits::new(n),
         shutdown,
-    })
+    )?)
 }
 
 async fn shutdown() {
