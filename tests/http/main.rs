@@ -13,6 +13,7 @@ mod ai_errors;
 mod ai_faces;
 mod decoder_onnx;
 mod harness;
+mod migrations;
 mod nvr_api;
 mod nvr_auth;
 mod nvr_events;
