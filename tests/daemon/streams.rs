@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{self, client, Daemon, SseClient};
+use crate::common::{self, client, event_id, Daemon, SseClient};
 use serde_json::{json, Value};
 
 /// Long enough for a loaded CI box; only hit when a test is failing.
@@ -25,16 +25,6 @@ fn get(d: &Daemon, t: &str, path: &str) -> Vec<Value> {
     let r = client().get(d.nvr_url(path)).bearer_auth(t).send().unwrap();
     assert_eq!(r.status(), 200, "{path}");
     r.json().unwrap()
-}
-
-fn event_id(m: &common::SseMsg) -> i64 {
-    let v: Value = serde_json::from_str(&m.data).unwrap();
-    assert_eq!(
-        m.id.as_deref(),
-        Some(v["id"].to_string().as_str()),
-        "SSE id = event id"
-    );
-    v["id"].as_i64().unwrap()
 }
 
 fn marker(n: i64) -> Value {

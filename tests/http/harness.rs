@@ -154,6 +154,16 @@ pub trait App {
         self.send(rb.body(Body::empty()).unwrap()).await
     }
 
+    /// DELETE `path` with a bearer token.
+    async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.send(
+            bearer(request(Method::DELETE, path), token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
     /// `method path` with `body` as JSON, with a bearer token when given.
     async fn json(&self, method: Method, path: &str, token: Option<&str>, body: &Value) -> Resp {
         let rb = request(method, path);
@@ -409,6 +419,18 @@ impl Nvr {
     /// An access token for the initial admin.
     pub async fn admin_token(&self) -> String {
         self.login("admin", &self.admin_password()).await
+    }
+
+    /// Creates an API token with `body` (name, role, expiry) as `admin`;
+    /// returns the token and its id.
+    pub async fn api_token(&self, admin: &str, body: &Value) -> (String, i64) {
+        let r = self.post_json("/api/v1/tokens", Some(admin), body).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let v = r.json();
+        (
+            v["token"].as_str().unwrap().to_owned(),
+            v["id"].as_i64().unwrap(),
+        )
     }
 
     /// Adds user `name` with `role` and `password` to the store, as `user add` does.

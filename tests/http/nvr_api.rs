@@ -19,15 +19,6 @@ async fn send_text(h: &Nvr, method: Method, path: &str, token: &str, body: &str)
     .await
 }
 
-async fn delete(h: &Nvr, path: &str, token: &str) -> Resp {
-    h.send(
-        bearer(request(Method::DELETE, path), token)
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn cameras_round_trip_and_hide_credentials() {
     let h = Nvr::start().await;
@@ -130,9 +121,9 @@ async fn cameras_round_trip_and_hide_credentials() {
     assert_eq!(after, one);
 
     // Delete.
-    assert_eq!(delete(&h, "/api/v1/cameras/yard", &admin).await.status, 204);
+    assert_eq!(h.delete("/api/v1/cameras/yard", &admin).await.status, 204);
     assert_eq!(h.get("/api/v1/cameras/yard", t).await.status, 404);
-    assert_eq!(delete(&h, "/api/v1/cameras/yard", &admin).await.status, 404);
+    assert_eq!(h.delete("/api/v1/cameras/yard", &admin).await.status, 404);
 }
 
 /// Chunks of cam1 at [1000,1060), [1060,1120), [1200,1260) s, and one of cam2.

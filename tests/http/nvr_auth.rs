@@ -12,6 +12,16 @@ async fn me(h: &Nvr, token: &str) -> crate::harness::Resp {
     h.get("/api/v1/auth/me", Some(token)).await
 }
 
+/// POST /api/v1/auth/refresh with `token` as the refresh token.
+async fn refresh(h: &Nvr, token: &str) -> crate::harness::Resp {
+    h.post_json(
+        "/api/v1/auth/refresh",
+        None,
+        &json!({"refresh_token": token}),
+    )
+    .await
+}
+
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
@@ -71,7 +81,7 @@ async fn login_me_refresh_and_bad_tokens() {
     assert_eq!(pair["token_type"], "bearer");
     assert!(pair["expires_in"].as_i64().unwrap() > 0);
     let access = pair["access_token"].as_str().unwrap().to_owned();
-    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_token = pair["refresh_token"].as_str().unwrap().to_owned();
     let who = me(&h, &access).await.json();
     assert_eq!(who["username"], "admin");
     assert_eq!(who["role"], "admin");
@@ -100,16 +110,9 @@ async fn login_me_refresh_and_bad_tokens() {
 
     // Refresh: the refresh token mints a pair; an access token cannot refresh,
     // and a refresh token cannot authorise a request.
-    let refresh_with = |t: &str| json!({"refresh_token": t});
-    let r = h
-        .post_json("/api/v1/auth/refresh", None, &refresh_with(&refresh))
-        .await;
-    assert_eq!(r.status, 200);
-    let r = h
-        .post_json("/api/v1/auth/refresh", None, &refresh_with(&access))
-        .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(me(&h, &refresh).await.status, 401);
+    assert_eq!(refresh(&h, &refresh_token).await.status, 200);
+    assert_eq!(refresh(&h, &access).await.status, 401);
+    assert_eq!(me(&h, &refresh_token).await.status, 401);
 
     // Expired, tampered, alg none, wrongly signed.
     let secret = std::fs::read_to_string(h.data_dir().join("jwt-secret")).unwrap();
@@ -161,7 +164,7 @@ async fn access_and_refresh_tokens_expire_when_their_time_has_passed() {
     let pair = h.login_pair("admin", &h.admin_password()).await;
     assert_eq!(pair["expires_in"], 60);
     let access = pair["access_token"].as_str().unwrap().to_owned();
-    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_token = pair["refresh_token"].as_str().unwrap().to_owned();
     h.advance_s(59);
     assert_eq!(me(&h, &access).await.status, 200, "still inside its TTL");
     h.advance_s(2);
@@ -169,24 +172,12 @@ async fn access_and_refresh_tokens_expire_when_their_time_has_passed() {
     assert_eq!(r.status, 401);
     assert_eq!(r.code(), "token_expired");
     // The refresh token lives longer (7 days by default) and mints a fresh pair.
-    let r = h
-        .post_json(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": refresh}),
-        )
-        .await;
+    let r = refresh(&h, &refresh_token).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let fresh = r.json()["access_token"].as_str().unwrap().to_owned();
     assert_eq!(me(&h, &fresh).await.status, 200);
     h.advance_s(7 * 24 * 3600);
-    let r = h
-        .post_json(
-            "/api/v1/auth/refresh",
-            None,
-            &json!({"refresh_token": refresh}),
-        )
-        .await;
+    let r = refresh(&h, &refresh_token).await;
     assert_eq!(r.status, 401, "a refresh token past its TTL");
 }
 
@@ -212,31 +203,16 @@ async fn viewers_read_admins_write() {
         assert_eq!(r.status, 403, "{path}");
         assert_eq!(r.code(), "forbidden");
     }
-    let r = h
-        .send(
-            crate::harness::bearer(request(Method::DELETE, "/api/v1/cameras/c1"), &viewer)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, 403);
+    assert_eq!(h.delete("/api/v1/cameras/c1", &viewer).await.status, 403);
 }
 
 #[tokio::test]
 async fn api_tokens_work_until_revoked() {
     let h = Nvr::start().await;
     let admin = h.admin_token().await;
-    let r = h
-        .post_json(
-            "/api/v1/tokens",
-            Some(&admin),
-            &json!({"name": "frigate", "role": "admin"}),
-        )
+    let (token, id) = h
+        .api_token(&admin, &json!({"name": "frigate", "role": "admin"}))
         .await;
-    assert_eq!(r.status, 201);
-    let v = r.json();
-    let token = v["token"].as_str().unwrap().to_owned();
-    let id = v["id"].as_i64().unwrap();
     assert!(token.starts_with("onvr_"));
     // Usable for reads and (admin role) writes.
     assert_eq!(me(&h, &token).await.json()["auth"], "api_token");
@@ -255,17 +231,11 @@ async fn api_tokens_work_until_revoked() {
     let db = std::fs::read(h.data_dir().join("opennvr.db")).unwrap();
     assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
     // Revoke: refused at once.
-    let delete = |path: String| {
-        crate::harness::bearer(request(Method::DELETE, &path), &admin)
-            .body(Body::empty())
-            .unwrap()
-    };
-    let r = h.send(delete(format!("/api/v1/tokens/{id}"))).await;
+    let r = h.delete(&format!("/api/v1/tokens/{id}"), &admin).await;
     assert_eq!(r.status, 204);
     assert_eq!(me(&h, &token).await.status, 401);
     assert_eq!(me(&h, "onvr_0000").await.status, 401);
-    let r = h.send(delete("/api/v1/tokens/999".into())).await;
-    assert_eq!(r.status, 404);
+    assert_eq!(h.delete("/api/v1/tokens/999", &admin).await.status, 404);
 }
 
 #[tokio::test]

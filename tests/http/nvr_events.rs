@@ -6,7 +6,8 @@ use axum::body::Body;
 use axum::http::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{bearer, request, App, Nvr, Sse, SseMsg};
+use crate::common::event_id;
+use crate::harness::{bearer, request, App, Nvr, Sse};
 
 async fn post_event(h: &Nvr, t: &str, body: &Value) -> (u16, Value) {
     let r = h.post_json("/api/v1/events", Some(t), body).await;
@@ -128,16 +129,6 @@ async fn events_are_stored_filtered_and_idempotent() {
     assert_eq!(get(&h, &t, "/api/v1/events?limit=1000").await.len(), 6);
     let r = h.get("/api/v1/events/99999", Some(&t)).await;
     assert_eq!(r.status, 404);
-}
-
-fn event_id(m: &SseMsg) -> i64 {
-    let v: Value = serde_json::from_str(&m.data).unwrap();
-    assert_eq!(
-        m.id.as_deref(),
-        Some(v["id"].to_string().as_str()),
-        "SSE id = event id"
-    );
-    v["id"].as_i64().unwrap()
 }
 
 fn marker(n: i64) -> Value {

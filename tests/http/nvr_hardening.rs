@@ -103,15 +103,8 @@ async fn an_oversized_event_payload_is_refused_naming_the_cap() {
 async fn api_tokens_cannot_mint_tokens() {
     let h = Nvr::start().await;
     let admin = h.admin_token().await;
-    let r = h
-        .post_json(
-            "/api/v1/tokens",
-            Some(&admin),
-            &json!({"name": "integration", "role": "admin", "expires_in_s": 60}),
-        )
-        .await;
-    assert_eq!(r.status, 201);
-    let api = r.json()["token"].as_str().unwrap().to_owned();
+    let body = json!({"name": "integration", "role": "admin", "expires_in_s": 60});
+    let (api, _) = h.api_token(&admin, &body).await;
     let r = h
         .post_json(
             "/api/v1/tokens",
@@ -127,15 +120,8 @@ async fn api_tokens_cannot_mint_tokens() {
 async fn api_tokens_expire_when_their_time_has_passed() {
     let h = Nvr::start().await;
     let admin = h.admin_token().await;
-    let r = h
-        .post_json(
-            "/api/v1/tokens",
-            Some(&admin),
-            &json!({"name": "short", "role": "viewer", "expires_in_s": 60}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let api = r.json()["token"].as_str().unwrap().to_owned();
+    let body = json!({"name": "short", "role": "viewer", "expires_in_s": 60});
+    let (api, _) = h.api_token(&admin, &body).await;
     h.advance_s(59);
     assert_eq!(h.get("/api/v1/events", Some(&api)).await.status, 200);
     h.advance_s(2);
