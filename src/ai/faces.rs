@@ -93,7 +93,7 @@ pub const AGE_CLASSES: usize = 81;
 
 /// The age a class stands for: dlib's age predictor gives class 0 a quarter
 /// year (babies) and class `i` `i` years; the package's manifest records the
-/// same weights (checked by `tests/ai_faces.rs`).
+/// same weights (checked by `tests/http/ai_faces.rs`).
 pub fn age_of_class(i: usize) -> f32 {
     if i == 0 {
         0.25

@@ -38,6 +38,30 @@ pub struct AiState {
     pub mqtt: Option<HealthPart>,
 }
 
+impl AiState {
+    /// The state `run` serves for `cfg`: frames under the data dir's frames
+    /// folder; no MQTT part (`run` hands the mirror's in when MQTT is on).
+    /// In-process tests build it the same way.
+    pub fn new(
+        cfg: &crate::config::Config,
+        engine: Arc<Engine>,
+        hw: Arc<Hardware>,
+    ) -> std::io::Result<Self> {
+        Ok(AiState {
+            engine,
+            frames: FrameStore::new(
+                &crate::paths::DataDir::new(&cfg.paths).frames(),
+                cfg.ai.max_body_bytes as u64,
+            )?,
+            hw,
+            started: Instant::now(),
+            max_body: cfg.ai.max_body_bytes,
+            max_pixels: cfg.ai.max_image_pixels,
+            mqtt: None,
+        })
+    }
+}
+
 /// Builds the adapter's router.
 pub fn router(state: Arc<AiState>) -> Router {
     let limit = state.max_body;

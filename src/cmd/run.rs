@@ -2,7 +2,6 @@
 //! cameras, until signalled.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -12,11 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AiState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::frame::FrameStore;
 use crate::hw::Hardware;
 use crate::ingest::{self, Supervisor};
 use crate::mqtt::{Mirror, StatsFn, Status};
-use crate::nvr::auth::{JwtKeys, LoginLimiter, Tickets};
 use crate::nvr::store::Store;
 use crate::nvr::NvrState;
 use crate::paths::DataDir;
@@ -44,12 +41,8 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     if args.demo {
         ingest::demo::adjust(&mut cfg);
     }
-    let started = Instant::now();
     std::fs::create_dir_all(&cfg.paths.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;
-    let frames_dir = DataDir::new(&cfg.paths).frames();
-    let frames = FrameStore::new(&frames_dir, cfg.ai.max_body_bytes as u64)
-        .with_context(|| format!("opening frames dir {}", frames_dir.display()))?;
     let engine = super::build_engine(&cfg)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hw = Arc::new(Hardware::probe());
@@ -59,18 +52,17 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let mqtt = cfg.mqtt.enabled().then(Status::new);
-    let state = Arc::new(AiState {
-        engine: engine.clone(),
-        frames,
-        hw,
-        started,
-        max_body: cfg.ai.max_body_bytes,
-        max_pixels: cfg.ai.max_image_pixels,
-        mqtt: mqtt
-            .clone()
-            .map(|s| -> api::HealthPart { Arc::new(move || serde_json::json!(s.report())) }),
-    });
-    let mut nvr_state = open_nvr(&cfg, started, clock.clone(), stop.clone()).await?;
+    let mut ai_state = AiState::new(&cfg, engine.clone(), hw).with_context(|| {
+        format!(
+            "opening frames dir {}",
+            DataDir::new(&cfg.paths).frames().display()
+        )
+    })?;
+    ai_state.mqtt = mqtt
+        .clone()
+        .map(|s| -> api::HealthPart { Arc::new(move || serde_json::json!(s.report())) });
+    let state = Arc::new(ai_state);
+    let mut nvr_state = open_nvr(&cfg, clock.clone(), stop.clone()).await?;
     let mirror = match mqtt {
         Some(status) => {
             let ai = state.clone();
@@ -127,7 +119,6 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
 /// creates the initial admin when there are no users yet.
 async fn open_nvr(
     cfg: &Config,
-    started: Instant,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<NvrState> {
@@ -135,33 +126,13 @@ async fn open_nvr(
     let store = Store::open(&db_path, clock.clone(), cfg.nvr.stream_buffer)
         .with_context(|| format!("opening database {}", db_path.display()))?;
     let secret = super::init::prepare(cfg, &store).await?.jwt_secret;
-    let data = DataDir::new(&cfg.paths);
-    let n = &cfg.nvr;
-    Ok(NvrState {
-        keys: JwtKeys::new(
-            secret.as_bytes(),
-            n.access_token_ttl_s,
-            n.refresh_token_ttl_s,
-            clock.clone(),
-        )?,
-        limiter: LoginLimiter::new(
-            n.login_failures_per_user,
-            n.login_failures_per_ip,
-            n.login_window_s,
-            clock.clone(),
-        ),
-        tickets: Tickets::new(n.ticket_ttl_s, clock.clone()),
+    Ok(NvrState::new(
+        cfg,
         store,
+        secret.as_bytes(),
         clock,
-        recordings_dir: data.recordings().root().to_owned(),
-        frames_dir: data.frames(),
-        snapshots_dir: data.snapshots(),
-        cameras: None,
-        started,
-        max_body: n.max_body_bytes,
-        limits: crate::nvr::web::limits::Limits::new(n),
         shutdown,
-    })
+    )?)
 }
 
 /// SIGINT and SIGTERM, each registered once, here and nowhere else. One

@@ -10,4 +10,6 @@ pub(crate) mod live;
 pub mod store;
 pub mod web;
 
+/// Argon2 password hashing as `user add` stores it (in-process tests seed users with it).
+pub use auth::password::hash as hash_password;
 pub use web::{router, NvrState};

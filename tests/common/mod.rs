@@ -384,6 +384,18 @@ pub struct SseMsg {
     pub data: String,
 }
 
+/// The event id an event-stream message carries, checking that its SSE `id:`
+/// is the event's id (what `Last-Event-ID` resumes from).
+pub fn event_id(m: &SseMsg) -> i64 {
+    let v: serde_json::Value = serde_json::from_str(&m.data).unwrap();
+    assert_eq!(
+        m.id.as_deref(),
+        Some(v["id"].to_string().as_str()),
+        "SSE id = event id"
+    );
+    v["id"].as_i64().unwrap()
+}
+
 /// A minimal SSE client over a raw socket, so a test controls reads with
 /// timeouts and disconnects by dropping it. It speaks HTTP/1.0, so the body
 /// is the plain event stream (no chunked framing).

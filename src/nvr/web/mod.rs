@@ -60,6 +60,48 @@ pub struct NvrState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
+impl NvrState {
+    /// The state `run` serves for `cfg`, over an opened `store`, signing with
+    /// `jwt_secret` (see `cmd::init::prepare`). Tokens, the login window and
+    /// tickets all read `clock`, so in-process tests move time with a
+    /// `ManualClock`; `cameras` starts `None` (`run` sets it when it runs them).
+    pub fn new(
+        cfg: &crate::config::Config,
+        store: Store,
+        jwt_secret: &[u8],
+        clock: Arc<dyn Clock>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Self, AuthError> {
+        let n = &cfg.nvr;
+        let data = crate::paths::DataDir::new(&cfg.paths);
+        Ok(NvrState {
+            keys: JwtKeys::new(
+                jwt_secret,
+                n.access_token_ttl_s,
+                n.refresh_token_ttl_s,
+                clock.clone(),
+            )?,
+            limiter: LoginLimiter::new(
+                n.login_failures_per_user,
+                n.login_failures_per_ip,
+                n.login_window_s,
+                clock.clone(),
+            ),
+            tickets: Tickets::new(n.ticket_ttl_s, clock.clone()),
+            store,
+            clock,
+            recordings_dir: data.recordings().root().to_owned(),
+            frames_dir: data.frames(),
+            snapshots_dir: data.snapshots(),
+            cameras: None,
+            started: Instant::now(),
+            max_body: n.max_body_bytes,
+            limits: limits::Limits::new(n),
+            shutdown,
+        })
+    }
+}
+
 /// Builds the NVR router. Serve it with connect info (`into_make_service_with_connect_info`)
 /// so the login rate limit sees client addresses.
 pub fn router(state: Arc<NvrState>) -> Router {

@@ -3,12 +3,12 @@
 //! a broker outage (with and without a daemon restart) loses, duplicates
 //! and reorders nothing, and the outbox cap drops the oldest, counted.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 
-use common::mqtt::{Mosquitto, Msg, Sub, WAIT};
-use common::{client, get_json, wait_for, Daemon};
+use crate::common::mqtt::{Mosquitto, Msg, Sub, WAIT};
+use crate::common::{client, get_json, wait_for, Daemon};
 use serde_json::{json, Value};
 
 /// Starts the daemon (no models) mirroring to `broker`, with `extra` env.

@@ -1,26 +1,24 @@
-//! Bad input gets a clear 4xx in one JSON shape, and the daemon keeps serving.
-
-mod common;
+//! Bad input gets a clear 4xx in one JSON shape, and the adapter keeps
+//! serving; in-process on port 9100's router.
 
 use base64::Engine as _;
-use common::{client, fixture, get_json, temp_dir, Daemon};
 use serde_json::{json, Value};
+
+use crate::common::{fixture, temp_dir};
+use crate::harness::{Ai, App};
 
 const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
 
-fn post_raw(d: &Daemon, path: &str, body: Vec<u8>) -> (u16, Value) {
-    let r = client()
-        .post(d.ai_url(path))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
+async fn post_raw(d: &Ai, path: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = d.post_raw(path, "application/json", body).await;
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
 }
 
-fn post(d: &Daemon, body: Value) -> (u16, Value) {
-    post_raw(d, "/infer", serde_json::to_vec(&body).unwrap())
+async fn post(d: &Ai, body: Value) -> (u16, Value) {
+    post_raw(d, "/infer", serde_json::to_vec(&body).unwrap()).await
 }
 
 fn assert_error(got: (u16, Value), status: u16, code: &str) {
@@ -31,8 +29,8 @@ fn assert_error(got: (u16, Value), status: u16, code: &str) {
         .is_some_and(|m| !m.is_empty()));
 }
 
-#[test]
-fn frame_paths_cannot_escape_the_frames_dir() {
+#[tokio::test]
+async fn frame_paths_cannot_escape_the_frames_dir() {
     let base = temp_dir("escape");
     let frames = base.join("frames");
     std::fs::create_dir_all(frames.join("cam")).unwrap();
@@ -40,7 +38,7 @@ fn frame_paths_cannot_escape_the_frames_dir() {
     std::fs::copy(fixture(PERSON_JPG), &secret).unwrap();
     std::fs::copy(fixture(PERSON_JPG), frames.join("cam/ok.jpg")).unwrap();
     std::os::unix::fs::symlink(&secret, frames.join("cam/link.jpg")).unwrap();
-    let d = Daemon::start(&[("OPENNVR_FRAMES_DIR", frames.to_str().unwrap())]);
+    let d = Ai::start(&[("OPENNVR_FRAMES_DIR", frames.to_str().unwrap())]);
     let uri = |u: &str| json!({"task": "person_detection", "data": {"frame": {"uri": u}}});
     for bad in [
         "opennvr://frames/cam/../../secret.jpg",
@@ -50,24 +48,28 @@ fn frame_paths_cannot_escape_the_frames_dir() {
         "opennvr://frames/cam/link.jpg",
         "opennvr://frames//etc/passwd",
     ] {
-        assert_error(post(&d, uri(bad)), 403, "forbidden_path");
+        assert_error(post(&d, uri(bad)).await, 403, "forbidden_path");
     }
-    assert_error(post(&d, uri("/etc/passwd")), 400, "bad_request");
-    assert_error(post(&d, uri("file:///etc/passwd")), 400, "bad_request");
+    assert_error(post(&d, uri("/etc/passwd")).await, 400, "bad_request");
     assert_error(
-        post(&d, uri("opennvr://frames/cam/missing.jpg")),
+        post(&d, uri("file:///etc/passwd")).await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        post(&d, uri("opennvr://frames/cam/missing.jpg")).await,
         404,
         "frame_not_found",
     );
     // The legitimate frame still works afterwards.
-    let (s, v) = post(&d, uri("opennvr://frames/cam/ok.jpg"));
+    let (s, v) = post(&d, uri("opennvr://frames/cam/ok.jpg")).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["count"], 1);
 }
 
-#[test]
-fn malformed_requests_get_json_errors() {
-    let d = Daemon::start(&[("OPENNVR_LOG", "error")]);
+#[tokio::test]
+async fn malformed_requests_get_json_errors() {
+    let d = Ai::start(&[]);
     let good = base64::engine::general_purpose::STANDARD
         .encode(std::fs::read(fixture(PERSON_JPG)).unwrap());
     let jpeg = std::fs::read(fixture(PERSON_JPG)).unwrap();
@@ -76,24 +78,28 @@ fn malformed_requests_get_json_errors() {
     let frame = |b: &str| json!({"frame": {"b64": b}});
 
     assert_error(
-        post_raw(&d, "/infer", b"{not json".to_vec()),
+        post_raw(&d, "/infer", b"{not json".to_vec()).await,
         400,
         "bad_request",
     );
-    assert_error(post_raw(&d, "/infer", Vec::new()), 400, "bad_request");
-    assert_error(post(&d, json!({"data": frame(&good)})), 400, "bad_request");
+    assert_error(post_raw(&d, "/infer", Vec::new()).await, 400, "bad_request");
     assert_error(
-        post(&d, json!({"task": 7, "data": frame(&good)})),
-        400,
-        "bad_request",
-    );
-    assert_error(
-        post(&d, json!({"task": "person_counting"})),
+        post(&d, json!({"data": frame(&good)})).await,
         400,
         "bad_request",
     );
     assert_error(
-        post(&d, json!({"task": "person_counting", "data": frame("%%%")})),
+        post(&d, json!({"task": 7, "data": frame(&good)})).await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        post(&d, json!({"task": "person_counting"})).await,
+        400,
+        "bad_request",
+    );
+    assert_error(
+        post(&d, json!({"task": "person_counting", "data": frame("%%%")})).await,
         400,
         "bad_request",
     );
@@ -101,7 +107,8 @@ fn malformed_requests_get_json_errors() {
         post(
             &d,
             json!({"task": "person_counting", "data": frame(&good), "params": {"confidence": 2}}),
-        ),
+        )
+        .await,
         400,
         "bad_request",
     );
@@ -109,12 +116,13 @@ fn malformed_requests_get_json_errors() {
         post(
             &d,
             json!({"task": "person_counting", "data": frame(&good), "params": {"bogus": 1}}),
-        ),
+        )
+        .await,
         400,
         "bad_request",
     );
     assert_error(
-        post(&d, json!({"task": "mind_reading", "data": frame(&good)})),
+        post(&d, json!({"task": "mind_reading", "data": frame(&good)})).await,
         422,
         "unknown_task",
     );
@@ -122,12 +130,13 @@ fn malformed_requests_get_json_errors() {
         post(
             &d,
             json!({"task": "person_counting", "data": frame(&broken)}),
-        ),
+        )
+        .await,
         422,
         "undecodable_image",
     );
     assert_error(
-        post(&d, json!({"task": "person_counting", "data": frame(&text)})),
+        post(&d, json!({"task": "person_counting", "data": frame(&text)})).await,
         415,
         "unsupported_media",
     );
@@ -135,7 +144,8 @@ fn malformed_requests_get_json_errors() {
         post(
             &d,
             json!({"task": "person_counting", "data": frame(&good), "params": {"model": "nope"}}),
-        ),
+        )
+        .await,
         422,
         "unknown_model",
     );
@@ -145,7 +155,7 @@ fn malformed_requests_get_json_errors() {
         "A".repeat(17 << 20)
     );
     assert_error(
-        post_raw(&d, "/infer", huge.into_bytes()),
+        post_raw(&d, "/infer", huge.into_bytes()).await,
         413,
         "payload_too_large",
     );
@@ -158,7 +168,8 @@ fn malformed_requests_get_json_errors() {
             &json!({"steps": ["person_detection", "levitation"], "data": frame(&good)}),
         )
         .unwrap(),
-    );
+    )
+    .await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["status"], "error");
     assert_eq!(v["failed_at"], "levitation");
@@ -169,35 +180,31 @@ fn malformed_requests_get_json_errors() {
         "/pipeline/run",
         serde_json::to_vec(&json!({"steps": ["person_detection"], "data": frame(&good), "params": {"model": "nope"}}))
             .unwrap(),
-    );
+    ).await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["failed_at"], "person_detection");
     assert_error(
-        post_raw(&d, "/pipeline/run", b"[]".to_vec()),
+        post_raw(&d, "/pipeline/run", b"[]".to_vec()).await,
         400,
         "bad_request",
     );
 
     // Unknown routes and methods.
-    let r = client().get(d.ai_url("/nope")).send().unwrap();
-    assert_eq!(r.status(), 404);
-    let r = client().get(d.ai_url("/infer")).send().unwrap();
-    assert_eq!(r.status(), 405);
-    assert_eq!(
-        r.json::<Value>().unwrap()["error"]["code"],
-        "method_not_allowed"
-    );
+    assert_eq!(d.get("/nope", None).await.status, 404);
+    let r = d.get("/infer", None).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.code(), "method_not_allowed");
 
     // Still serving, and nothing was counted as an inference.
-    let h: Value = get_json(&d.ai_url("/health"));
+    let h = d.get("/health", None).await.json();
     assert_eq!(h["status"], "ok");
     assert_eq!(h["models"]["yolov4-tiny-416"]["inferences"], 0, "{h}");
 }
 
-#[test]
-fn discovery_endpoints_describe_the_box() {
-    let d = Daemon::start(&[]);
-    let caps: Value = get_json(&d.ai_url("/capabilities"));
+#[tokio::test]
+async fn discovery_endpoints_describe_the_box() {
+    let d = Ai::start(&[]);
+    let caps = d.get("/capabilities", None).await.json();
     assert_eq!(
         caps["tasks"],
         json!([
@@ -207,7 +214,7 @@ fn discovery_endpoints_describe_the_box() {
             "face_detection"
         ])
     );
-    let ad: Value = get_json(&d.ai_url("/adapters"));
+    let ad = d.get("/adapters", None).await.json();
     let ids: Vec<&str> = ad["adapters"]
         .as_array()
         .unwrap()
@@ -226,32 +233,28 @@ fn discovery_endpoints_describe_the_box() {
             .all(|a| a["loaded"] == false),
         "lazy loading: {ad}"
     );
-    let h: Value = get_json(&d.ai_url("/health"));
+    let h = d.get("/health", None).await.json();
     let hw = &h["hardware"];
     assert!(hw["ram_total_gb"].as_f64().unwrap() > 0.0);
     assert!(hw["cpu_cores"].as_u64().unwrap() >= 1);
     assert!(hw.get("gpu_device").is_some() && hw.get("vram_total_gb").is_some());
     assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
-    let s: Value = get_json(&d.ai_url("/schema?task=person_counting"));
+    let s = d.get("/schema?task=person_counting", None).await.json();
     assert_eq!(
         s["response"]["properties"]["task"]["const"],
         "person_counting"
     );
-    let r = client().get(d.ai_url("/schema?task=nope")).send().unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(d.get("/schema?task=nope", None).await.status, 404);
     // Without a task: every task's, keyed by name (what upstream's UI asks for).
-    let all = get_json(&d.ai_url("/schema"));
+    let all = d.get("/schema", None).await.json();
     assert_eq!(
         all["schemas"]["face_detection"]["response"]["properties"]["task"]["const"],
         "face_detection"
     );
-    // Port 8000 answers health only (for now) and nothing else unauthenticated.
-    let r = client().get(d.nvr_url("/health")).send().unwrap();
-    assert_eq!(r.status(), 200);
 
     // Without models the daemon still serves, with no tasks.
     let empty = temp_dir("nomodels");
-    let d2 = Daemon::start(&[("OPENNVR_MODELS_DIR", empty.to_str().unwrap())]);
-    let caps: Value = get_json(&d2.ai_url("/capabilities"));
+    let d2 = Ai::start(&[("OPENNVR_MODELS_DIR", empty.to_str().unwrap())]);
+    let caps = d2.get("/capabilities", None).await.json();
     assert_eq!(caps["tasks"], json!([]));
 }

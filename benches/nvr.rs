@@ -1,7 +1,9 @@
-//! NVR core benchmark; prints numbers for docs/performance.md. Ignored by
-//! default (it measures, it does not assert speed). Run with:
-//! `cargo test --release --test nvr_bench -- --ignored --nocapture`
+//! NVR core benchmark on the real daemon; prints numbers for
+//! docs/performance.md (it measures, it does not assert speed). Run with
+//! `cargo bench --bench nvr` (release profile), or `cargo test --bench nvr`
+//! (the test profile, as docs/performance.md measured).
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -134,9 +136,7 @@ fn sse_latency(d: &Daemon, token: &str, clients: usize, events: usize) -> Vec<i6
     lat
 }
 
-#[test]
-#[ignore]
-fn bench_nvr_events() {
+fn main() {
     let d = common::start_nvr(&[]);
     let token = d.admin_token();
     for threads in [1, 4, 16] {

@@ -1,13 +1,14 @@
 //! face_detection on real photos with the real CenterFace, age and gender
-//! models, over real HTTP (and the `infer` CLI).
-
-mod common;
+//! models, in-process on port 9100's router (the `infer` CLI's face dump:
+//! tests/daemon/cli.rs).
 
 use std::path::Path;
 
 use base64::Engine as _;
-use common::{client, fixture, models_dir, temp_dir, Daemon};
 use serde_json::{json, Value};
+
+use crate::common::{fixture, models_dir, temp_dir};
+use crate::harness::{Ai, App};
 
 const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
 
@@ -15,18 +16,18 @@ fn b64(path: &Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
 }
 
-fn post(d: &Daemon, path: &str, body: Value) -> (u16, Value) {
-    let r = client().post(d.ai_url(path)).json(&body).send().unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().unwrap())
+async fn post(d: &Ai, path: &str, body: Value) -> (u16, Value) {
+    let r = d.post_json(path, None, &body).await;
+    (r.status, r.json())
 }
 
-fn faces(d: &Daemon, image: &Path, params: Value) -> Value {
+async fn faces(d: &Ai, image: &Path, params: Value) -> Value {
     let (status, v) = post(
         d,
         "/infer",
         json!({"task": "face_detection", "data": {"frame": {"b64": b64(image)}}, "params": params}),
-    );
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["task"], "face_detection");
     assert_eq!(
@@ -37,8 +38,8 @@ fn faces(d: &Daemon, image: &Path, params: Value) -> Value {
     v
 }
 
-fn get(d: &Daemon, path: &str) -> Value {
-    client().get(d.ai_url(path)).send().unwrap().json().unwrap()
+async fn get(d: &Ai, path: &str) -> Value {
+    d.get(path, None).await.json()
 }
 
 fn nums(v: &Value) -> Vec<f64> {
@@ -75,12 +76,12 @@ fn assert_plausible_face(f: &Value, w: f64, h: f64) {
     assert!(nose[1] < ml[1].min(mr[1]), "nose above the mouth: {f}");
 }
 
-#[test]
-fn faces_age_and_gender_on_real_photos() {
-    let d = Daemon::start(&[]);
+#[tokio::test]
+async fn faces_age_and_gender_on_real_photos() {
+    let d = Ai::start(&[]);
 
     // zidane.jpg (1280x720): two men.
-    let z = faces(&d, &fixture("samples/zidane.jpg"), json!({}));
+    let z = faces(&d, &fixture("samples/zidane.jpg"), json!({})).await;
     assert_eq!(z["face_count"], 2, "{z}");
     for f in z["faces"].as_array().unwrap() {
         assert_plausible_face(f, 1280.0, 720.0);
@@ -94,7 +95,7 @@ fn faces_age_and_gender_on_real_photos() {
     );
 
     // astronaut.png (512x512): one woman.
-    let a = faces(&d, &fixture("samples/astronaut.png"), json!({}));
+    let a = faces(&d, &fixture("samples/astronaut.png"), json!({})).await;
     assert_eq!(a["face_count"], 1, "{a}");
     let f = &a["faces"][0];
     assert_plausible_face(f, 512.0, 512.0);
@@ -103,30 +104,30 @@ fn faces_age_and_gender_on_real_photos() {
     assert!((20.0..=65.0).contains(&age), "an adult: {f}");
 
     // person.jpg: a person seen from behind, with a dog and a horse: no face.
-    let p = faces(&d, &fixture(PERSON_JPG), json!({}));
+    let p = faces(&d, &fixture(PERSON_JPG), json!({})).await;
     assert_eq!(p["face_count"], 0, "{p}");
     assert_eq!(p["faces"], json!([]));
 
     // Each network loaded once; attributes ran once per frame with faces.
-    let h = get(&d, "/health");
+    let h = get(&d, "/health").await;
     assert_eq!(h["models"]["centerface"]["inferences"], 3, "{h}");
     assert_eq!(h["models"]["age-v1"]["inferences"], 2, "{h}");
     assert_eq!(h["models"]["gender-v1"]["inferences"], 2, "{h}");
     assert_eq!(h["models"]["yolov4-tiny-416"]["loaded"], false, "{h}");
 }
 
-#[test]
-fn params_shape_the_answer() {
-    let d = Daemon::start(&[]);
+#[tokio::test]
+async fn params_shape_the_answer() {
+    let d = Ai::start(&[]);
     let zidane = fixture("samples/zidane.jpg");
 
     // attributes: false skips age and gender and never loads their models.
-    let v = faces(&d, &zidane, json!({"attributes": false}));
+    let v = faces(&d, &zidane, json!({"attributes": false})).await;
     assert_eq!(v["face_count"], 2, "{v}");
     for f in v["faces"].as_array().unwrap() {
         assert!(f.get("age").is_none() && f.get("gender").is_none(), "{f}");
     }
-    let ad = get(&d, "/adapters");
+    let ad = get(&d, "/adapters").await;
     let loaded = |id: &str| {
         ad["adapters"]
             .as_array()
@@ -140,8 +141,8 @@ fn params_shape_the_answer() {
     assert_eq!(loaded("age-v1"), false);
 
     // max_faces keeps the best face.
-    let all = faces(&d, &zidane, json!({}));
-    let one = faces(&d, &zidane, json!({"max_faces": 1}));
+    let all = faces(&d, &zidane, json!({})).await;
+    let one = faces(&d, &zidane, json!({"max_faces": 1})).await;
     assert_eq!(one["face_count"], 1);
     let best = all["faces"]
         .as_array()
@@ -163,7 +164,8 @@ fn params_shape_the_answer() {
         &d,
         &zidane,
         json!({"min_confidence": (weakest + best) / 2.0}),
-    );
+    )
+    .await;
     assert_eq!(strict["face_count"], 1, "{strict}");
 
     for bad in [
@@ -177,7 +179,7 @@ fn params_shape_the_answer() {
             &d,
             "/infer",
             json!({"task": "face_detection", "data": {"frame": {"b64": b64(&zidane)}}, "params": bad}),
-        );
+        ).await;
         assert_eq!(status, 400, "{bad} -> {v}");
         assert_eq!(v["error"]["code"], "bad_request");
     }
@@ -187,14 +189,15 @@ fn params_shape_the_answer() {
         "/infer",
         json!({"task": "person_detection", "data": {"frame": {"b64": b64(&zidane)}},
                "params": {"model": "centerface"}}),
-    );
+    )
+    .await;
     assert_eq!(status, 400, "{v}");
 }
 
-#[test]
-fn discovery_and_pipeline_include_faces() {
-    let d = Daemon::start(&[]);
-    let caps = get(&d, "/capabilities");
+#[tokio::test]
+async fn discovery_and_pipeline_include_faces() {
+    let d = Ai::start(&[]);
+    let caps = get(&d, "/capabilities").await;
     assert!(
         caps["tasks"]
             .as_array()
@@ -202,7 +205,7 @@ fn discovery_and_pipeline_include_faces() {
             .contains(&json!("face_detection")),
         "{caps}"
     );
-    let ad = get(&d, "/adapters");
+    let ad = get(&d, "/adapters").await;
     let face = ad["adapters"]
         .as_array()
         .unwrap()
@@ -212,7 +215,7 @@ fn discovery_and_pipeline_include_faces() {
         .unwrap();
     assert_eq!(face["tasks"], json!(["face_detection"]));
     assert_eq!(face["kind"], "centerface");
-    let s = get(&d, "/schema?task=face_detection");
+    let s = get(&d, "/schema?task=face_detection").await;
     assert_eq!(
         s["response"]["properties"]["task"]["const"],
         "face_detection"
@@ -225,7 +228,8 @@ fn discovery_and_pipeline_include_faces() {
         json!({"steps": ["person_detection", "face_detection"],
                "data": {"frame": {"b64": b64(&fixture("samples/zidane.jpg"))}},
                "params": {"max_faces": 5}}),
-    );
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     assert!(
         v["results"]["person_detection"]["count"].as_u64().unwrap() >= 2,
@@ -239,14 +243,15 @@ fn discovery_and_pipeline_include_faces() {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
-    let d2 = Daemon::start(&[("OPENNVR_MODELS_DIR", dir.to_str().unwrap())]);
-    let caps = get(&d2, "/capabilities");
+    let d2 = Ai::start(&[("OPENNVR_MODELS_DIR", dir.to_str().unwrap())]);
+    let caps = get(&d2, "/capabilities").await;
     assert_eq!(caps["tasks"], json!([]), "{caps}");
     let (status, v) = post(
         &d2,
         "/infer",
         json!({"task": "face_detection", "data": {"frame": {"b64": b64(&fixture(PERSON_JPG))}}}),
-    );
+    )
+    .await;
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["error"]["code"], "task_unavailable");
 }
@@ -268,31 +273,4 @@ fn age_weights_match_the_package_manifest() {
     }
     assert_eq!(m["preprocessing"]["face_chip_padding"], 0.2);
     assert_eq!(opennvr_edge::ai::align::CHIP_PADDING, 0.2);
-}
-
-#[test]
-fn infer_cli_reports_faces_and_dumps_chips() {
-    let out_dir = temp_dir("chips");
-    let out = common::succeed(
-        common::cli()
-            .args(["infer", "--task", "face_detection", "--dump-chips"])
-            .arg(&out_dir)
-            .arg(fixture("samples/astronaut.png")),
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["face_count"], 1, "{v}");
-    let dump = out_dir.join("astronaut");
-    let doc: Value =
-        serde_json::from_slice(&std::fs::read(dump.join("faces.json")).unwrap()).unwrap();
-    let f = &doc["faces"][0];
-    assert_eq!(f["age_probs"].as_array().unwrap().len(), 81);
-    assert_eq!(f["gender"], "F");
-    let chip = image::open(dump.join(f["age_chip"]["file"].as_str().unwrap())).unwrap();
-    assert_eq!((chip.width(), chip.height()), (64, 64));
-    let chip = image::open(dump.join(f["gender_chip"]["file"].as_str().unwrap())).unwrap();
-    assert_eq!((chip.width(), chip.height()), (32, 32));
-    assert!(dump.join("image.png").is_file());
-    // The age in the dump is the one the API reports (rounded to whole years).
-    let age = f["age"].as_f64().unwrap();
-    assert_eq!(v["faces"][0]["age"].as_u64(), Some(age.round() as u64));
 }

@@ -3,12 +3,10 @@
 //! ONNX files and images; every confident box must match one-to-one by class
 //! with IoU >= 0.9 (`models/parity.py`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{fixture, models_dir, temp_dir};
+use crate::common::{fixture, models_dir, temp_dir};
 use opennvr_edge::ai::backend::TractBackend;
 use opennvr_edge::ai::detector::Detector;
 use opennvr_edge::catalog::Catalog;

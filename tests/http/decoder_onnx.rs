@@ -2,7 +2,7 @@
 //! `fixtures/yolov8-known.onnx` outputs a known `[1,84,128]` tensor
 //! (see `fixtures/make_yolov8_fixture.py`), so the boxes are known exactly.
 
-mod common;
+use crate::common;
 
 use opennvr_edge::ai::backend::TractBackend;
 use opennvr_edge::ai::detector::Detector;

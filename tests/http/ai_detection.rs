@@ -1,12 +1,12 @@
-//! The real detector on real photos and footage, over real HTTP.
-
-mod common;
+//! The real detector on real photos and footage, in-process on port 9100's router.
 
 use std::path::Path;
 
 use base64::Engine as _;
-use common::{client, fixture, get_json, temp_dir, vtest_frames, Daemon};
 use serde_json::{json, Value};
+
+use crate::common::{fixture, temp_dir, vtest_frames};
+use crate::harness::{Ai, App};
 
 const PERSON_JPG: &str = "/usr/share/darknet/data/person.jpg";
 const FRUITS_JPG: &str = "/usr/share/doc/opencv-doc/examples/data/fruits.jpg";
@@ -15,14 +15,10 @@ fn b64(path: &Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
 }
 
-fn infer(d: &Daemon, body: Value) -> Value {
-    let r = client()
-        .post(d.ai_url("/infer"))
-        .json(&body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200, "{:?}", r.text());
-    r.json().unwrap()
+async fn infer(d: &Ai, body: Value) -> Value {
+    let (status, v) = crate::harness::infer(d, &body).await;
+    assert_eq!(status, 200, "{v}");
+    v
 }
 
 fn labels(v: &Value) -> Vec<String> {
@@ -34,13 +30,13 @@ fn labels(v: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn counts_people_on_real_photos() {
-    let d = Daemon::start(&[]);
+#[tokio::test]
+async fn counts_people_on_real_photos() {
+    let d = Ai::start(&[]);
     let bus = infer(
         &d,
         json!({"task": "person_counting", "data": {"frame": {"b64": b64(&fixture("samples/bus.jpg"))}}}),
-    );
+    ).await;
     let n = bus["count"].as_u64().unwrap();
     assert!(n >= 3, "bus.jpg: {bus}");
     assert_eq!(n as usize, bus["detections"].as_array().unwrap().len());
@@ -70,13 +66,15 @@ fn counts_people_on_real_photos() {
     let person = infer(
         &d,
         json!({"task": "person_counting", "input": {"frame": {"b64": b64(&fixture(PERSON_JPG))}}}),
-    );
+    )
+    .await;
     assert_eq!(person["count"], 1, "person.jpg: {person}");
 
     let objects = infer(
         &d,
         json!({"task": "object_detection", "data": {"frame": {"b64": b64(&fixture(PERSON_JPG))}}}),
-    );
+    )
+    .await;
     let l = labels(&objects);
     for want in ["person", "dog", "horse"] {
         assert!(l.iter().any(|x| x == want), "no {want} in {l:?}");
@@ -85,18 +83,20 @@ fn counts_people_on_real_photos() {
         &d,
         json!({"task": "object_detection", "data": {"frame": {"b64": b64(&fixture(PERSON_JPG))}},
                "params": {"classes": ["dog"]}}),
-    );
+    )
+    .await;
     assert_eq!(labels(&only_dogs), vec!["dog"]);
 
     let nobody = infer(
         &d,
         json!({"task": "person_detection", "data": {"frame": {"b64": b64(&fixture(FRUITS_JPG))}}}),
-    );
+    )
+    .await;
     assert_eq!(nobody["count"], 0, "fruits.jpg: {nobody}");
     assert_eq!(nobody["detections"], json!([]));
 
     // The model is loaded once and counted in /health.
-    let h: Value = get_json(&d.ai_url("/health"));
+    let h = d.get("/health", None).await.json();
     let m = &h["models"]["yolov4-tiny-416"];
     assert_eq!(m["loaded"], true, "{h}");
     assert_eq!(m["inferences"], 5, "{h}");
@@ -104,11 +104,11 @@ fn counts_people_on_real_photos() {
 }
 
 /// Two consecutive frames of a street camera: the same people keep their ids.
-#[test]
-fn track_ids_persist_across_consecutive_vtest_frames() {
+#[tokio::test]
+async fn track_ids_persist_across_consecutive_vtest_frames() {
     let frames = temp_dir("frames");
     vtest_frames(&frames.join("street"), 40, 41);
-    let d = Daemon::start(&[("OPENNVR_FRAMES_DIR", frames.to_str().unwrap())]);
+    let d = Ai::start(&[("OPENNVR_FRAMES_DIR", frames.to_str().unwrap())]);
     let run = |file: &str, ts: i64| {
         infer(
             &d,
@@ -116,8 +116,8 @@ fn track_ids_persist_across_consecutive_vtest_frames() {
                    "data": {"frame": {"uri": format!("opennvr://frames/street/{file}"), "timestamp_ms": ts}}}),
         )
     };
-    let a = run("f1.jpg", 1_000);
-    let b = run("f2.jpg", 1_100);
+    let a = run("f1.jpg", 1_000).await;
+    let b = run("f2.jpg", 1_100).await;
     let dets = |v: &Value| -> Vec<([f32; 4], u64)> {
         v["detections"]
             .as_array()
@@ -165,38 +165,37 @@ fn track_ids_persist_across_consecutive_vtest_frames() {
         &d,
         json!({"task": "person_counting",
                "data": {"camera_id": "other", "frame": {"uri": "opennvr://frames/street/f1.jpg"}}}),
-    );
+    )
+    .await;
     let min_other = dets(&other).iter().map(|x| x.1).min().unwrap();
     assert_eq!(min_other, 1);
 }
 
-#[test]
-fn multipart_upload_and_pipeline_decode_once() {
-    let d = Daemon::start(&[]);
-    let form = reqwest::blocking::multipart::Form::new()
-        .text("task", "person_detection")
-        .part(
-            "frame",
-            reqwest::blocking::multipart::Part::bytes(std::fs::read(fixture(PERSON_JPG)).unwrap())
-                .file_name("person.jpg"),
-        );
-    let r = client()
-        .post(d.ai_url("/infer"))
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().unwrap();
+#[tokio::test]
+async fn multipart_upload_and_pipeline_decode_once() {
+    let d = Ai::start(&[]);
+    let photo = std::fs::read(fixture(PERSON_JPG)).unwrap();
+    let r = d
+        .post_multipart(
+            "/infer",
+            &[("task", "person_detection")],
+            &[("frame", "person.jpg", &photo)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
     assert_eq!(v["count"], 1, "{v}");
 
-    let r = client()
-        .post(d.ai_url("/pipeline/run"))
-        .json(&json!({"steps": ["person_detection", "object_detection"],
-                      "data": {"frame": {"b64": b64(&fixture(PERSON_JPG))}}}))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().unwrap();
+    let r = d
+        .post_json(
+            "/pipeline/run",
+            None,
+            &json!({"steps": ["person_detection", "object_detection"],
+                    "data": {"frame": {"b64": b64(&fixture(PERSON_JPG))}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
     assert_eq!(v["status"], "success");
     assert_eq!(v["results"]["person_detection"]["count"], 1);
     assert!(v["results"]["object_detection"]["count"].as_u64().unwrap() >= 3);

@@ -1,9 +1,8 @@
-//! The one-shot `infer` and the `models` integrity check.
+//! The subcommands: the one-shot `infer`, the `models` integrity check,
+//! `init`, and `user` against a running daemon.
 
-mod common;
-
-use common::{cli, fixture, models_dir, temp_dir};
-use serde_json::Value;
+use crate::common::{self, cli, client, fixture, models_dir, temp_dir};
+use serde_json::{json, Value};
 
 #[test]
 fn infer_prints_the_api_json() {
@@ -116,4 +115,74 @@ fn init_creates_secrets_once_and_is_idempotent() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&users.stdout).lines().count(), 1);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// `user list` and `user passwd` against a running daemon's data dir: a new
+/// password revokes the user's refresh tokens at once; weak passwords and
+/// duplicate users are refused.
+#[test]
+fn user_cli_lists_and_passwd_revokes_refresh_tokens() {
+    let d = common::start_nvr(&[]);
+    d.viewer_token("vera");
+    let (ok, out, _) = d.cli(&["user", "list"], "");
+    assert!(ok);
+    assert!(out.contains("admin") && out.contains("vera"), "{out}");
+    let r = client()
+        .post(d.nvr_url("/api/v1/auth/login-json"))
+        .json(&json!({"username": "vera", "password": "viewer-password"}))
+        .send()
+        .unwrap();
+    let refresh = r.json::<Value>().unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ok, _, err) = d.cli(
+        &["user", "passwd", "--username", "vera", "--password-stdin"],
+        "new-password-1\n",
+    );
+    assert!(ok, "{err}");
+    let r = client()
+        .post(d.nvr_url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    d.login("vera", "new-password-1");
+    let (ok, _, _) = d.cli(
+        &["user", "add", "--username", "x", "--password-stdin"],
+        "short\n",
+    );
+    assert!(!ok);
+    let (ok, _, _) = d.cli(
+        &["user", "add", "--username", "vera", "--password-stdin"],
+        "long-enough-1\n",
+    );
+    assert!(!ok);
+}
+
+#[test]
+fn infer_cli_reports_faces_and_dumps_chips() {
+    let out_dir = temp_dir("chips");
+    let out = common::succeed(
+        cli()
+            .args(["infer", "--task", "face_detection", "--dump-chips"])
+            .arg(&out_dir)
+            .arg(fixture("samples/astronaut.png")),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["face_count"], 1, "{v}");
+    let dump = out_dir.join("astronaut");
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(dump.join("faces.json")).unwrap()).unwrap();
+    let f = &doc["faces"][0];
+    assert_eq!(f["age_probs"].as_array().unwrap().len(), 81);
+    assert_eq!(f["gender"], "F");
+    let chip = image::open(dump.join(f["age_chip"]["file"].as_str().unwrap())).unwrap();
+    assert_eq!((chip.width(), chip.height()), (64, 64));
+    let chip = image::open(dump.join(f["gender_chip"]["file"].as_str().unwrap())).unwrap();
+    assert_eq!((chip.width(), chip.height()), (32, 32));
+    assert!(dump.join("image.png").is_file());
+    // The age in the dump is the one the API reports (rounded to whole years).
+    let age = f["age"].as_f64().unwrap();
+    assert_eq!(v["faces"][0]["age"].as_u64(), Some(age.round() as u64));
 }

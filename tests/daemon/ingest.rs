@@ -1,15 +1,15 @@
 //! Cameras end to end: a real RTSP server (GStreamer) or a looped file,
 //! the real ffmpeg, the real detector on the vtest street clip.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::camera::{
+use crate::common::camera::{
     add_camera, chunks, events, get_auth, probe_duration, vtest_mp4, wait_events, RtspServer,
 };
-use common::{client, wait_for, Daemon};
+use crate::common::{client, wait_for, Daemon};
 
 const MIN: Duration = Duration::from_secs(60);
 

@@ -1,14 +1,14 @@
 //! Crash test: `kill -9` the daemon in the middle of a burst of event POSTs;
 //! after a restart every event whose POST got a 2xx is there, and `check` passes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::client;
+use crate::common::client;
 use serde_json::{json, Value};
 
 #[test]

@@ -1,0 +1,21 @@
+//! In-process tests: the HTTP behaviour of both ports through
+//! `tower::ServiceExt::oneshot` on `api::router` and `nvr::web::router`
+//! (no ports, no processes, no sleeping; time is a `ManualClock` the test
+//! moves), and the detector library on real models. See `harness.rs`.
+//!
+//! One test binary (each links the whole crate), one module per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod ai_detection;
+mod ai_errors;
+mod ai_faces;
+mod decoder_onnx;
+mod harness;
+mod migrations;
+mod nvr_api;
+mod nvr_auth;
+mod nvr_events;
+mod nvr_hardening;
+mod parity_ort;
