@@ -12,6 +12,7 @@ pub mod confine;
 pub mod frame;
 pub mod hw;
 pub mod ingest;
+pub mod metrics;
 pub mod mqtt;
 pub mod nvr;
 pub mod redact;

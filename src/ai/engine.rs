@@ -17,6 +17,7 @@ use super::detector::{is_detector_kind, Detector};
 use super::error::AiError;
 use super::faces::{analyze, is_face_kind, AttributeNet, FaceAnalysis, FaceDetector};
 use super::gate::{Gate, Pass, Priority};
+use super::metrics::{InferMetrics, Source};
 use super::nms::RawDetection;
 use super::task::{
     round1, round4, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
@@ -101,6 +102,8 @@ pub struct Engine {
     admission: Slots,
     body_budget: Arc<Semaphore>,
     runners: Arc<Gate>,
+    /// Prometheus figures (`ai::metrics`).
+    metrics: InferMetrics,
 }
 
 /// A camera's own person tracker: the camera pipeline keeps one per camera
@@ -194,7 +197,43 @@ impl Engine {
                 cfg.ai.body_budget_bytes.clamp(1, u32::MAX as usize),
             )),
             runners: Gate::new(cfg.ai.workers),
+            metrics: InferMetrics::default(),
         }
+    }
+
+    /// The engine's Prometheus counters.
+    pub fn infer_metrics(&self) -> &InferMetrics {
+        &self.metrics
+    }
+
+    /// Adapter requests admitted and not finished.
+    pub fn queue_len(&self) -> usize {
+        self.admission.held()
+    }
+
+    /// The manifest entry of `id`, for describing a model (contract v1's
+    /// `/capabilities`).
+    pub fn model_entry(&self, id: &str) -> Option<&ModelEntry> {
+        self.catalog.get(id)
+    }
+
+    /// The size of an installed model file, for describing it.
+    pub fn model_file_len(&self, file: &str) -> Option<u64> {
+        std::fs::metadata(self.catalog.path(file))
+            .ok()
+            .map(|m| m.len())
+    }
+
+    /// Whether `task` can run here (its model is installed).
+    pub fn can_run(&self, task: Task) -> bool {
+        self.task_ready(task)
+    }
+
+    /// The default detector's labels, in class order (loads it on first use;
+    /// blocking).
+    pub fn detector_labels(&self) -> Result<Vec<String>, AiError> {
+        let (det, _) = self.detector(&self.default_model)?;
+        Ok(det.labels().to_vec())
     }
 
     fn slot(&self, id: &str) -> Option<&ModelSlot> {
@@ -354,7 +393,10 @@ impl Engine {
     /// request is read: at most `queue_depth` requests are admitted; the next
     /// is refused with [`AiError::Busy`] at once, so memory stays bounded.
     pub fn admit(&self, client: IpAddr) -> Result<Admission, AiError> {
-        let place = self.admission.take(client).ok_or(AiError::Busy)?;
+        let Some(place) = self.admission.take(client) else {
+            self.metrics.record_failure(None, &AiError::Busy);
+            return Err(AiError::Busy);
+        };
         Ok(Admission {
             _place: place,
             bytes: None,
@@ -414,6 +456,7 @@ impl Engine {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let _pass = pass;
+            let _running = me.metrics.running();
             f(&me)
         })
         .await
@@ -429,6 +472,19 @@ impl Engine {
     /// `person_counting` on a frame with a camera uses that client's own
     /// tracker for the camera.
     pub fn run(
+        &self,
+        task: Task,
+        frame: &Frame,
+        params: &Params,
+        client: IpAddr,
+    ) -> Result<serde_json::Value, AiError> {
+        let t0 = Instant::now();
+        let r = self.run_untimed(task, frame, params, client);
+        self.metrics.record(Source::Api, task, &r, t0.elapsed());
+        r
+    }
+
+    fn run_untimed(
         &self,
         task: Task,
         frame: &Frame,
@@ -472,12 +528,16 @@ impl Engine {
         frame: &Frame,
         params: &Params,
     ) -> Result<DetectionResult, AiError> {
-        self.detect_with(
+        let t0 = Instant::now();
+        let r = self.detect_with(
             Task::PersonCounting,
             frame,
             params,
             Tracks::Own(&mut tracker.0),
-        )
+        );
+        let task = Task::PersonCounting;
+        self.metrics.record(Source::Camera, task, &r, t0.elapsed());
+        r
     }
 
     fn detect_with(

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod faces;
 pub mod gate;
+pub mod metrics;
 pub mod nms;
 pub mod preprocess;
 pub mod task;

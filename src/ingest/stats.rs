@@ -112,3 +112,67 @@ impl IngestStats {
         m.remove(camera);
     }
 }
+
+/// Camera pipeline figures for `/metrics`, one series per running camera
+/// (bounded by the cameras table; a removed camera's series go with it).
+impl crate::metrics::Collect for IngestStats {
+    fn collect(&self, out: &mut crate::metrics::Exposition) {
+        use crate::metrics::Kind::{Counter, Gauge};
+        let mut cams: Vec<(String, Arc<CameraStats>)> = {
+            let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        cams.sort_by(|a, b| a.0.cmp(&b.0));
+        type Figure = fn(&CameraStats) -> u64;
+        let families: [(&str, &str, crate::metrics::Kind, Figure); 7] = [
+            (
+                "opennvr_camera_online",
+                "1 while the camera delivers frames.",
+                Gauge,
+                |s| u64::from(s.online.load(Relaxed)),
+            ),
+            (
+                "opennvr_camera_frames_total",
+                "Frames read from the camera (at detect fps).",
+                Counter,
+                |s| s.frames.load(Relaxed),
+            ),
+            (
+                "opennvr_camera_frames_analysed_total",
+                "Frames the detector analysed.",
+                Counter,
+                |s| s.analysed.load(Relaxed),
+            ),
+            (
+                "opennvr_camera_frames_dropped_total",
+                "Frames skipped because the detector was still busy with an older one.",
+                Counter,
+                |s| s.dropped.load(Relaxed),
+            ),
+            (
+                "opennvr_camera_restarts_total",
+                "Restarts of the camera's ffmpeg.",
+                Counter,
+                |s| s.restarts.load(Relaxed),
+            ),
+            (
+                "opennvr_camera_chunks_total",
+                "Recording chunks indexed.",
+                Counter,
+                |s| s.chunks.load(Relaxed),
+            ),
+            (
+                "opennvr_camera_events_total",
+                "Events the camera's pipeline stored.",
+                Counter,
+                |s| s.events.load(Relaxed),
+            ),
+        ];
+        for (name, help, kind, figure) in families {
+            out.family(name, help, kind);
+            for (cam, s) in &cams {
+                out.sample(name, &[("camera", cam)], figure(s) as f64);
+            }
+        }
+    }
+}
