@@ -1,10 +1,13 @@
 //! The AI adapter's HTTP surface (port 9100): OpenNVR's adapter API.
 
+pub mod auth;
+mod deepstack;
 mod error;
 mod infer;
 mod request;
 mod schema;
 mod system;
+pub mod v1;
 
 pub use system::health_body;
 
@@ -13,7 +16,7 @@ use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 
 pub use error::{method_not_allowed, not_found};
 
@@ -31,6 +34,12 @@ pub struct AiState {
     pub max_pixels: u64,
     /// The MQTT mirror's counters for `/health`; `None` when MQTT is off.
     pub mqtt: Option<crate::mqtt::Status>,
+    /// The bearer token (contract v1 §3.8) for the whole port.
+    pub auth: auth::AdapterAuth,
+    /// What `/metrics` and `/v1/metrics` expose (engine, cameras, streams).
+    pub metrics: Arc<crate::metrics::Registry>,
+    /// Contract v1's stream bounds.
+    pub v1: Arc<v1::V1>,
 }
 
 /// Builds the adapter's router.
@@ -43,8 +52,12 @@ pub fn router(state: Arc<AiState>) -> Router {
         .route("/schema", get(schema::schema))
         .route("/infer", post(infer::infer))
         .route("/pipeline/run", post(infer::pipeline))
+        .route("/metrics", get(v1::system::metrics))
+        .route("/infer/stream", get(v1::stream_handler))
+        .nest("/v1", v1::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .with_state(state)
 }

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::frame::FrameStore;
 use crate::hw::Hardware;
 use crate::ingest::{self, Supervisor};
+use crate::metrics::Registry;
 use crate::mqtt::{Mirror, StatsFn, Status};
 use crate::nvr::auth::{JwtKeys, LoginLimiter, Tickets};
 use crate::nvr::store::Store;
@@ -50,6 +51,10 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             "NVIDIA GPU found; inference stays on tract-cpu until a GPU backend is configured"
         );
     }
+    let metrics = Arc::new(Registry::new());
+    let v1 = Arc::new(api::v1::V1::new(&cfg));
+    metrics.register(engine.clone());
+    metrics.register(v1.clone());
     let state = Arc::new(AiState {
         engine: engine.clone(),
         frames,
@@ -58,7 +63,16 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         max_body: cfg.ai.max_body_bytes,
         max_pixels: cfg.ai.max_image_pixels,
         mqtt: cfg.mqtt.enabled().then(Status::new),
+        auth: api::auth::AdapterAuth::new(cfg.ai.token.as_deref(), cfg.ai.listen),
+        metrics: metrics.clone(),
+        v1: v1.clone(),
     });
+    if let Some(status) = &state.mqtt {
+        metrics.register(Arc::new(status.clone()));
+    }
+    if let Some(w) = state.auth.warning() {
+        tracing::warn!("{w}");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut nvr_state = open_nvr(&cfg, started, clock.clone(), stop_rx.clone()).await?;
     let mirror = match &state.mqtt {
@@ -80,6 +94,7 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         clock,
     ));
     nvr_state.cameras = Some(ingest_ctx.stats.clone());
+    metrics.register(ingest_ctx.stats.clone());
     let nvr_state = Arc::new(nvr_state);
     serve::raise_fd_limit(cfg.http.ai.max_connections + cfg.http.nvr.max_connections);
     let ai = TcpListener::bind(cfg.ai.listen)
