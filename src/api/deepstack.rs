@@ -192,52 +192,65 @@ fn corners(b: &Value) -> (i64, i64, i64, i64) {
     (n(0), n(1), n(2), n(3))
 }
 
-/// `POST /v1/vision/detection`: every COCO class the detector finds.
-pub async fn detection(State(st): State<Arc<AiState>>, req: Request) -> Response {
-    match serve(st, req, Task::ObjectDetection).await {
+/// Runs `task` for the request and answers DeepStack's shape, with the
+/// predictions `predict` makes of the task's answer.
+async fn respond(
+    st: Arc<AiState>,
+    req: Request,
+    task: Task,
+    command: &str,
+    predict: fn(&Value) -> Vec<Value>,
+) -> Response {
+    match serve(st, req, task).await {
         Ok((v, process_ms)) => {
-            let dets = v["detections"].as_array().cloned().unwrap_or_default();
-            let predictions = dets
-                .iter()
-                .map(|d| {
-                    let (x, y, w, h) = corners(&d["bbox"]);
-                    json!({"label": coco(d["label"].as_str().unwrap_or("")),
-                           "confidence": d["confidence"],
-                           "x_min": x, "y_min": y, "x_max": x + w, "y_max": y + h})
-                })
-                .collect();
             let ms = v["latency_ms"].as_u64().unwrap_or(0);
-            Json(answer(predictions, ms, process_ms, "detect")).into_response()
+            Json(answer(predict(&v), ms, process_ms, command)).into_response()
         }
         Err(f) => f.into_response(),
     }
 }
 
+/// Detections (`[x, y, w, h]` boxes) as predictions with COCO names.
+fn objects(v: &Value) -> Vec<Value> {
+    let dets = v["detections"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    dets.iter()
+        .map(|d| {
+            let (x, y, w, h) = corners(&d["bbox"]);
+            json!({"label": coco(d["label"].as_str().unwrap_or("")),
+                   "confidence": d["confidence"],
+                   "x_min": x, "y_min": y, "x_max": x + w, "y_max": y + h})
+        })
+        .collect()
+}
+
+/// Faces (`[x1, y1, x2, y2]` boxes) as predictions, with age and gender.
+fn faces(v: &Value) -> Vec<Value> {
+    let faces = v["faces"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    faces
+        .iter()
+        .map(|f| {
+            let (x1, y1, x2, y2) = corners(&f["bbox"]);
+            let mut p = json!({"label": "face", "confidence": f["confidence"],
+                "x_min": x1, "y_min": y1, "x_max": x2, "y_max": y2});
+            for key in ["age", "gender"] {
+                if let Some(v) = f.get(key) {
+                    p[key] = v.clone();
+                }
+            }
+            p
+        })
+        .collect()
+}
+
+/// `POST /v1/vision/detection`: every COCO class the detector finds.
+pub async fn detection(State(st): State<Arc<AiState>>, req: Request) -> Response {
+    respond(st, req, Task::ObjectDetection, "detect", objects).await
+}
+
 /// `POST /v1/vision/face`: faces from our face model, with age and gender
 /// when the attribute models are installed.
 pub async fn face(State(st): State<Arc<AiState>>, req: Request) -> Response {
-    match serve(st, req, Task::FaceDetection).await {
-        Ok((v, process_ms)) => {
-            let faces = v["faces"].as_array().cloned().unwrap_or_default();
-            let predictions = faces
-                .iter()
-                .map(|f| {
-                    let (x1, y1, x2, y2) = corners(&f["bbox"]);
-                    let mut p = json!({"label": "face", "confidence": f["confidence"],
-                        "x_min": x1, "y_min": y1, "x_max": x2, "y_max": y2});
-                    for key in ["age", "gender"] {
-                        if let Some(v) = f.get(key) {
-                            p[key] = v.clone();
-                        }
-                    }
-                    p
-                })
-                .collect();
-            let ms = v["latency_ms"].as_u64().unwrap_or(0);
-            Json(answer(predictions, ms, process_ms, "detect-faces")).into_response()
-        }
-        Err(f) => f.into_response(),
-    }
+    respond(st, req, Task::FaceDetection, "detect-faces", faces).await
 }
 
 #[cfg(test)]

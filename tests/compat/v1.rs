@@ -280,7 +280,7 @@ fn a_full_queue_is_a_transient_503_envelope() {
 
 #[test]
 fn metrics_parse_and_move_after_an_inference_and_with_the_camera() {
-    let d = Daemon::start(&[("OPENNVR_DEMO", "1")]);
+    let d = Daemon::start(&[("OPENNVR_DEMO", "true")]);
     let ok = r#"adapter_infer_total{source="api",task="person_detection",outcome="ok"}"#;
     let count = r#"adapter_infer_latency_seconds_count{task="person_detection"}"#;
     let before = metrics(&d, "/metrics");
@@ -381,7 +381,7 @@ fn track_ids(result: &Value) -> Vec<u64> {
 #[test]
 fn stream_protocol_end_to_end() {
     let cfg = config(
-        "[ai]\nstream_idle_timeout_s = 2\nstream_max_frame_bytes = 400000\nmax_streams = 2\n",
+        "[ai]\nstream_idle_timeout_s = 2\nstream_max_frame_bytes = 600000\nmax_streams = 2\n",
     );
     let d = Daemon::start(&[("OPENNVR_CONFIG", &cfg)]);
     let jpeg = bus();
@@ -465,7 +465,7 @@ fn stream_protocol_end_to_end() {
         &mut ws,
         json!({"type": "frame", "seq": 1, "ts_ms": 0, "content_type": "image/jpeg"}),
     );
-    let _ = ws.send(Message::binary(vec![0u8; 500_000]));
+    let _ = ws.send(Message::binary(vec![0u8; 700_000]));
     assert_eq!(close_code(&mut ws), 1009);
     let mut ws = ws_open(&d, "/v1/infer/stream", None).unwrap();
     send(&mut ws, json!({"type": "handshake", "client_id": "c"}));
