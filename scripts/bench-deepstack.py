@@ -16,6 +16,7 @@ Use a release build: a debug build measures the compiler, not the detector.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -80,6 +81,7 @@ def main():
     finally:
         d.terminate()
         d.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
