@@ -77,6 +77,17 @@ pub struct AiConfig {
     /// tracker clock (the last frame's time plus the real time since); a
     /// frame further ahead is refused with 400.
     pub max_timestamp_jump_ms: i64,
+    /// Bearer token the adapter requires (contract v1 §3.8) on every route
+    /// but `/health` and `/v1/health`; unset: no auth (loopback use).
+    /// `OPENNVR_ADAPTER_TOKEN` overrides it. Never serialized.
+    #[serde(skip_serializing)]
+    pub token: Option<String>,
+    /// `/v1/infer/stream` WebSockets open at once (at most half per client).
+    pub max_streams: usize,
+    /// A stream that sends nothing for this long is closed (seconds).
+    pub stream_idle_timeout_s: u64,
+    /// Largest frame one stream message may carry, bytes.
+    pub stream_max_frame_bytes: usize,
 }
 
 impl Default for AiConfig {
@@ -92,6 +103,10 @@ impl Default for AiConfig {
             max_clients: 64,
             max_cameras_per_client: 32,
             max_timestamp_jump_ms: 60_000,
+            token: None,
+            max_streams: 16,
+            stream_idle_timeout_s: 60,
+            stream_max_frame_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -509,6 +524,9 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_AI_LISTEN") {
             self.ai.listen = num("OPENNVR_AI_LISTEN", v)?;
+        }
+        if let Some(v) = env("OPENNVR_ADAPTER_TOKEN") {
+            self.ai.token = Some(v);
         }
         if let Some(v) = env("OPENNVR_NVR_LISTEN") {
             self.nvr.listen = num("OPENNVR_NVR_LISTEN", v)?;

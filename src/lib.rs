@@ -15,6 +15,7 @@ pub(crate) mod confine;
 pub(crate) mod frame;
 pub mod hw;
 pub mod ingest;
+pub(crate) mod metrics;
 pub(crate) mod mqtt;
 pub mod nvr;
 pub(crate) mod paths;

@@ -31,6 +31,11 @@ impl Slots {
         }
     }
 
+    /// Slots held now, by every client.
+    pub fn held(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+
     /// A slot for `ip`, or `None` over either cap.
     pub fn take(&self, ip: IpAddr) -> Option<Slot> {
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());

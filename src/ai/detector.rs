@@ -145,6 +145,11 @@ impl Detector {
             .unwrap_or_else(|| class_id.to_string())
     }
 
+    /// Every label in class order (empty when the model ships none).
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
     /// The class id of a label, if the model knows it.
     pub fn class_of(&self, label: &str) -> Option<u32> {
         self.labels

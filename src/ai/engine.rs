@@ -17,13 +17,14 @@ use super::error::AiError;
 use super::faces::{analyze, FaceAnalysis};
 use super::gate::{Gate, Pass, Priority};
 use super::lock;
+use super::metrics::{InferMetrics, Source};
 use super::models::{AdapterInfo, Models};
 use super::nms::RawDetection;
 use super::stats::ModelHealth;
 use super::task::{
     round4, whole, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
 };
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ModelEntry};
 use crate::clock::Clock;
 use crate::config::{Config, FacesConfig};
 use crate::frame::Frame;
@@ -45,6 +46,8 @@ pub struct Engine {
     admission: Slots,
     body_budget: Arc<Semaphore>,
     runners: Arc<Gate>,
+    /// Prometheus figures (`ai::metrics`).
+    metrics: InferMetrics,
 }
 
 /// A camera's own person tracker: the camera pipeline keeps one per camera
@@ -119,7 +122,41 @@ impl Engine {
                 cfg.ai.body_budget_bytes.clamp(1, u32::MAX as usize),
             )),
             runners: Gate::new(cfg.ai.workers),
+            metrics: InferMetrics::default(),
         }
+    }
+
+    /// The engine's Prometheus counters.
+    pub fn infer_metrics(&self) -> &InferMetrics {
+        &self.metrics
+    }
+
+    /// Adapter requests admitted and not finished.
+    pub fn queue_len(&self) -> usize {
+        self.admission.held()
+    }
+
+    /// The manifest entry of `id`, for describing a model (contract v1's
+    /// `/capabilities`).
+    pub fn model_entry(&self, id: &str) -> Option<&ModelEntry> {
+        self.models.entry(id)
+    }
+
+    /// The size of an installed model file, for describing it.
+    pub fn model_file_len(&self, file: &str) -> Option<u64> {
+        self.models.file_len(file)
+    }
+
+    /// Whether `task` can run here (its model is installed).
+    pub fn can_run(&self, task: Task) -> bool {
+        self.models.task_ready(task)
+    }
+
+    /// The default detector's labels, in class order (loads it on first use;
+    /// blocking).
+    pub fn detector_labels(&self) -> Result<Vec<String>, AiError> {
+        let (det, _) = self.models.detector(self.models.default_model())?;
+        Ok(det.labels().to_vec())
     }
 
     /// Tasks whose model is installed, for `/capabilities`.
@@ -141,7 +178,10 @@ impl Engine {
     /// request is read: at most `queue_depth` requests are admitted; the next
     /// is refused with [`AiError::Busy`] at once, so memory stays bounded.
     pub fn admit(&self, client: IpAddr) -> Result<Admission, AiError> {
-        let place = self.admission.take(client).ok_or(AiError::Busy)?;
+        let Some(place) = self.admission.take(client) else {
+            self.metrics.record_failure(None, &AiError::Busy);
+            return Err(AiError::Busy);
+        };
         Ok(Admission {
             _place: place,
             bytes: None,
@@ -201,6 +241,7 @@ impl Engine {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let _pass = pass;
+            let _running = me.metrics.running();
             f(&me)
         })
         .await
@@ -216,6 +257,19 @@ impl Engine {
     /// `person_counting` on a frame with a camera uses that client's own
     /// tracker for the camera.
     pub fn run(
+        &self,
+        task: Task,
+        frame: &Frame,
+        params: &Params,
+        client: IpAddr,
+    ) -> Result<serde_json::Value, AiError> {
+        let t0 = Instant::now();
+        let r = self.run_untimed(task, frame, params, client);
+        self.metrics.record(Source::Api, task, &r, t0.elapsed());
+        r
+    }
+
+    fn run_untimed(
         &self,
         task: Task,
         frame: &Frame,
@@ -259,12 +313,16 @@ impl Engine {
         frame: &Frame,
         params: &Params,
     ) -> Result<DetectionResult, AiError> {
-        self.detect_with(
+        let t0 = Instant::now();
+        let r = self.detect_with(
             Task::PersonCounting,
             frame,
             params,
             Tracks::Own(&mut tracker.0),
-        )
+        );
+        let task = Task::PersonCounting;
+        self.metrics.record(Source::Camera, task, &r, t0.elapsed());
+        r
     }
 
     fn detect_with(

@@ -9,6 +9,7 @@ pub(crate) mod engine;
 pub(crate) mod error;
 pub mod faces;
 pub(crate) mod gate;
+pub(crate) mod metrics;
 mod models;
 pub mod nms;
 pub mod preprocess;

@@ -86,6 +86,18 @@ impl Models {
         }
     }
 
+    /// The manifest entry of `id`.
+    pub(super) fn entry(&self, id: &str) -> Option<&ModelEntry> {
+        self.catalog.get(id)
+    }
+
+    /// The size of an installed model file.
+    pub(super) fn file_len(&self, file: &str) -> Option<u64> {
+        std::fs::metadata(self.catalog.path(file))
+            .ok()
+            .map(|m| m.len())
+    }
+
     fn slot(&self, id: &str) -> Option<&ModelSlot> {
         self.slots.iter().find(|s| s.entry.id == id)
     }
@@ -98,7 +110,7 @@ impl Models {
 
     /// Whether `task`'s own model is installed (age and gender are optional
     /// extras of `face_detection`).
-    fn task_ready(&self, task: Task) -> bool {
+    pub(super) fn task_ready(&self, task: Task) -> bool {
         if task.uses_detector() {
             self.installed(&self.default_model)
         } else {

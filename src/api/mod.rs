@@ -1,11 +1,14 @@
 //! The AI adapter's HTTP surface (port 9100): OpenNVR's adapter API.
 
+pub mod auth;
+mod deepstack;
 mod error;
 mod infer;
 mod options;
 mod request;
 mod schema;
 mod system;
+pub mod v1;
 
 pub use system::health_body;
 
@@ -14,7 +17,7 @@ use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 
 use crate::ai::Engine;
 use crate::frame::FrameStore;
@@ -36,17 +39,29 @@ pub struct AiState {
     pub max_pixels: u64,
     /// The MQTT mirror's counters for `/health`; `None` when MQTT is off.
     pub mqtt: Option<HealthPart>,
+    /// The bearer token (contract v1 §3.8) for the whole port.
+    pub auth: auth::AdapterAuth,
+    /// What `/metrics` and `/v1/metrics` expose (engine, streams; `run`
+    /// registers the cameras and the MQTT mirror).
+    pub metrics: Arc<crate::metrics::Registry>,
+    /// Contract v1's stream bounds.
+    pub v1: Arc<v1::V1>,
 }
 
 impl AiState {
     /// The state `run` serves for `cfg`: frames under the data dir's frames
-    /// folder; no MQTT part (`run` hands the mirror's in when MQTT is on).
+    /// folder; the port's token and metrics; no MQTT part (`run` hands the
+    /// mirror's in when MQTT is on).
     /// In-process tests build it the same way.
     pub fn new(
         cfg: &crate::config::Config,
         engine: Arc<Engine>,
         hw: Arc<Hardware>,
     ) -> std::io::Result<Self> {
+        let metrics = Arc::new(crate::metrics::Registry::new());
+        let v1 = Arc::new(v1::V1::new(cfg));
+        metrics.register(engine.clone());
+        metrics.register(v1.clone());
         Ok(AiState {
             engine,
             frames: FrameStore::new(
@@ -58,6 +73,9 @@ impl AiState {
             max_body: cfg.ai.max_body_bytes,
             max_pixels: cfg.ai.max_image_pixels,
             mqtt: None,
+            auth: auth::AdapterAuth::new(cfg.ai.token.as_deref(), cfg.ai.listen),
+            metrics,
+            v1,
         })
     }
 }
@@ -73,8 +91,12 @@ pub fn router(state: Arc<AiState>) -> Router {
         .route("/schema", get(schema::schema))
         .route("/infer", post(infer::infer))
         .route("/pipeline/run", post(infer::pipeline))
+        .route("/metrics", get(v1::system::metrics))
+        .route("/infer/stream", get(v1::stream_handler))
+        .nest("/v1", v1::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .with_state(state)
 }

@@ -97,7 +97,7 @@ const DRAIN_BYTES: usize = 64 << 20;
 /// Reads a body of at most `limit` bytes, reserving each byte against the
 /// body budget before buffering it (a declared length is reserved at once,
 /// so a request the budget cannot hold is refused before it is read).
-async fn read_limited(
+pub(super) async fn read_limited(
     body: Body,
     declared: Option<usize>,
     limit: usize,

@@ -26,6 +26,7 @@ pub fn health_body(st: &AiState) -> Value {
         "hardware": st.hw.report(),
         "models": st.engine.model_health(),
         "mqtt": st.mqtt.as_ref().map(|m| m()),
+        "auth": st.auth.report(),
     })
 }
 

@@ -61,7 +61,13 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     ai_state.mqtt = mqtt
         .clone()
         .map(|s| -> api::HealthPart { Arc::new(move || serde_json::json!(s.report())) });
+    if let Some(status) = &mqtt {
+        ai_state.metrics.register(Arc::new(status.clone()));
+    }
     let state = Arc::new(ai_state);
+    if let Some(w) = state.auth.warning() {
+        tracing::warn!("{w}");
+    }
     let mut nvr_state = open_nvr(&cfg, clock.clone(), stop.clone()).await?;
     let mirror = match mqtt {
         Some(status) => {
@@ -83,6 +89,7 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         clock,
     ));
     nvr_state.cameras = Some(ingest_ctx.stats.clone());
+    state.metrics.register(ingest_ctx.stats.clone());
     let nvr_state = Arc::new(nvr_state);
     serve::raise_fd_limit(cfg.http.ai.max_connections + cfg.http.nvr.max_connections);
     let ai = TcpListener::bind(cfg.ai.listen)

@@ -94,3 +94,79 @@ impl LiveCameras for IngestStats {
         m.get(camera).map(|s| s.status())
     }
 }
+
+/// The per-camera families of `/metrics`: name, help, kind, in the order
+/// of [`CameraStats::figures`].
+const FAMILIES: [(&str, &str, crate::metrics::Kind); 7] = {
+    use crate::metrics::Kind::{Counter, Gauge};
+    [
+        (
+            "opennvr_camera_online",
+            "1 while the camera delivers frames.",
+            Gauge,
+        ),
+        (
+            "opennvr_camera_frames_total",
+            "Frames read (at detect fps).",
+            Counter,
+        ),
+        (
+            "opennvr_camera_frames_analysed_total",
+            "Frames analysed.",
+            Counter,
+        ),
+        (
+            "opennvr_camera_frames_dropped_total",
+            "Frames skipped: the detector was busy.",
+            Counter,
+        ),
+        (
+            "opennvr_camera_restarts_total",
+            "Restarts of the camera's ffmpeg.",
+            Counter,
+        ),
+        (
+            "opennvr_camera_chunks_total",
+            "Recording chunks indexed.",
+            Counter,
+        ),
+        (
+            "opennvr_camera_events_total",
+            "Events the camera's pipeline stored.",
+            Counter,
+        ),
+    ]
+};
+
+impl CameraStats {
+    /// The values of [`FAMILIES`], in order.
+    fn figures(&self) -> [u64; 7] {
+        [
+            u64::from(self.online.load(Relaxed)),
+            self.frames.load(Relaxed),
+            self.analysed.load(Relaxed),
+            self.dropped.load(Relaxed),
+            self.restarts.load(Relaxed),
+            self.chunks.load(Relaxed),
+            self.events.load(Relaxed),
+        ]
+    }
+}
+
+/// Camera pipeline figures for `/metrics`, one series per running camera
+/// (bounded by the cameras table; a removed camera's series go with it).
+impl crate::metrics::Collect for IngestStats {
+    fn collect(&self, out: &mut crate::metrics::Exposition) {
+        let mut cams: Vec<(String, [u64; 7])> = {
+            let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            m.iter().map(|(k, v)| (k.clone(), v.figures())).collect()
+        };
+        cams.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (name, help, kind)) in FAMILIES.into_iter().enumerate() {
+            out.family(name, help, kind);
+            for (cam, figures) in &cams {
+                out.sample(name, &[("camera", cam)], figures[i] as f64);
+            }
+        }
+    }
+}

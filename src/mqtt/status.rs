@@ -68,3 +68,35 @@ impl Status {
         self.0.last_sent_id.store(v, Ordering::Relaxed);
     }
 }
+
+/// The mirror's figures for `/metrics` (registered only when MQTT is on).
+impl crate::metrics::Collect for Status {
+    fn collect(&self, out: &mut crate::metrics::Exposition) {
+        use crate::metrics::Kind::{Counter, Gauge};
+        let r = self.report();
+        let figures = [
+            (
+                "opennvr_mqtt_connected",
+                "1 while a broker session is up.",
+                Gauge,
+                f64::from(u8::from(r.connected)),
+            ),
+            (
+                "opennvr_mqtt_pending_events",
+                "Stored events the broker has not acknowledged.",
+                Gauge,
+                r.pending as f64,
+            ),
+            (
+                "opennvr_mqtt_dropped_events_total",
+                "Events skipped because more than mqtt.outbox_cap were waiting.",
+                Counter,
+                r.dropped as f64,
+            ),
+        ];
+        for (name, help, kind, v) in figures {
+            out.family(name, help, kind);
+            out.sample(name, &[], v);
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! Process-level tests: the real `opennvr-edge` binary, started per test on
 //! ephemeral loopback ports. Only what needs a process lives here: cameras
 //! with the real ffmpeg, crashes (`kill -9`), the MQTT mirror against a real
-//! broker, the CLI, signals, the connection handling of `serve.rs`, and the
-//! hardening cases that read the daemon's RSS and file descriptors. The HTTP
+//! broker, the CLI, signals, the connection handling of `serve.rs`, the
+//! hardening cases that read the daemon's RSS and file descriptors, and
+//! upstream clients end to end (`compat`: their WebSocket streams among them). The HTTP
 //! behaviour of both ports is tested in-process by `tests/http`.
 //!
 //! One test binary (each links the whole crate), one module per area.
@@ -11,6 +12,7 @@
 mod common;
 
 mod cli;
+mod compat;
 mod crash;
 mod hardening;
 mod ingest;
