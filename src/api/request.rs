@@ -208,14 +208,20 @@ pub async fn parse(
     from_body(body, None)
 }
 
-/// Parses a multipart body already read into memory. The file part may be
-/// gathered into a buffer of its own, so its size is reserved on `ticket`
-/// once more: the body budget bounds what is really held.
-async fn parse_multipart(
+/// Text fields one form may carry; every client sends a handful.
+const MAX_FORM_FIELDS: usize = 64;
+
+/// A multipart form read from a body already in memory: its one file part
+/// (named one of `file_fields`, or any part with a file name) and its text
+/// fields in order. The file part may be gathered into a buffer of its own,
+/// so its size is reserved on `ticket` once more: the body budget bounds
+/// what is really held.
+pub(super) async fn read_form(
     req: Request,
     limit: usize,
     ticket: &mut Admission,
-) -> Result<TaskRequest, AiError> {
+    file_fields: &[&str],
+) -> Result<(Option<Bytes>, Vec<(String, String)>), AiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             too_large(limit)
@@ -226,22 +232,41 @@ async fn parse_multipart(
     let mut mp = Multipart::from_request(req, &())
         .await
         .map_err(|e| AiError::BadRequest(format!("invalid multipart body: {e}")))?;
+    let (mut file, mut fields) = (None, Vec::new());
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_owned();
+        if field.file_name().is_some() || file_fields.contains(&name.as_str()) {
+            if file.is_some() {
+                return Err(AiError::BadRequest("only one file part is accepted".into()));
+            }
+            let bytes = field.bytes().await.map_err(bad)?;
+            ticket.reserve(bytes.len())?;
+            file = Some(bytes);
+            continue;
+        }
+        if fields.len() == MAX_FORM_FIELDS {
+            return Err(AiError::BadRequest(format!(
+                "at most {MAX_FORM_FIELDS} form fields are accepted"
+            )));
+        }
+        fields.push((name, field.text().await.map_err(bad)?));
+    }
+    Ok((file, fields))
+}
+
+/// Parses a multipart body already read into memory into the root API's
+/// request: `task`, `steps`, `params`, `camera_id`, `timestamp_ms` and one
+/// image part (`frame`, `file` or `image`).
+async fn parse_multipart(
+    req: Request,
+    limit: usize,
+    ticket: &mut Admission,
+) -> Result<TaskRequest, AiError> {
+    let (upload, fields) = read_form(req, limit, ticket, &["frame", "file", "image"]).await?;
     let mut obj = serde_json::Map::new();
     let mut data = serde_json::Map::new();
     let mut frame = serde_json::Map::new();
-    let mut upload = None;
-    while let Some(field) = mp.next_field().await.map_err(bad)? {
-        let name = field.name().unwrap_or("").to_owned();
-        if field.file_name().is_some() || matches!(name.as_str(), "frame" | "file" | "image") {
-            if upload.is_some() {
-                return Err(AiError::BadRequest("only one file part is accepted".into()));
-            }
-            let file = field.bytes().await.map_err(bad)?;
-            ticket.reserve(file.len())?;
-            upload = Some(file);
-            continue;
-        }
-        let text = field.text().await.map_err(bad)?;
+    for (name, text) in fields {
         let value = match name.as_str() {
             "task" => serde_json::Value::String(text),
             "steps" => match serde_json::from_str(&text) {

@@ -4,15 +4,12 @@
 //! read for an admitted request and every byte held is reserved first.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::Request;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Value};
 
 use crate::ai::{Admission, AiError};
-use crate::api::request::read_limited;
-
-/// Text fields one form may carry; every client here sends a handful.
-const MAX_FIELDS: usize = 64;
+use crate::api::request::{read_form, read_limited};
 
 /// A parsed body.
 #[derive(Debug)]
@@ -67,39 +64,6 @@ pub async fn read(
         };
     }
     let req = Request::from_parts(parts, Body::from(bytes));
-    read_form(req, ticket, file_fields).await
-}
-
-async fn read_form(
-    req: Request,
-    ticket: &mut Admission,
-    file_fields: &[&str],
-) -> Result<Parsed, AiError> {
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        AiError::BadRequest(format!("invalid multipart body: {e}"))
-    };
-    let mut mp = Multipart::from_request(req, &())
-        .await
-        .map_err(|e| AiError::BadRequest(format!("invalid multipart body: {e}")))?;
-    let (mut file, mut fields) = (None, Vec::new());
-    while let Some(field) = mp.next_field().await.map_err(bad)? {
-        let name = field.name().unwrap_or("").to_owned();
-        if field.file_name().is_some() || file_fields.contains(&name.as_str()) {
-            if file.is_some() {
-                return Err(AiError::BadRequest("only one file part is accepted".into()));
-            }
-            let bytes = field.bytes().await.map_err(bad)?;
-            // The part may be gathered into a buffer of its own.
-            ticket.reserve(bytes.len())?;
-            file = Some(bytes);
-            continue;
-        }
-        if fields.len() == MAX_FIELDS {
-            return Err(AiError::BadRequest(format!(
-                "at most {MAX_FIELDS} form fields are accepted"
-            )));
-        }
-        fields.push((name, field.text().await.map_err(bad)?));
-    }
+    let (file, fields) = read_form(req, limit, ticket, file_fields).await?;
     Ok(Parsed::Form { file, fields })
 }
