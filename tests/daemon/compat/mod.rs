@@ -1,11 +1,9 @@
 //! Drop-in compatibility with OpenNVR's own clients and the DeepStack
-//! ecosystem (issue 13): each test sends what a client sends, on the real
-//! models and the real daemon, and checks the fields that client reads. No
-//! upstream code: the requests are described in our own words.
+//! ecosystem (issue 13), end to end on the real daemon. The root API's
+//! legacy clients and DeepStack's are tested in-process:
+//! `tests/http/compat_legacy.rs`, `tests/http/compat_deepstack.rs`.
 //!
 //! One module per family of clients.
 
-mod deepstack;
-mod legacy;
 mod nvr;
 mod v1;
