@@ -15,6 +15,7 @@ mod ai_errors;
 mod ai_faces;
 mod compat_deepstack;
 mod compat_legacy;
+mod compat_nvr;
 mod decoder_onnx;
 mod harness;
 mod migrations;
