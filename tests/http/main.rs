@@ -16,6 +16,7 @@ mod ai_faces;
 mod compat_deepstack;
 mod compat_legacy;
 mod compat_nvr;
+mod compat_v1;
 mod decoder_onnx;
 mod harness;
 mod migrations;
