@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod camera;
+pub mod contract;
 pub mod mqtt;
 
 /// A daemon child process with its data dir.

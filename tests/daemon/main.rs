@@ -3,8 +3,9 @@
 //! with the real ffmpeg, crashes (`kill -9`), the MQTT mirror against a real
 //! broker, the CLI, signals, the connection handling of `serve.rs`, the
 //! hardening cases that read the daemon's RSS and file descriptors, and
-//! upstream clients end to end (`compat`: their WebSocket streams among them). The HTTP
-//! behaviour of both ports is tested in-process by `tests/http`.
+//! upstream clients' WebSocket streams and the demo camera's metrics
+//! (`compat`). The HTTP behaviour of both ports, upstream clients' included,
+//! is tested in-process by `tests/http`.
 //!
 //! One test binary (each links the whole crate), one module per area.
 

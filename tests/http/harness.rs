@@ -203,31 +203,44 @@ pub trait App {
         fields: &[(&str, &str)],
         files: &[(&str, &str, &[u8])],
     ) -> Resp {
-        const B: &str = "opennvr-test-boundary-7d3f";
-        let mut body = Vec::new();
-        for (name, value) in fields {
-            body.extend_from_slice(
-                format!(
-                    "--{B}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-        for (name, file, bytes) in files {
-            body.extend_from_slice(
-                format!(
-                    "--{B}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\
-                     Content-Type: application/octet-stream\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{B}--\r\n").as_bytes());
-        self.post_raw(path, &format!("multipart/form-data; boundary={B}"), body)
+        self.send(multipart(request(Method::POST, path), fields, files))
             .await
     }
+}
+
+/// `rb` with a `multipart/form-data` body: text fields, then file parts
+/// `(name, file_name, bytes)`; for a form that also needs a header.
+pub fn multipart(
+    rb: axum::http::request::Builder,
+    fields: &[(&str, &str)],
+    files: &[(&str, &str, &[u8])],
+) -> Request<Body> {
+    const B: &str = "opennvr-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{B}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (name, file, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{B}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{B}--\r\n").as_bytes());
+    rb.header(
+        header::CONTENT_TYPE,
+        format!("multipart/form-data; boundary={B}"),
+    )
+    .body(Body::from(body))
+    .unwrap()
 }
 
 /// An SSE answer read message by message (see [`App::open`]).

@@ -2,6 +2,8 @@
 //! `tower::ServiceExt::oneshot` on `api::router` and `nvr::web::router`
 //! (no ports, no processes, no sleeping; time is a `ManualClock` the test
 //! moves), and the detector library on real models. See `harness.rs`.
+//! `compat_*`: what upstream OpenNVR's clients and the DeepStack ecosystem
+//! send (issue 13), each checked for the fields that client reads.
 //!
 //! One test binary (each links the whole crate), one module per area.
 
@@ -11,6 +13,10 @@ mod common;
 mod ai_detection;
 mod ai_errors;
 mod ai_faces;
+mod compat_deepstack;
+mod compat_legacy;
+mod compat_nvr;
+mod compat_v1;
 mod decoder_onnx;
 mod harness;
 mod migrations;

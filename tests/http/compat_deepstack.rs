@@ -2,23 +2,24 @@
 //! detector, Blue Iris, Home Assistant, Agent DVR): multipart `image`,
 //! predictions best first with COCO labels and pixel corners.
 
-use reqwest::blocking::multipart::{Form, Part};
+use axum::http::Method;
 use serde_json::Value;
 
-use crate::common::{client, fixture, Daemon};
+use crate::common::fixture;
+use crate::harness::{bearer, multipart, request, Ai, App};
 
-fn image_form(path: &str) -> Form {
-    let bytes = std::fs::read(fixture(path)).unwrap();
-    Form::new().part("image", Part::bytes(bytes).file_name("image.jpg"))
+fn photo(path: &str) -> Vec<u8> {
+    std::fs::read(fixture(path)).unwrap()
 }
 
-fn post(d: &Daemon, path: &str, form: Form) -> (u16, Value) {
-    let r = client()
-        .post(d.ai_url(path))
-        .multipart(form)
-        .send()
-        .unwrap();
-    (r.status().as_u16(), r.json().unwrap())
+/// POST `path` with the `image` part (when given) and text `fields`.
+async fn post(d: &Ai, path: &str, image: Option<&[u8]>, fields: &[(&str, &str)]) -> (u16, Value) {
+    let files: Vec<(&str, &str, &[u8])> = image
+        .map(|b| ("image", "image.jpg", b))
+        .into_iter()
+        .collect();
+    let r = d.post_multipart(path, fields, &files).await;
+    (r.status, r.json())
 }
 
 fn confidences(v: &Value) -> Vec<f64> {
@@ -45,15 +46,12 @@ fn assert_pixel_boxes(v: &Value, w: i64, h: i64) {
     }
 }
 
-#[test]
-fn detection_on_bus_jpg_answers_deepstacks_shape() {
-    let d = Daemon::start(&[]);
+#[tokio::test]
+async fn detection_on_bus_jpg_answers_deepstacks_shape() {
+    let d = Ai::start(&[]);
+    let bus = photo("samples/bus.jpg");
     // Frigate sends its api_key field even when the server has none.
-    let (s, v) = post(
-        &d,
-        "/v1/vision/detection",
-        image_form("samples/bus.jpg").text("api_key", ""),
-    );
+    let (s, v) = post(&d, "/v1/vision/detection", Some(&bus), &[("api_key", "")]).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["success"], true);
     let preds = v["predictions"].as_array().unwrap();
@@ -75,8 +73,10 @@ fn detection_on_bus_jpg_answers_deepstacks_shape() {
     let (_, strict) = post(
         &d,
         "/v1/vision/detection",
-        image_form("samples/bus.jpg").text("min_confidence", "0.8"),
-    );
+        Some(&bus),
+        &[("min_confidence", "0.8")],
+    )
+    .await;
     let cs = confidences(&strict);
     assert!(cs.len() < c.len() && cs.iter().all(|c| *c >= 0.8), "{cs:?}");
 
@@ -84,30 +84,24 @@ fn detection_on_bus_jpg_answers_deepstacks_shape() {
     let (s, v) = post(
         &d,
         "/v1/vision/detection",
-        Form::new().text("min_confidence", "0.5"),
-    );
+        None,
+        &[("min_confidence", "0.5")],
+    )
+    .await;
     assert_eq!((s, &v["success"]), (400, &Value::Bool(false)), "{v}");
     assert!(v["error"].as_str().unwrap().contains("image"), "{v}");
-    let (s, v) = post(
-        &d,
-        "/v1/vision/detection",
-        image_form("samples/bus.jpg").text("colour", "red"),
-    );
+    let (s, v) = post(&d, "/v1/vision/detection", Some(&bus), &[("colour", "red")]).await;
     assert_eq!(s, 400);
     assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
-    let (s, v) = post(
-        &d,
-        "/v1/vision/detection",
-        Form::new().part("image", Part::bytes(b"nope".to_vec())),
-    );
+    let (s, v) = post(&d, "/v1/vision/detection", Some(b"nope"), &[]).await;
     assert_eq!((s, &v["success"]), (415, &Value::Bool(false)), "{v}");
 }
 
-#[test]
-fn face_finds_the_astronauts_face_and_api_key_is_checked_with_a_token() {
-    let d = Daemon::start(&[("OPENNVR_ADAPTER_TOKEN", "k3y")]);
-    let form = || image_form("samples/astronaut.png");
-    let (s, v) = post(&d, "/v1/vision/face", form().text("api_key", "k3y"));
+#[tokio::test]
+async fn face_finds_the_astronauts_face_and_api_key_is_checked_with_a_token() {
+    let d = Ai::start(&[("OPENNVR_ADAPTER_TOKEN", "k3y")]);
+    let face = photo("samples/astronaut.png");
+    let (s, v) = post(&d, "/v1/vision/face", Some(&face), &[("api_key", "k3y")]).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["success"], true);
     assert_eq!(v["count"], 1, "{v}");
@@ -116,14 +110,15 @@ fn face_finds_the_astronauts_face_and_api_key_is_checked_with_a_token() {
     assert!(p["confidence"].as_f64().unwrap() > 0.5, "{p}");
     assert_pixel_boxes(&v, 512, 512);
     // Wrong or missing key: 401 in DeepStack's shape; a bearer header works too.
-    let (s, v) = post(&d, "/v1/vision/face", form().text("api_key", "nope"));
+    let (s, v) = post(&d, "/v1/vision/face", Some(&face), &[("api_key", "nope")]).await;
     assert_eq!((s, &v["success"]), (401, &Value::Bool(false)), "{v}");
-    assert_eq!(post(&d, "/v1/vision/detection", form()).0, 401);
-    let r = client()
-        .post(d.ai_url("/v1/vision/detection"))
-        .bearer_auth("k3y")
-        .multipart(form())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(
+        post(&d, "/v1/vision/detection", Some(&face), &[]).await.0,
+        401
+    );
+    let rb = bearer(request(Method::POST, "/v1/vision/detection"), "k3y");
+    let r = d
+        .send(multipart(rb, &[], &[("image", "image.jpg", &face)]))
+        .await;
+    assert_eq!(r.status, 200);
 }

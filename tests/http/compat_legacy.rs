@@ -11,26 +11,27 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::common::{client, fixture, get_json, temp_dir, Daemon};
+use crate::common::fixture;
+use crate::harness::{Ai, App};
 
 fn b64(path: &Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
 }
 
-fn post(d: &Daemon, path: &str, body: &Value) -> (u16, Value) {
-    let r = client().post(d.ai_url(path)).json(body).send().unwrap();
-    (r.status().as_u16(), r.json().unwrap())
+async fn post(d: &Ai, path: &str, body: &Value) -> (u16, Value) {
+    let r = d.post_json(path, None, body).await;
+    (r.status, r.json())
 }
 
-fn ok(d: &Daemon, body: Value) -> Value {
-    let (s, v) = post(d, "/infer", &body);
+async fn ok(d: &Ai, body: Value) -> Value {
+    let (s, v) = post(d, "/infer", &body).await;
     assert_eq!(s, 200, "{v}");
     v
 }
 
 /// A 400 whose message and `detail` both name every one of `names`.
-fn refused(d: &Daemon, body: Value, names: &[&str]) {
-    let (s, v) = post(d, "/infer", &body);
+async fn refused(d: &Ai, body: Value, names: &[&str]) {
+    let (s, v) = post(d, "/infer", &body).await;
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["error"]["code"], "bad_request", "{v}");
     let (msg, detail) = (
@@ -52,22 +53,27 @@ fn bboxes(v: &Value) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn options_are_read_wherever_upstream_clients_put_them() {
-    let frames = temp_dir("legacy-frames");
-    std::fs::create_dir_all(frames.join("camera_0")).unwrap();
+/// GET `path`, its body as JSON whatever the status.
+async fn get_json(d: &Ai, path: &str) -> Value {
+    d.get(path, None).await.json()
+}
+
+#[tokio::test]
+async fn options_are_read_wherever_upstream_clients_put_them() {
+    let frames = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(frames.path().join("camera_0")).unwrap();
     std::fs::copy(
         fixture("samples/bus.jpg"),
-        frames.join("camera_0/latest.jpg"),
+        frames.path().join("camera_0/latest.jpg"),
     )
     .unwrap();
-    let d = Daemon::start(&[("OPENNVR_FRAMES_DIR", frames.to_str().unwrap())]);
+    let d = Ai::start(&[("OPENNVR_FRAMES_DIR", frames.path().to_str().unwrap())]);
     // The web UI's request for camera 0: a frame URI, options in input.params.
     let ui = |params: Value| {
         json!({"task": "person_detection",
                "input": {"frame": {"uri": "opennvr://frames/camera_0/latest.jpg"}, "params": params}})
     };
-    let all = ok(&d, ui(json!({})));
+    let all = ok(&d, ui(json!({}))).await;
     let n = all["count"].as_u64().unwrap();
     assert!(n >= 3, "bus.jpg has at least three people: {all}");
 
@@ -92,7 +98,7 @@ fn options_are_read_wherever_upstream_clients_put_them() {
     );
 
     // input.params.confidence changes the answer (it was silently ignored).
-    let strict = ok(&d, ui(json!({"confidence": 0.99})));
+    let strict = ok(&d, ui(json!({"confidence": 0.99}))).await;
     let m = strict["count"].as_u64().unwrap();
     assert!(m < n, "confidence 0.99 kept {m} of {n}: {strict}");
     // KAI-C's spelling, the legacy placement straight in `input`, `data.params`
@@ -109,11 +115,11 @@ fn options_are_read_wherever_upstream_clients_put_them() {
                "input": {"frame": {"uri": "opennvr://frames/camera_0/latest.jpg"},
                          "params": {"confidence_threshold": 0.99}}}),
     ] {
-        let v = ok(&d, body.clone());
+        let v = ok(&d, body.clone()).await;
         assert_eq!(bboxes(&v), bboxes(&strict), "{body}");
     }
     // Nothing found: confidence 0 and no box, the list empty.
-    let none = ok(&d, ui(json!({"confidence": 1.0})));
+    let none = ok(&d, ui(json!({"confidence": 1.0}))).await;
     assert_eq!(
         (none["count"].as_u64(), none["confidence"].as_f64()),
         (Some(0), Some(0.0))
@@ -125,45 +131,51 @@ fn options_are_read_wherever_upstream_clients_put_them() {
         &d,
         ui(json!({"confidense": 0.5, "zoom": 2})),
         &["input.params.confidense", "input.params.zoom"],
-    );
+    )
+    .await;
     refused(
         &d,
         json!({"task": "person_detection",
                "input": {"frame": {"uri": "opennvr://frames/camera_0/latest.jpg"}, "colour": "red"}}),
         &["input.colour"],
-    );
+    )
+    .await;
     refused(
         &d,
         json!({"task": "person_detection", "params": {"confidence": 0.5},
                "input": {"frame": {"uri": "opennvr://frames/camera_0/latest.jpg"},
                          "params": {"confidence_threshold": 0.9}}}),
         &["params.confidence", "input.params.confidence_threshold"],
-    );
+    )
+    .await;
     refused(
         &d,
         json!({"task": "person_detection", "data": {"frame": {"uri": "x"}},
                "input": {"frame": {"uri": "y"}}}),
         &["data", "input"],
-    );
+    )
+    .await;
     refused(
         &d,
         json!({"task": "person_detection", "parms": {}, "input": {}}),
         &["parms"],
-    );
+    )
+    .await;
     // Legacy endpoint tests: a body without `task` is a 400.
     let (s, _) = post(
         &d,
         "/infer",
         &json!({"data": {"frame": {"uri": "opennvr://frames/camera_0/latest.jpg"}}}),
-    );
+    )
+    .await;
     assert_eq!(s, 400);
 }
 
-#[test]
-fn discovery_routes_and_error_detail() {
-    let d = Daemon::start(&[]);
+#[tokio::test]
+async fn discovery_routes_and_error_detail() {
+    let d = Ai::start(&[]);
     // The UI's "all schemas" call reads `.schemas`, keyed by task.
-    let all = get_json(&d.ai_url("/schema"));
+    let all = get_json(&d, "/schema").await;
     let schemas = all["schemas"].as_object().expect("schemas");
     for task in [
         "person_counting",
@@ -186,12 +198,9 @@ fn discovery_routes_and_error_detail() {
         schemas["face_detection"]["response"]["properties"]["executed_at"]["type"],
         "integer"
     );
-    let r = client()
-        .get(d.ai_url("/schema?task=scene_description"))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let v: Value = r.json().unwrap();
+    let r = d.get("/schema?task=scene_description", None).await;
+    assert_eq!(r.status, 404);
+    let v = r.json();
     assert_eq!(v["error"]["code"], "unknown_task");
     assert!(
         v["detail"].as_str().unwrap().contains("scene_description"),
@@ -199,7 +208,7 @@ fn discovery_routes_and_error_detail() {
     );
 
     // Upstream's /tasks: every task with its model and whether it can run.
-    let t = get_json(&d.ai_url("/tasks"));
+    let t = get_json(&d, "/tasks").await;
     let list = t["tasks"].as_array().unwrap();
     assert_eq!(t["count"].as_u64(), Some(list.len() as u64));
     let pd = list
@@ -224,9 +233,9 @@ fn discovery_routes_and_error_detail() {
     assert!(fd["description"].as_str().is_some_and(|s| !s.is_empty()));
 
     // The UI's health check wants status "ok"; capabilities lists tasks.
-    assert_eq!(get_json(&d.ai_url("/health"))["status"], "ok");
+    assert_eq!(get_json(&d, "/health").await["status"], "ok");
     assert!(
-        get_json(&d.ai_url("/capabilities"))["tasks"]
+        get_json(&d, "/capabilities").await["tasks"]
             .as_array()
             .unwrap()
             .len()
@@ -234,20 +243,20 @@ fn discovery_routes_and_error_detail() {
     );
     // Every error carries `detail`, unknown routes and wrong methods too.
     for (r, status) in [
-        (client().get(d.ai_url("/faces/list")).send().unwrap(), 404),
-        (client().get(d.ai_url("/infer")).send().unwrap(), 405),
+        (d.get("/faces/list", None).await, 404),
+        (d.get("/infer", None).await, 405),
     ] {
-        assert_eq!(r.status(), status);
-        let v: Value = r.json().unwrap();
+        assert_eq!(r.status, status);
+        let v = r.json();
         assert_eq!(v["detail"], v["error"]["message"], "{v}");
     }
 }
 
-#[test]
-fn faces_and_pipelines_in_the_spec_types() {
-    let d = Daemon::start(&[]);
+#[tokio::test]
+async fn faces_and_pipelines_in_the_spec_types() {
+    let d = Ai::start(&[]);
     let frame = json!({"frame": {"b64": b64(&fixture("samples/zidane.jpg"))}});
-    let v = ok(&d, json!({"task": "face_detection", "input": frame}));
+    let v = ok(&d, json!({"task": "face_detection", "input": frame})).await;
     assert_eq!(v["face_count"], 2, "{v}");
     assert!(v["executed_at"].is_i64(), "{v}");
     for f in v["faces"].as_array().unwrap() {
@@ -267,7 +276,8 @@ fn faces_and_pipelines_in_the_spec_types() {
         &d,
         "/pipeline/run",
         &json!({"steps": ["person_detection", "face_detection"], "input": frame}),
-    );
+    )
+    .await;
     assert_eq!(s, 200, "{p}");
     let r = &p["results"];
     assert_eq!(r["face_detection"]["faces"], v["faces"]);
@@ -278,7 +288,8 @@ fn faces_and_pipelines_in_the_spec_types() {
         &d,
         "/pipeline/run",
         &json!({"steps": ["face_detection"], "input": {"frame": frame["frame"], "params": {"max_faces": 1}}}),
-    );
+    )
+    .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["results"]["face_detection"]["face_count"], 1);
     // A failing pipeline's body carries `detail` too.
@@ -286,7 +297,8 @@ fn faces_and_pipelines_in_the_spec_types() {
         &d,
         "/pipeline/run",
         &json!({"steps": ["person_detection"], "input": frame, "params": {"model": "nope"}}),
-    );
+    )
+    .await;
     assert_eq!(s, 422, "{p}");
     assert_eq!(p["detail"], p["error"]["message"], "{p}");
 }
