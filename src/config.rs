@@ -525,7 +525,9 @@ impl Config {
         if let Some(v) = env("OPENNVR_AI_LISTEN") {
             self.ai.listen = num("OPENNVR_AI_LISTEN", v)?;
         }
-        if let Some(v) = env("OPENNVR_ADAPTER_TOKEN") {
+        // Set but blank (a unit's `Environment=OPENNVR_ADAPTER_TOKEN=`, an
+        // unset compose variable) is not an override: it would open the port.
+        if let Some(v) = env("OPENNVR_ADAPTER_TOKEN").filter(|v| !v.trim().is_empty()) {
             self.ai.token = Some(v);
         }
         if let Some(v) = env("OPENNVR_NVR_LISTEN") {
@@ -672,6 +674,20 @@ mod tests {
         assert_eq!(c.ai.listen.to_string(), "127.0.0.1:1234");
         assert_eq!(c.paths.data_dir, PathBuf::from("/x"));
         assert_eq!(c.paths.frames_dir(), PathBuf::from("/f"));
+    }
+
+    #[test]
+    fn a_blank_adapter_token_variable_keeps_the_files_token() {
+        let dir = std::env::temp_dir().join(format!("opennvr-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "[ai]\ntoken = \"from-file\"\n").unwrap();
+        for blank in ["", "  "] {
+            let c = Config::load(Some(&f), env_of(&[("OPENNVR_ADAPTER_TOKEN", blank)])).unwrap();
+            assert_eq!(c.ai.token.as_deref(), Some("from-file"), "{blank:?}");
+        }
+        let c = Config::load(Some(&f), env_of(&[("OPENNVR_ADAPTER_TOKEN", "env")])).unwrap();
+        assert_eq!(c.ai.token.as_deref(), Some("env"));
     }
 
     #[test]

@@ -29,8 +29,8 @@ pub const REGISTRATION_GRACE: Duration = Duration::from_secs(5 * 60);
 
 const CORRELATION_ID: &str = "x-correlation-id";
 
-/// The token and what the operator should be told about it.
-#[derive(Debug)]
+/// The token and what the operator should be told about it. Its `Debug`
+/// never shows the token.
 pub struct AdapterAuth {
     token: Option<String>,
     started: Instant,
@@ -61,6 +61,15 @@ impl Refusal {
             Refusal::Missing => "Authorization: Bearer <token> required",
             Refusal::Invalid => "invalid bearer token",
         }
+    }
+}
+
+impl std::fmt::Debug for AdapterAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdapterAuth")
+            .field("token_required", &self.token.is_some())
+            .field("warning", &self.warning)
+            .finish()
     }
 }
 
@@ -130,12 +139,15 @@ impl AdapterAuth {
 
     /// Whether `path` needs the token now.
     fn guarded(&self, path: &str) -> bool {
+        self.guarded_after(path, self.started.elapsed())
+    }
+
+    /// Whether `path` needs the token `since_start` after the adapter started.
+    fn guarded_after(&self, path: &str, since_start: Duration) -> bool {
         let contract = path.strip_prefix("/v1").unwrap_or(path);
         match contract {
             "/health" => false,
-            "/capabilities" | "/hardware/evaluation" => {
-                self.started.elapsed() >= REGISTRATION_GRACE
-            }
+            "/capabilities" | "/hardware/evaluation" => since_start >= REGISTRATION_GRACE,
             // DeepStack clients authenticate with the form's `api_key`.
             _ => !path.starts_with("/v1/vision/"),
         }
@@ -182,7 +194,10 @@ pub async fn guard(State(st): State<Arc<AiState>>, req: Request, next: Next) -> 
         {
             Ok(()) => next.run(req).await,
             Err(why) => {
-                tracing::info!(path, code = why.code(), "adapter auth refused");
+                // Debug, and the path cut short: unauthenticated clients
+                // must not be able to fill the log.
+                let shown = &path[..path.floor_char_boundary(128)];
+                tracing::debug!(path = shown, code = why.code(), "adapter auth refused");
                 refused(&path, why)
             }
         }
@@ -234,12 +249,19 @@ mod tests {
         assert!(!a.guarded("/health") && !a.guarded("/v1/health"));
         assert!(!a.guarded("/v1/capabilities") && !a.guarded("/hardware/evaluation"));
         assert!(a.guarded("/v1/infer") && a.guarded("/infer") && a.guarded("/metrics"));
-        let late = AdapterAuth {
-            started: Instant::now() - REGISTRATION_GRACE,
-            ..auth(Some("t"))
-        };
-        assert!(late.guarded("/v1/capabilities") && late.guarded("/capabilities"));
-        assert!(!late.guarded("/v1/health"));
+        let late = REGISTRATION_GRACE;
+        assert!(!a.guarded_after("/capabilities", late - Duration::from_secs(1)));
+        assert!(
+            a.guarded_after("/v1/capabilities", late) && a.guarded_after("/capabilities", late)
+        );
+        assert!(a.guarded_after("/v1/hardware/evaluation", late));
+        assert!(!a.guarded_after("/v1/health", late) && !a.guarded_after("/health", late));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let shown = format!("{:?}", auth(Some("s3cret-value")));
+        assert!(!shown.contains("s3cret") && shown.contains("token_required: true"));
     }
 
     #[test]

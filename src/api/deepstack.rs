@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::status_of;
+use super::error::{status_of, with_retry_after};
 use super::v1::{peer, read_body, run, Image, Job, Parsed};
 use super::AiState;
 use crate::ai::{AiError, Params, Task};
@@ -58,15 +58,30 @@ impl From<AiError> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
-            Failure::Ai(e) => (status_of(&e), e.to_string()),
+        let (status, message) = match &self {
+            Failure::Ai(e) => (status_of(e), e.to_string()),
             Failure::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "invalid api_key (or Authorization: Bearer)".to_owned(),
             ),
         };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %message, "DeepStack request failed");
+        }
         let body = json!({"success": false, "error": message, "code": status.as_u16()});
-        (status, Json(body)).into_response()
+        let resp = (status, Json(body)).into_response();
+        match self {
+            // The same headers as the rest of the port's refusals.
+            Failure::Ai(e) => with_retry_after(&e, resp),
+            Failure::Unauthorized => {
+                let mut resp = resp;
+                resp.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                resp
+            }
+        }
     }
 }
 

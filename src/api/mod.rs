@@ -46,6 +46,9 @@ pub struct AiState {
     pub metrics: Arc<crate::metrics::Registry>,
     /// Contract v1's stream bounds.
     pub v1: Arc<v1::V1>,
+    /// The daemon's shutdown: open v1 streams close (1001) when it fires
+    /// (an upgraded socket has left the server's drain).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AiState {
@@ -76,6 +79,7 @@ impl AiState {
             auth: auth::AdapterAuth::new(cfg.ai.token.as_deref(), cfg.ai.listen),
             metrics,
             v1,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }
 }
@@ -92,6 +96,8 @@ pub fn router(state: Arc<AiState>) -> Router {
         .route("/infer", post(infer::infer))
         .route("/pipeline/run", post(infer::pipeline))
         .route("/metrics", get(v1::system::metrics))
+        // KAI-C registers an adapter by probing its URL's `/hardware/evaluation`.
+        .route("/hardware/evaluation", get(v1::system::hardware_evaluation))
         .route("/infer/stream", get(v1::stream_handler))
         .nest("/v1", v1::routes())
         .fallback(not_found)

@@ -31,11 +31,29 @@ struct FrameRef {
 #[derive(Debug, Default, Deserialize)]
 struct DataIn {
     frame: Option<FrameRef>,
+    #[serde(default, deserialize_with = "camera_id_field")]
     camera_id: Option<String>,
     params: Option<Map<String, Value>>,
     /// Every other key: options, or a 400 naming it.
     #[serde(flatten)]
     rest: Map<String, Value>,
+}
+
+/// A camera id as clients send it: our string ids, or upstream OpenNVR's
+/// integer ones (read as their decimal text). Length is checked later.
+pub(super) fn camera_id_of(v: Value) -> Result<Option<String>, AiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        _ => Err(AiError::BadRequest(
+            "`camera_id` must be a string or an integer".into(),
+        )),
+    }
+}
+
+fn camera_id_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    camera_id_of(Value::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 /// The top level; an unknown key is a 400 that names it (a misspelt

@@ -64,6 +64,7 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     if let Some(status) = &mqtt {
         ai_state.metrics.register(Arc::new(status.clone()));
     }
+    ai_state.shutdown = stop.child_token();
     let state = Arc::new(ai_state);
     if let Some(w) = state.auth.warning() {
         tracing::warn!("{w}");

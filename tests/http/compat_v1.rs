@@ -137,6 +137,19 @@ async fn infer_answers_the_v1_envelope_from_json_and_multipart() {
         "{v99}"
     );
 
+    // Upstream's camera ids are integers: read as their decimal text, on
+    // `/v1` and at the root; other numbers are still refused.
+    let numeric = json!({"frame_b64": b64(&bus()), "task": "person_counting", "camera_id": 7});
+    let (s, v) = post_json(&d, "/v1/infer", &numeric, None).await;
+    assert_eq!(s, 200, "{v}");
+    let fractional = json!({"frame_b64": b64(&bus()), "camera_id": 7.5});
+    let (s, v) = post_json(&d, "/v1/infer", &fractional, None).await;
+    assert_eq!(s, 400, "{v}");
+    let root = json!({"task": "person_counting",
+                      "data": {"frame": {"b64": b64(&bus())}, "camera_id": 7}});
+    let (s, v) = post_json(&d, "/infer", &root, None).await;
+    assert_eq!(s, 200, "{v}");
+
     // The contract's multipart: a `frame` part and `params` as JSON.
     let r = d
         .post_multipart(

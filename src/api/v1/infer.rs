@@ -20,6 +20,7 @@ use super::body::{self, Parsed};
 use super::envelope::V1Error;
 use super::result::to_v1;
 use crate::ai::{Admission, AiError, Params, Task};
+use crate::api::request::camera_id_of;
 use crate::api::AiState;
 use crate::frame::{decode_b64, decode_image, Frame};
 
@@ -118,15 +119,19 @@ pub fn split_params(mut m: Map<String, Value>) -> Result<(Task, Option<String>, 
         Some(Value::String(t)) => Task::parse(&t)?,
         Some(_) => return Err(AiError::BadRequest("`task` must be a string".into())),
     };
-    let camera = match m.remove("camera_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(c)) if !c.is_empty() && c.len() <= 128 => Some(c),
-        Some(_) => {
-            return Err(AiError::BadRequest(
-                "`camera_id` must be a string of 1..128 characters".into(),
-            ))
-        }
-    };
+    let camera = m
+        .remove("camera_id")
+        .map(camera_id_of)
+        .transpose()?
+        .flatten();
+    if camera
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c.len() > 128)
+    {
+        return Err(AiError::BadRequest(
+            "`camera_id` must be 1..128 characters".into(),
+        ));
+    }
     if let Some(v) = m.remove("confidence_threshold") {
         if m.insert("confidence".into(), v).is_some() {
             return Err(AiError::BadRequest(
@@ -172,11 +177,12 @@ fn job_of(parsed: Parsed) -> Result<Job, AiError> {
             })?;
             let mut m = Map::new();
             for (k, text) in fields {
-                let v = if k == "params" {
-                    serde_json::from_str(&text)
-                        .map_err(|e| AiError::BadRequest(format!("`params` is not JSON: {e}")))?
-                } else {
-                    field_value(text)
+                let v = match k.as_str() {
+                    "params" => serde_json::from_str(&text)
+                        .map_err(|e| AiError::BadRequest(format!("`params` is not JSON: {e}")))?,
+                    // Names, never numbers: camera `7` is the camera "7".
+                    "task" | "camera_id" => Value::String(text),
+                    _ => field_value(text),
                 };
                 if m.insert(k.clone(), v).is_some() {
                     return Err(AiError::BadRequest(format!("field `{k}` repeats")));

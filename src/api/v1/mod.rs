@@ -35,7 +35,8 @@ pub struct V1 {
     pub max_streams: usize,
     /// `ai.stream_idle_timeout_s`.
     pub idle: Duration,
-    /// `ai.stream_max_frame_bytes`.
+    /// `ai.stream_max_frame_bytes`, at most `ai.max_body_bytes` (a stream
+    /// frame is no larger than what `/infer` accepts).
     pub max_frame_bytes: usize,
     /// Inferences that run at once (`ai.workers`): the contract's `max_inflight`.
     pub max_inflight: usize,
@@ -49,7 +50,11 @@ impl V1 {
             streams: Slots::new(max, max.div_ceil(2)),
             max_streams: max,
             idle: Duration::from_secs(cfg.ai.stream_idle_timeout_s.max(1)),
-            max_frame_bytes: cfg.ai.stream_max_frame_bytes.max(1024),
+            max_frame_bytes: cfg
+                .ai
+                .stream_max_frame_bytes
+                .min(cfg.ai.max_body_bytes)
+                .max(1024),
             max_inflight: cfg.ai.workers.max(1),
         }
     }

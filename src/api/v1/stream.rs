@@ -40,6 +40,9 @@ const POLICY: u16 = 4001;
 const MODEL_ERROR: u16 = 4002;
 const NORMAL: u16 = 1000;
 const TOO_BIG: u16 = 1009;
+const GOING_AWAY: u16 = 1001;
+/// A close frame's reason is at most 123 bytes (RFC 6455 §5.5: 125 less the code).
+const MAX_REASON: usize = 123;
 
 /// The opening message.
 #[derive(Debug, Deserialize)]
@@ -141,7 +144,7 @@ pub async fn stream(State(st): State<Arc<AiState>>, req: Request) -> Result<Resp
                 ws,
                 st,
                 client,
-                _place: place,
+                place: Some(place),
             }
             .serve()
             .await
@@ -154,7 +157,9 @@ struct Stream {
     ws: WebSocket,
     st: Arc<AiState>,
     client: IpAddr,
-    _place: Slot,
+    /// The stream's place, given back before our close frame is sent: a
+    /// client that has read the close may open its next stream at once.
+    place: Option<Slot>,
 }
 
 /// What ended a wait for the next message.
@@ -167,10 +172,15 @@ enum Next {
 
 impl Stream {
     async fn close(&mut self, code: u16, reason: &str) {
+        let mut end = reason.len().min(MAX_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
         let frame = CloseFrame {
             code,
-            reason: reason.to_owned().into(),
+            reason: reason[..end].to_owned().into(),
         };
+        self.place.take();
         let _ = self.ws.send(Message::Close(Some(frame))).await;
     }
 
@@ -181,11 +191,21 @@ impl Stream {
             .is_ok()
     }
 
-    /// The next data message, within the idle timeout.
+    /// The next data message, within the idle timeout (pings do not extend
+    /// it: a client that only pings still loses its place), or nothing once
+    /// the daemon shuts down (closed with 1001).
     async fn next(&mut self) -> Next {
-        let idle = self.st.v1.idle;
+        let deadline = tokio::time::Instant::now() + self.st.v1.idle;
+        let stop = self.st.shutdown.clone();
         loop {
-            match tokio::time::timeout(idle, self.ws.recv()).await {
+            let got = tokio::select! {
+                _ = stop.cancelled() => {
+                    self.close(GOING_AWAY, "the adapter is shutting down").await;
+                    return Next::Gone;
+                }
+                got = tokio::time::timeout_at(deadline, self.ws.recv()) => got,
+            };
+            match got {
                 Err(_) => {
                     self.close(POLICY, "idle timeout").await;
                     return Next::Gone;

@@ -224,6 +224,15 @@ fn stream_protocol_end_to_end() {
     let mut ws = ws_open(&d, "/infer/stream", None).unwrap();
     send(&mut ws, json!({"type": "hello"}));
     assert_eq!(close_code(&mut ws), 4001);
+    // A long reason (serde names every field it expected) still makes a valid
+    // close frame: a control frame carries at most 125 bytes.
+    let mut ws = ws_open(&d, "/v1/infer/stream", None).unwrap();
+    let unknown = "an_unknown_field_".repeat(12);
+    send(
+        &mut ws,
+        json!({"type": "handshake", "client_id": "c", unknown: 1}),
+    );
+    assert_eq!(close_code(&mut ws), 4001);
     let mut ws = ws_open(&d, "/v1/infer/stream", None).unwrap();
     send(&mut ws, json!({"type": "handshake", "client_id": "c"}));
     assert_eq!(recv(&mut ws)["type"], "handshake_ack");
