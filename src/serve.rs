@@ -106,7 +106,7 @@ pub async fn run(
 /// non-blocking write into a fresh socket's empty send buffer, so refusing
 /// costs no task, no timer and no wait.
 fn refuse(stream: TcpStream) {
-    const BODY: &str = r#"{"error":{"code":"too_many_connections","message":"too many open connections; retry later"}}"#;
+    const BODY: &str = r#"{"error":{"code":"too_many_connections","message":"too many open connections; retry later"},"detail":"too many open connections; retry later"}"#;
     let resp = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
         BODY.len()
@@ -335,6 +335,17 @@ pub fn raise_fd_limit(connections: usize) {
     }
     #[cfg(not(unix))]
     let _ = connections;
+}
+
+/// The client's address as both ports key their per-client bounds (the
+/// login limiter, the adapter's queue share and trackers): canonical (an
+/// IPv4-mapped IPv6 peer is its IPv4 address), from the `ConnectInfo` that
+/// [`run`] puts on every request; unspecified for a router served without it
+/// (in-process tests).
+pub fn peer_ip(ext: &axum::http::Extensions) -> std::net::IpAddr {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
 /// The JSON error body both ports answer with: our `error` object, and

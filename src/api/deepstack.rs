@@ -18,7 +18,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::{status_of, with_retry_after};
-use super::v1::{peer, read_body, run, Image, Job, Parsed};
+use super::v1::{read_body, run, Image, Job, Parsed};
 use super::AiState;
 use crate::ai::{AiError, Params, Task};
 
@@ -129,7 +129,7 @@ fn form_of(parsed: Parsed, st: &AiState, header_ok: bool) -> Result<Form, Failur
 /// and the time the handler took (ms).
 async fn serve(st: Arc<AiState>, req: Request, task: Task) -> Result<(Value, u64), Failure> {
     let t0 = Instant::now();
-    let client = peer(req.extensions());
+    let client = crate::serve::peer_ip(req.extensions());
     let header_ok = st
         .auth
         .check_header(req.headers().get(header::AUTHORIZATION))

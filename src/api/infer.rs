@@ -1,10 +1,9 @@
 //! `POST /infer` and `POST /pipeline/run`.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -14,21 +13,12 @@ use super::request::parse;
 use super::AiState;
 use crate::ai::{AiError, Task};
 
-/// The peer's address: it keys the client's own tracker namespace. Without
-/// connection info (a router served without it) every client shares one.
-fn client_of(req: &Request) -> IpAddr {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_canonical())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-}
-
 /// Runs one task on one frame.
 ///
 /// Admission comes first: a request the queue cannot take is refused (503)
 /// before its body is read or parsed.
 pub async fn infer(State(st): State<Arc<AiState>>, req: Request) -> Result<Json<Value>, ApiError> {
-    let client = client_of(&req);
+    let client = crate::serve::peer_ip(req.extensions());
     let mut ticket = st.engine.admit(client)?;
     let r = parse(req, st.max_body, &mut ticket).await?;
     let name = r
@@ -77,7 +67,7 @@ fn failure(step: &str, error: AiError, partial: Map<String, Value>) -> Response 
 /// the pipeline and the results so far come back as `partial_results`.
 /// Steps may not repeat, so a pipeline costs at most one run of each task.
 pub async fn pipeline(State(st): State<Arc<AiState>>, req: Request) -> Result<Response, ApiError> {
-    let client = client_of(&req);
+    let client = crate::serve::peer_ip(req.extensions());
     let mut ticket = st.engine.admit(client)?;
     let r = parse(req, st.max_body, &mut ticket).await?;
     let steps = r

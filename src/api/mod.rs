@@ -1,6 +1,6 @@
 //! The AI adapter's HTTP surface (port 9100): OpenNVR's adapter API.
 
-pub mod auth;
+pub(crate) mod auth;
 mod deepstack;
 mod error;
 mod infer;
@@ -8,7 +8,7 @@ mod options;
 mod request;
 mod schema;
 mod system;
-pub mod v1;
+pub(crate) mod v1;
 
 pub use system::health_body;
 

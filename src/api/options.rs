@@ -41,7 +41,13 @@ pub fn gather(sources: &[(String, &Map<String, Value>)]) -> Result<Params, AiErr
                         origin[name]
                     )))
                 }
-                Some(_) => {}
+                // Agreeing numbers: keep the integer spelling, so `1.0` then
+                // `1` reads as well as `1` then `1.0` for a count.
+                Some(_) => {
+                    if value.is_i64() || value.is_u64() {
+                        merged.insert(name.to_owned(), value.clone());
+                    }
+                }
                 None => {
                     merged.insert(name.to_owned(), value.clone());
                     origin.insert(name, here);
@@ -103,6 +109,8 @@ mod tests {
         let d = map(json!({"max_faces": 1}));
         let p = gather(&[("params".into(), &d), ("data".into(), &c)]).unwrap();
         assert_eq!(p.max_faces, Some(1));
+        let p = gather(&[("params".into(), &c), ("data".into(), &d)]).unwrap();
+        assert_eq!(p.max_faces, Some(1), "either order");
     }
 
     #[test]

@@ -32,9 +32,13 @@ struct Entry {
      (at most {limit_ms}); send capture times that advance with real time, or omit timestamp_ms"
 )]
 pub struct TimeJump {
+    /// The camera whose clock the frame would have moved.
     pub camera: String,
+    /// The frame's `timestamp_ms`.
     pub got_ms: i64,
+    /// How far ahead of the tracker's clock it was.
     pub ahead_ms: i64,
+    /// The most that is accepted (`ai.max_timestamp_jump_ms`).
     pub limit_ms: i64,
 }
 

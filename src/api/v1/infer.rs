@@ -7,12 +7,11 @@
 //!
 //! [`run`] is also how the stream and the DeepStack routes reach the engine.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::Extensions;
+use axum::extract::{Request, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
@@ -20,19 +19,13 @@ use super::body::{self, Parsed};
 use super::envelope::V1Error;
 use super::result::to_v1;
 use crate::ai::{Admission, AiError, Params, Task};
+use crate::api::options::gather;
 use crate::api::request::camera_id_of;
 use crate::api::AiState;
 use crate::frame::{decode_b64, decode_image, Frame};
 
 /// The task a request without one gets: the detector's whole answer.
 pub const DEFAULT_TASK: Task = Task::ObjectDetection;
-
-/// The peer's address, which keys its queue share and its trackers.
-pub fn peer(ext: &Extensions) -> IpAddr {
-    ext.get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_canonical())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-}
 
 /// The frame's bytes, still encoded.
 #[derive(Debug)]
@@ -45,10 +38,15 @@ pub enum Image {
 /// One inference to run.
 #[derive(Debug)]
 pub struct Job {
+    /// What to run.
     pub task: Task,
+    /// The frame, still encoded.
     pub image: Image,
+    /// The camera it came from (keys `person_counting`'s tracker).
     pub camera: Option<String>,
+    /// Its capture time, for the tracker's clock.
     pub timestamp_ms: Option<i64>,
+    /// The task's options.
     pub params: Params,
 }
 
@@ -56,8 +54,11 @@ pub struct Job {
 /// frame's size.
 #[derive(Debug)]
 pub struct Done {
+    /// The root API's answer for the task.
     pub answer: Value,
+    /// The decoded frame's width, pixels (v1 boxes are fractions of it).
     pub width: u32,
+    /// The decoded frame's height, pixels.
     pub height: u32,
 }
 
@@ -98,32 +99,29 @@ pub async fn run(
 }
 
 /// Task, camera and params from a flat map of a request's fields: the
-/// envelope keys are taken out, `params` (an object) is merged in, the
-/// contract's `confidence_threshold` is our `confidence`, and what is left
-/// must be a known parameter (an unknown key is a 400 that names it).
+/// envelope keys are taken out, and the rest and `params` (an object) are
+/// options under the root API's rules (`api::options`): the contract's
+/// `confidence_threshold` is our `confidence`, an option given twice must
+/// agree, an unknown key is a 400 that names it.
 pub fn split_params(mut m: Map<String, Value>) -> Result<(Task, Option<String>, Params), AiError> {
-    if let Some(inner) = m.remove("params") {
-        let Value::Object(inner) = inner else {
-            return Err(AiError::BadRequest("`params` must be a JSON object".into()));
-        };
-        for (k, v) in inner {
-            if m.insert(k.clone(), v).is_some() {
-                return Err(AiError::BadRequest(format!(
-                    "`{k}` is given both in params and beside it"
-                )));
-            }
-        }
-    }
-    let task = match m.remove("task") {
+    let mut inner = match m.remove("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(inner)) => inner,
+        Some(_) => return Err(AiError::BadRequest("`params` must be a JSON object".into())),
+    };
+    // `task` and `camera_id` may ride in `params` (the contract's multipart).
+    let mut take = |key: &str| match (m.remove(key), inner.remove(key)) {
+        (Some(_), Some(_)) => Err(AiError::BadRequest(format!(
+            "`{key}` is given both in params and beside it"
+        ))),
+        (a, b) => Ok(a.or(b)),
+    };
+    let task = match take("task")? {
         None | Some(Value::Null) => DEFAULT_TASK,
         Some(Value::String(t)) => Task::parse(&t)?,
         Some(_) => return Err(AiError::BadRequest("`task` must be a string".into())),
     };
-    let camera = m
-        .remove("camera_id")
-        .map(camera_id_of)
-        .transpose()?
-        .flatten();
+    let camera = take("camera_id")?.map(camera_id_of).transpose()?.flatten();
     if camera
         .as_ref()
         .is_some_and(|c| c.is_empty() || c.len() > 128)
@@ -132,15 +130,8 @@ pub fn split_params(mut m: Map<String, Value>) -> Result<(Task, Option<String>, 
             "`camera_id` must be 1..128 characters".into(),
         ));
     }
-    if let Some(v) = m.remove("confidence_threshold") {
-        if m.insert("confidence".into(), v).is_some() {
-            return Err(AiError::BadRequest(
-                "give one of `confidence` and `confidence_threshold`".into(),
-            ));
-        }
-    }
-    let params = serde_json::from_value(Value::Object(m))
-        .map_err(|e| AiError::BadRequest(format!("params: {e}")))?;
+    // The root API's rules: aliases, agreement, unknown keys named.
+    let params = gather(&[("params".into(), &inner), ("body".into(), &m)])?;
     Ok((task, camera, params))
 }
 
@@ -215,7 +206,7 @@ pub fn model_version(st: &AiState, model_id: &str) -> String {
 /// (`overloaded`, `queue_full`, transient, `retry_after_ms`) before the
 /// body is read.
 pub async fn infer(State(st): State<Arc<AiState>>, req: Request) -> Result<Json<Value>, V1Error> {
-    let client = peer(req.extensions());
+    let client = crate::serve::peer_ip(req.extensions());
     let mut ticket = st.engine.admit(client)?;
     let parsed = body::read(req, st.max_body, &mut ticket, &["frame", "file", "image"]).await?;
     let job = job_of(parsed)?;
@@ -260,8 +251,10 @@ mod tests {
     fn unknown_repeated_and_clashing_keys_are_refused_by_name() {
         let e = split(json!({"confidence": 0.5, "colour": "red"})).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
-        let e = split(json!({"confidence": 0.5, "confidence_threshold": 0.5})).unwrap_err();
+        let e = split(json!({"confidence": 0.5, "confidence_threshold": 0.6})).unwrap_err();
         assert!(matches!(e, AiError::BadRequest(_)));
+        let (_, _, p) = split(json!({"confidence": 0.5, "confidence_threshold": 0.5})).unwrap();
+        assert_eq!(p.confidence, Some(0.5), "the same value twice agrees");
         let e = split(json!({"iou": 0.5, "params": {"iou": 0.4}})).unwrap_err();
         assert!(e.to_string().contains("iou"), "{e}");
         assert!(matches!(

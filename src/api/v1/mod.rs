@@ -18,8 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use body::{read as read_body, Parsed};
-pub use envelope::V1Error;
-pub use infer::{peer, run, Image, Job};
+pub use infer::{run, Image, Job};
 
 use super::AiState;
 use crate::config::Config;

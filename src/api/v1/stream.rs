@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::envelope::{envelope, V1Error};
-use super::infer::{peer, run, split_params, Image, Job};
+use super::infer::{run, split_params, Image, Job};
 use super::result::to_v1;
 use crate::ai::{AiError, Params, Task};
 use crate::api::AiState;
@@ -124,7 +124,7 @@ fn terms(text: &str) -> Result<Terms, String> {
 /// Answers the upgrade: a stream place first (a full house is a 503
 /// envelope, before the socket opens).
 pub async fn stream(State(st): State<Arc<AiState>>, req: Request) -> Result<Response, V1Error> {
-    let client = peer(req.extensions());
+    let client = crate::serve::peer_ip(req.extensions());
     let (mut parts, _) = req.into_parts();
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &st)
         .await

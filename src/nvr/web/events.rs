@@ -46,11 +46,21 @@ const MS_FROM: f64 = 1e11;
 
 /// Reads a `from`/`to` instant as epoch milliseconds: an epoch number
 /// (seconds below 1e11, else milliseconds; decimals allowed) or ISO 8601
-/// with an offset, or without one (taken as UTC). A `+` that the query
-/// string turned into a space is read back as `+`.
+/// with an offset, or without one (taken as UTC), or a date alone (its
+/// midnight UTC; eight digits are a basic-format date, not 1970's seconds).
+/// A `+` that the query string turned into a space is read back as `+`.
 pub fn instant_ms(field: &str, text: &str) -> WebResult<i64> {
     use time::format_description::well_known::Iso8601;
     let t = text.trim().replace(' ', "+");
+    let date = |t: &str| {
+        time::Date::parse(t, &Iso8601::DEFAULT)
+            .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
+    };
+    if t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(ms) = date(&t) {
+            return Ok(ms);
+        }
+    }
     if let Ok(n) = t.parse::<f64>() {
         if (0.0..1e16).contains(&n) {
             let ms = if n >= MS_FROM { n } else { n * 1000.0 };
@@ -59,8 +69,11 @@ pub fn instant_ms(field: &str, text: &str) -> WebResult<i64> {
     }
     let at = time::OffsetDateTime::parse(&t, &Iso8601::DEFAULT)
         .or_else(|_| time::PrimitiveDateTime::parse(&t, &Iso8601::DEFAULT).map(|p| p.assume_utc()));
-    match at {
-        Ok(at) => Ok((at.unix_timestamp_nanos() / 1_000_000) as i64),
+    match at
+        .map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
+        .or_else(|_| date(&t))
+    {
+        Ok(ms) => Ok(ms),
         Err(_) => Err(WebError::BadRequest(format!(
             "{field} must be ISO 8601 (e.g. 2026-01-31T12:00:00Z) or epoch seconds or milliseconds"
         ))),
@@ -301,4 +314,30 @@ pub async fn create(
         StatusCode::OK
     };
     Ok((status, Json(ev)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::instant_ms;
+
+    #[test]
+    fn instants_in_every_spelling_upstream_clients_send() {
+        let ms = 1_769_860_800_000; // 2026-01-31T12:00:00Z
+        let day = 1_769_817_600_000; // 2026-01-31T00:00:00Z
+        for (text, want) in [
+            ("2026-01-31T12:00:00Z", ms),
+            ("2026-01-31T13:00:00 01:00", ms), // `+` turned into a space by the query string
+            ("2026-01-31T12:00:00", ms),
+            ("1769860800", ms),
+            ("1769860800000", ms),
+            ("1769860800.0", ms),
+            ("2026-01-31", day),
+            ("20260131", day),
+        ] {
+            assert_eq!(instant_ms("from", text).unwrap(), want, "{text}");
+        }
+        for bad in ["yesterday", "-5", "NaN", "inf", "2026-13-01"] {
+            assert!(instant_ms("from", bad).is_err(), "{bad}");
+        }
+    }
 }
