@@ -126,6 +126,11 @@ impl Engine {
         }
     }
 
+    /// The clock the engine reads (the adapter's registration window too).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// The engine's Prometheus counters.
     pub fn infer_metrics(&self) -> &InferMetrics {
         &self.metrics

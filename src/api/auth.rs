@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -22,6 +22,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::AiState;
+use crate::clock::Clock;
 
 /// How long after start `/capabilities` and `/hardware/evaluation` answer
 /// without the token (the contract's registration grace window).
@@ -33,7 +34,9 @@ const CORRELATION_ID: &str = "x-correlation-id";
 /// never shows the token.
 pub struct AdapterAuth {
     token: Option<String>,
-    started: Instant,
+    /// The clock's monotonic time at start: the registration window's origin.
+    started: Duration,
+    clock: Arc<dyn Clock>,
     /// Set when the adapter listens beyond loopback without a token.
     warning: Option<String>,
 }
@@ -75,8 +78,9 @@ impl std::fmt::Debug for AdapterAuth {
 
 impl AdapterAuth {
     /// `token` from `[ai] token` / `OPENNVR_ADAPTER_TOKEN` (blank = none);
-    /// `listen` decides whether running without one deserves a warning.
-    pub fn new(token: Option<&str>, listen: SocketAddr) -> Self {
+    /// `listen` decides whether running without one deserves a warning; the
+    /// registration window runs on `clock`'s monotonic time.
+    pub fn new(token: Option<&str>, listen: SocketAddr, clock: Arc<dyn Clock>) -> Self {
         let token = token
             .map(str::trim)
             .filter(|t| !t.is_empty())
@@ -89,7 +93,8 @@ impl AdapterAuth {
         });
         Self {
             token,
-            started: Instant::now(),
+            started: clock.mono(),
+            clock,
             warning,
         }
     }
@@ -139,11 +144,7 @@ impl AdapterAuth {
 
     /// Whether `path` needs the token now.
     fn guarded(&self, path: &str) -> bool {
-        self.guarded_after(path, self.started.elapsed())
-    }
-
-    /// Whether `path` needs the token `since_start` after the adapter started.
-    fn guarded_after(&self, path: &str, since_start: Duration) -> bool {
+        let since_start = self.clock.mono().saturating_sub(self.started);
         let contract = path.strip_prefix("/v1").unwrap_or(path);
         match contract {
             "/health" => false,
@@ -211,9 +212,10 @@ pub async fn guard(State(st): State<Arc<AiState>>, req: Request, next: Next) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{ManualClock, SystemClock};
 
     fn auth(token: Option<&str>) -> AdapterAuth {
-        AdapterAuth::new(token, ([127, 0, 0, 1], 9100).into())
+        AdapterAuth::new(token, ([127, 0, 0, 1], 9100).into(), Arc::new(SystemClock))
     }
 
     #[test]
@@ -245,17 +247,17 @@ mod tests {
 
     #[test]
     fn health_is_open_and_registration_probes_open_in_the_window() {
-        let a = auth(Some("t"));
+        let clock = Arc::new(ManualClock::new(0));
+        let a = AdapterAuth::new(Some("t"), ([127, 0, 0, 1], 9100).into(), clock.clone());
         assert!(!a.guarded("/health") && !a.guarded("/v1/health"));
         assert!(!a.guarded("/v1/capabilities") && !a.guarded("/hardware/evaluation"));
         assert!(a.guarded("/v1/infer") && a.guarded("/infer") && a.guarded("/metrics"));
-        let late = REGISTRATION_GRACE;
-        assert!(!a.guarded_after("/capabilities", late - Duration::from_secs(1)));
-        assert!(
-            a.guarded_after("/v1/capabilities", late) && a.guarded_after("/capabilities", late)
-        );
-        assert!(a.guarded_after("/v1/hardware/evaluation", late));
-        assert!(!a.guarded_after("/v1/health", late) && !a.guarded_after("/health", late));
+        clock.advance(REGISTRATION_GRACE.as_millis() as i64 - 1);
+        assert!(!a.guarded("/capabilities"), "still inside the window");
+        clock.advance(1);
+        assert!(a.guarded("/v1/capabilities") && a.guarded("/capabilities"));
+        assert!(a.guarded("/v1/hardware/evaluation") && a.guarded("/hardware/evaluation"));
+        assert!(!a.guarded("/v1/health") && !a.guarded("/health"));
     }
 
     #[test]
@@ -266,11 +268,15 @@ mod tests {
 
     #[test]
     fn only_an_exposed_adapter_without_token_warns() {
-        let open = AdapterAuth::new(None, ([0, 0, 0, 0], 9100).into());
+        let open = AdapterAuth::new(None, ([0, 0, 0, 0], 9100).into(), Arc::new(SystemClock));
         assert!(open.warning().unwrap().contains("0.0.0.0:9100"));
-        assert!(AdapterAuth::new(Some("t"), ([0, 0, 0, 0], 9100).into())
-            .warning()
-            .is_none());
+        assert!(AdapterAuth::new(
+            Some("t"),
+            ([0, 0, 0, 0], 9100).into(),
+            Arc::new(SystemClock)
+        )
+        .warning()
+        .is_none());
         assert!(auth(None).warning().is_none());
     }
 }

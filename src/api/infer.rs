@@ -32,7 +32,11 @@ pub async fn infer(State(st): State<Arc<AiState>>, req: Request) -> Result<Json<
     let value = st
         .engine
         .submit_admitted(ticket, move |engine| {
-            let frame = r.load_frame(&frames, max_pixels)?;
+            // A frame that cannot be read is a failed inference in the
+            // metrics, as on `/v1` (the engine never saw it).
+            let frame = r
+                .load_frame(&frames, max_pixels)
+                .inspect_err(|e| engine.infer_metrics().record_failure(Some(task), e))?;
             engine.run(task, &frame, &r.params, client)
         })
         .await?;
@@ -95,7 +99,9 @@ pub async fn pipeline(State(st): State<Arc<AiState>>, req: Request) -> Result<Re
     let outcome = st
         .engine
         .submit_admitted(ticket, move |engine| {
-            let frame = r.load_frame(&frames, max_pixels)?;
+            let frame = r
+                .load_frame(&frames, max_pixels)
+                .inspect_err(|e| engine.infer_metrics().record_failure(None, e))?;
             let mut results = Map::new();
             for (name, task) in tasks {
                 match engine.run(task, &frame, &r.params, client) {

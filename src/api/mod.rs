@@ -65,6 +65,7 @@ impl AiState {
         let v1 = Arc::new(v1::V1::new(cfg));
         metrics.register(engine.clone());
         metrics.register(v1.clone());
+        let token = auth::AdapterAuth::new(cfg.ai.token.as_deref(), cfg.ai.listen, engine.clock());
         Ok(AiState {
             engine,
             frames: FrameStore::new(
@@ -76,7 +77,7 @@ impl AiState {
             max_body: cfg.ai.max_body_bytes,
             max_pixels: cfg.ai.max_image_pixels,
             mqtt: None,
-            auth: auth::AdapterAuth::new(cfg.ai.token.as_deref(), cfg.ai.listen),
+            auth: token,
             metrics,
             v1,
             shutdown: tokio_util::sync::CancellationToken::new(),

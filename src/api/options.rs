@@ -124,7 +124,21 @@ mod tests {
     }
 
     #[test]
-    fn every_name_is_a_field() {
+    fn every_name_is_a_field_and_every_field_is_named() {
+        // Names every field: a field added to `Params` breaks this pattern
+        // until it is added here, and so to `Params::NAMES` (the next check),
+        // without which every request naming it would be refused.
+        let Params {
+            confidence: _,
+            iou: _,
+            max_detections: _,
+            model: _,
+            classes: _,
+            min_confidence: _,
+            max_faces: _,
+            attributes: _,
+        } = Params::default();
+        assert_eq!(Params::NAMES.len(), 8, "one name per field above");
         for name in Params::NAMES {
             let v = if name == "model" {
                 json!("m")

@@ -39,17 +39,25 @@ struct DataIn {
     rest: Map<String, Value>,
 }
 
-/// A camera id as clients send it: our string ids, or upstream OpenNVR's
-/// integer ones (read as their decimal text). Length is checked later.
+/// A camera id as clients send it: our string ids (1..128 characters), or
+/// upstream OpenNVR's integer ones (read as their decimal text).
 pub(super) fn camera_id_of(v: Value) -> Result<Option<String>, AiError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
-        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
-        _ => Err(AiError::BadRequest(
-            "`camera_id` must be a string or an integer".into(),
-        )),
+    let id = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) => s,
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        _ => {
+            return Err(AiError::BadRequest(
+                "`camera_id` must be a string or an integer".into(),
+            ))
+        }
+    };
+    if id.is_empty() || id.len() > 128 {
+        return Err(AiError::BadRequest(
+            "`camera_id` must be 1..128 characters".into(),
+        ));
     }
+    Ok(Some(id))
 }
 
 fn camera_id_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -181,13 +189,6 @@ fn from_body(b: WireRequest, upload: Option<Bytes>) -> Result<TaskRequest, AiErr
         }
         _ => return Err(AiError::BadRequest("give exactly one frame source".into())),
     };
-    if let Some(cam) = &data.camera_id {
-        if cam.is_empty() || cam.len() > 128 {
-            return Err(AiError::BadRequest(
-                "data.camera_id must be 1..128 characters".into(),
-            ));
-        }
-    }
     Ok(TaskRequest {
         task: b.task,
         steps: b.steps,

@@ -122,14 +122,6 @@ pub fn split_params(mut m: Map<String, Value>) -> Result<(Task, Option<String>, 
         Some(_) => return Err(AiError::BadRequest("`task` must be a string".into())),
     };
     let camera = take("camera_id")?.map(camera_id_of).transpose()?.flatten();
-    if camera
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c.len() > 128)
-    {
-        return Err(AiError::BadRequest(
-            "`camera_id` must be 1..128 characters".into(),
-        ));
-    }
     // The root API's rules: aliases, agreement, unknown keys named.
     let params = gather(&[("params".into(), &inner), ("body".into(), &m)])?;
     Ok((task, camera, params))

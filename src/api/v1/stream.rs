@@ -51,7 +51,8 @@ struct Handshake {
     #[serde(rename = "type")]
     kind: String,
     client_id: String,
-    camera_id: Option<String>,
+    /// A string, or upstream's integer id (`split_params` reads both).
+    camera_id: Option<Value>,
     frame_transport: Option<String>,
     shared_memory_root: Option<String>,
     result_sink: Option<String>,
@@ -110,7 +111,7 @@ fn terms(text: &str) -> Result<Terms, String> {
         m.insert("task".into(), Value::String(t));
     }
     if let Some(c) = hs.camera_id {
-        m.insert("camera_id".into(), Value::String(c));
+        m.insert("camera_id".into(), c);
     }
     let (task, camera, params) = split_params(m).map_err(|e| e.to_string())?;
     params.validate().map_err(|e| e.to_string())?;

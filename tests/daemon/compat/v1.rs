@@ -234,7 +234,11 @@ fn stream_protocol_end_to_end() {
     );
     assert_eq!(close_code(&mut ws), 4001);
     let mut ws = ws_open(&d, "/v1/infer/stream", None).unwrap();
-    send(&mut ws, json!({"type": "handshake", "client_id": "c"}));
+    // Upstream's integer camera id is a camera name like any other.
+    send(
+        &mut ws,
+        json!({"type": "handshake", "client_id": "c", "camera_id": 7}),
+    );
     assert_eq!(recv(&mut ws)["type"], "handshake_ack");
     ws.send(Message::binary(jpeg.clone())).unwrap();
     assert_eq!(close_code(&mut ws), 4001, "binary without frame metadata");
