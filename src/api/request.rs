@@ -123,7 +123,7 @@ const DRAIN_BYTES: usize = 64 << 20;
 /// Reads a body of at most `limit` bytes, reserving each byte against the
 /// body budget before buffering it (a declared length is reserved at once,
 /// so a request the budget cannot hold is refused before it is read).
-pub(super) async fn read_limited(
+async fn read_limited(
     body: Body,
     declared: Option<usize>,
     limit: usize,
@@ -208,23 +208,39 @@ pub async fn parse(
     limit: usize,
     ticket: &mut Admission,
 ) -> Result<TaskRequest, AiError> {
-    let is_multipart = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let (parts, body) = req.into_parts();
-    let bytes = read_limited(body, declared, limit, ticket).await?;
+    let is_multipart = mime_of(&req) == "multipart/form-data";
+    let (parts, bytes) = read_whole(req, limit, ticket).await?;
     if is_multipart {
         return parse_multipart(Request::from_parts(parts, Body::from(bytes)), limit, ticket).await;
     }
     let body: WireRequest = serde_json::from_slice(&bytes)
         .map_err(|e| AiError::BadRequest(format!("invalid JSON body: {e}")))?;
     from_body(body, None)
+}
+
+/// A request's media type, lowercased, without parameters (`""` when absent).
+pub(super) fn mime_of(req: &Request) -> String {
+    let value = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mime = value.unwrap_or("").split(';').next().unwrap_or("");
+    mime.trim().to_ascii_lowercase()
+}
+
+/// Reads `req`'s whole body within `limit` (see [`read_limited`]), keeping
+/// its head so a multipart body can be parsed from both.
+pub(super) async fn read_whole(
+    req: Request,
+    limit: usize,
+    ticket: &mut Admission,
+) -> Result<(axum::http::request::Parts, Vec<u8>), AiError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let (parts, body) = req.into_parts();
+    Ok((parts, read_limited(body, declared, limit, ticket).await?))
 }
 
 /// Text fields one form may carry; every client sends a handful.

@@ -1,15 +1,14 @@
 //! Reading a `/v1` or DeepStack request body: JSON (an object) or
 //! `multipart/form-data` (one file part plus text fields). Bytes are read
-//! by the adapter's budgeted reader ([`read_limited`]), so a body is only
+//! by the adapter's budgeted reader (`request::read_whole`), so a body is only
 //! read for an admitted request and every byte held is reserved first.
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Value};
 
 use crate::ai::{Admission, AiError};
-use crate::api::request::{read_form, read_limited};
+use crate::api::request::{mime_of, read_form, read_whole};
 
 /// A parsed body.
 #[derive(Debug)]
@@ -32,30 +31,14 @@ pub async fn read(
     ticket: &mut Admission,
     file_fields: &[&str],
 ) -> Result<Parsed, AiError> {
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
+    let mime = mime_of(&req);
     if mime != "application/json" && mime != "multipart/form-data" {
         return Err(AiError::UnsupportedMedia(format!(
             "Content-Type {:?} is not supported: send multipart/form-data or application/json",
             if mime.is_empty() { "(missing)" } else { &mime }
         )));
     }
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let (parts, body) = req.into_parts();
-    let bytes = read_limited(body, declared, limit, ticket).await?;
+    let (parts, bytes) = read_whole(req, limit, ticket).await?;
     if mime == "application/json" {
         return match serde_json::from_slice(&bytes) {
             Ok(Value::Object(m)) => Ok(Parsed::Json(m)),
