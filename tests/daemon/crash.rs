@@ -4,6 +4,7 @@
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,8 +135,15 @@ fn stop_twice(second: &str) -> (Option<i32>, bool, String) {
     let inprogress = data.join("recordings").join("cam0").join(".inprogress");
     std::fs::create_dir_all(&inprogress).unwrap();
     // Its command line names run 17's segment list, as a real ffmpeg's would.
+    // Its own process group, killed whole at the end (`sleep` is the shell's
+    // child), and no stdio: an orphaned `sleep` holding the test's stdout
+    // would keep CI's log pipe open for ten minutes.
     let mut dead_runs_ffmpeg = std::process::Command::new("sh")
         .args(["-c", "sleep 600; :", "17.csv"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let pid = dead_runs_ffmpeg.id().to_string();
@@ -156,7 +164,9 @@ fn stop_twice(second: &str) -> (Option<i32>, bool, String) {
     d.signal(second);
     let status = d.wait_exit(Duration::from_secs(60));
     let still_running = matches!(dead_runs_ffmpeg.try_wait(), Ok(None));
-    let _ = dead_runs_ffmpeg.kill();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status();
     let _ = dead_runs_ffmpeg.wait();
     let _ = std::fs::remove_dir_all(&data);
     (status.and_then(|s| s.code()), still_running, d.log_text())
