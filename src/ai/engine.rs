@@ -20,6 +20,7 @@ use super::lock;
 use super::metrics::{InferMetrics, Source};
 use super::models::{AdapterInfo, Models};
 use super::nms::RawDetection;
+use super::scene::Captioner;
 use super::stats::ModelHealth;
 use super::task::{
     round4, whole, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
@@ -162,6 +163,13 @@ impl Engine {
     pub fn detector_labels(&self) -> Result<Vec<String>, AiError> {
         let (det, _) = self.models.detector(self.models.default_model())?;
         Ok(det.labels().to_vec())
+    }
+
+    /// The installed captioning model, loaded on first use (blocking);
+    /// `Ok(None)` where none is installed, so `scene_description` falls back
+    /// to the grounded description. Scaffolding until BLIP loading lands.
+    pub fn captioner(&self) -> Result<Option<Arc<dyn Captioner>>, AiError> {
+        Ok(None)
     }
 
     /// Tasks whose model is installed, for `/capabilities`.

@@ -13,6 +13,7 @@ pub(crate) mod metrics;
 mod models;
 pub mod nms;
 pub mod preprocess;
+pub mod scene;
 mod stats;
 pub(crate) mod task;
 pub(crate) mod yolo;
