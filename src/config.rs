@@ -317,6 +317,10 @@ pub struct IngestConfig {
     pub min_hits: u32,
     /// A person count must hold this long before `count_changed` fires, ms.
     pub count_debounce_ms: i64,
+    /// Least time between two `count_changed` of one camera, ms (0: no
+    /// limit). Changes inside it are held; the count as it stands when it is
+    /// over goes out, so the latest count is never lost (docs/ingest.md).
+    pub count_min_interval_ms: i64,
     /// Longest an ffprobe of a camera's codec may take before the start
     /// counts as failed, seconds (`record_mode = "auto"` probes each start).
     pub probe_timeout_s: u32,
@@ -340,6 +344,7 @@ impl Default for IngestConfig {
             max_frame_width: 1280,
             min_hits: 2,
             count_debounce_ms: 1_000,
+            count_min_interval_ms: 5_000,
             probe_timeout_s: 15,
             transcode_preset: "veryfast".into(),
         }
@@ -358,6 +363,15 @@ pub struct RetentionConfig {
     /// How often retention runs, seconds (and once after every new chunk
     /// when a byte budget is set).
     pub interval_s: u64,
+    /// Events (rows and snapshots) older than this go, days; 0 = no age
+    /// limit. Snapshots go sooner, with their camera's `retention_days`.
+    pub events_max_age_days: u64,
+    /// Events kept per camera, newest first; 0 = no budget. A busy camera
+    /// makes ~86k a day (docs/performance.md).
+    pub events_max_per_camera: u64,
+    /// Event rows deleted per writer job, so retention never holds the one
+    /// writer for long.
+    pub events_batch: usize,
 }
 
 impl Default for RetentionConfig {
@@ -366,6 +380,9 @@ impl Default for RetentionConfig {
             max_bytes: 0,
             min_free_bytes: 1 << 30,
             interval_s: 300,
+            events_max_age_days: 30,
+            events_max_per_camera: 1_000_000,
+            events_batch: 500,
         }
     }
 }

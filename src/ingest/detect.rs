@@ -71,7 +71,8 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let c = &ctx.cfg;
-    let mut events = TrackEvents::new(c.min_hits, ctx.leave_after_ms, c.count_debounce_ms);
+    let mut events = TrackEvents::new(c.min_hits, ctx.leave_after_ms, c.count_debounce_ms)
+        .with_count_interval(c.count_min_interval_ms);
     let model_id = ctx.engine.default_model().to_owned();
     let model = (model_id.clone(), ctx.engine.model_sha256(&model_id));
     let tracker = Arc::new(Mutex::new(ctx.engine.person_tracker()));

@@ -9,7 +9,8 @@
 //!   waiting out the children of a daemon that died).
 //! - [`detect`]: the detection worker (drops frames when behind) and event writing.
 //! - [`tracks`]: track -> event rules (pure).
-//! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out.
+//! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out
+//!   (recordings; events and snapshots through [`events_retention`]).
 //! - [`demo`]: the demo camera from Debian's `vtest.avi`.
 //!
 //! [`Supervisor`] owns them: it reconciles the recordings folder once, then
@@ -21,6 +22,7 @@ pub(crate) mod codec;
 pub(crate) mod command;
 pub mod demo;
 pub(crate) mod detect;
+pub(crate) mod events_retention;
 pub mod recorder;
 pub(crate) mod retention;
 pub(crate) mod stall;
@@ -91,6 +93,8 @@ pub struct Ctx {
     pub stats: Arc<IngestStats>,
     /// Fired on every new chunk, when a byte budget is set, so it is enforced promptly.
     pub chunk_landed: Arc<Notify>,
+    /// The MQTT mirror runs: event retention spares what it has not published.
+    pub mirror_on: bool,
 }
 
 impl Ctx {
@@ -110,6 +114,7 @@ impl Ctx {
             snapshots_dir: data.snapshots(),
             stats: Arc::new(IngestStats::default()),
             chunk_landed: Arc::new(Notify::new()),
+            mirror_on: cfg.mqtt.enabled(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Ages recordings out: per camera by `retention_days`, then oldest first
 //! across cameras while over the byte budget or short of free disk space.
-//! Event snapshots age out with their camera's retention too.
+//! Events and their snapshots age out too ([`super::events_retention`]);
+//! snapshot files that no row names (an event write that failed after its
+//! snapshot was written) are swept once past their camera's retention.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,13 +12,12 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::events_retention::{self, ORPHAN_DAYS};
 use super::recorder::Chunks;
 use super::Ctx;
 use crate::nvr::store::{db, Recording};
 
 const DAY_MS: i64 = 86_400_000;
-/// Retention for recordings of cameras that were deleted (evidence outlives them).
-const ORPHAN_DAYS: i64 = 7;
 
 /// Which chunks to delete, as indexes into `recs` (which is oldest first).
 ///
@@ -115,28 +116,55 @@ pub async fn pass(ctx: &Ctx, chunks: &Chunks) -> Result<usize, super::IngestErro
     if n > 0 {
         tracing::info!(chunks = n, "retention deleted recordings");
     }
+    let rules = events_retention::rules(ctx, days);
+    let pruned = events_retention::prune(&ctx.store, &ctx.snapshots_dir, &rules, now).await?;
+    if pruned != events_retention::Pruned::default() {
+        tracing::info!(?pruned, "retention deleted events and snapshots");
+    }
+    let mirror_on = rules.mirror_on;
+    let spare_from = ctx
+        .store
+        .read(move |c| {
+            let guard = db::prune_guard(c, mirror_on)?;
+            db::oldest_guarded_start(c, guard)
+        })
+        .await?;
     let snaps = ctx.snapshots_dir.clone();
-    tokio::task::spawn_blocking(move || prune_snapshots(&snaps, &days, now))
-        .await
-        .map_err(|_| super::IngestError::Internal("pruning snapshots"))?;
+    tokio::task::spawn_blocking(move || {
+        sweep_snapshots(&snaps, &rules.snapshot_days, now, spare_from)
+    })
+    .await
+    .map_err(|_| super::IngestError::Internal("sweeping snapshots"))?;
     Ok(n)
 }
 
-/// Deletes `<camera>/<ms>-*.jpg` snapshots older than the camera's retention.
-fn prune_snapshots(root: &Path, days: &HashMap<String, i64>, now: i64) {
+/// Deletes `<camera>/<ms>-*.jpg` files (and `.<ms>-*.tmp` leftovers of a
+/// torn write) older than the camera's snapshot retention. Runs after
+/// [`events_retention::prune`] detached every row's snapshot past it, so
+/// what is left there is named by no row; except the snapshots of events
+/// the MQTT mirror has yet to publish (from `spare_from` on), which stay.
+fn sweep_snapshots(root: &Path, days: &HashMap<String, i64>, now: i64, spare_from: Option<i64>) {
     let Ok(cams) = std::fs::read_dir(root) else {
         return;
     };
     for cam in cams.flatten() {
         let name = cam.file_name().to_string_lossy().into_owned();
         let d = days.get(&name).copied().unwrap_or(ORPHAN_DAYS);
+        if d <= 0 {
+            continue;
+        }
+        let cutoff = (now - d * DAY_MS).min(spare_from.unwrap_or(i64::MAX));
         let Ok(files) = std::fs::read_dir(cam.path()) else {
             continue;
         };
         for f in files.flatten() {
             let fname = f.file_name().to_string_lossy().into_owned();
-            let at: Option<i64> = fname.split('-').next().and_then(|s| s.parse().ok());
-            if matches!(at, Some(at) if d > 0 && at < now - d * DAY_MS) {
+            let at: Option<i64> = fname
+                .trim_start_matches('.')
+                .split('-')
+                .next()
+                .and_then(|s| s.parse().ok());
+            if matches!(at, Some(at) if at < cutoff) {
                 let _ = std::fs::remove_file(f.path());
             }
         }

@@ -1,6 +1,13 @@
 //! Turns tracked person boxes into events: `person_entered` once a track is
 //! confirmed, `person_left` when it has been gone long enough, and a
-//! debounced `count_changed` per camera.
+//! debounced, rate-limited `count_changed` per camera.
+//!
+//! Why the rate limit: on a busy street the count changes about once a
+//! second, and every change is a stored row (and an MQTT message). At most
+//! one `count_changed` per `min_interval_ms` is emitted; a change inside the
+//! interval is held, and when the interval is over the count as it then
+//! stands goes out, so the latest count is never lost (only the
+//! intermediate values are).
 //!
 //! Pure logic on injected times, so every rule is tested without a camera or
 //! a clock. `F` is whatever stands for a frame (the JPEG bytes in the
@@ -62,6 +69,10 @@ pub struct TrackEvents<F> {
     min_hits: u32,
     leave_after_ms: i64,
     debounce_ms: i64,
+    /// Least time between two `count_changed`, ms (0: no limit).
+    min_interval_ms: i64,
+    /// When the last `count_changed` went out.
+    last_count_at: Option<i64>,
     reported: usize,
     candidate: Option<(usize, i64)>,
 }
@@ -75,9 +86,19 @@ impl<F: Clone> TrackEvents<F> {
             min_hits: min_hits.max(1),
             leave_after_ms,
             debounce_ms,
+            min_interval_ms: 0,
+            last_count_at: None,
             reported: 0,
             candidate: None,
         }
+    }
+
+    /// At most one `count_changed` per `ms` (0: no limit); changes inside
+    /// the interval are held, and the count as it stands when it is over
+    /// goes out (`ingest.count_min_interval_ms`).
+    pub fn with_count_interval(mut self, ms: i64) -> Self {
+        self.min_interval_ms = ms.max(0);
+        self
     }
 
     /// Feeds one analysed frame taken at `now`.
@@ -151,7 +172,9 @@ impl<F: Clone> TrackEvents<F> {
             t.last_seen = t.last_seen.min(now);
         }
         let mut out = self.expire(i64::MAX);
+        // The camera's last word: neither debounced nor rate-limited.
         self.candidate = Some((0, i64::MIN / 2));
+        self.last_count_at = None;
         out.extend(self.count(now));
         out
     }
@@ -174,9 +197,13 @@ impl<F: Clone> TrackEvents<F> {
                 now
             }
         };
-        if now - since >= self.debounce_ms {
+        let limited = self
+            .last_count_at
+            .is_some_and(|at| now - at < self.min_interval_ms);
+        if now - since >= self.debounce_ms && !limited {
             let previous = std::mem::replace(&mut self.reported, n);
             self.candidate = None;
+            self.last_count_at = Some(now);
             return Some(Emitted::Count {
                 count: n,
                 previous,
@@ -318,5 +345,69 @@ mod tests {
             }
         );
         assert_eq!(ev.present(), 0);
+    }
+    #[test]
+    fn count_changes_are_rate_limited_and_the_latest_count_still_goes_out() {
+        let count = |out: Vec<Emitted<()>>| -> Vec<(usize, usize, i64)> {
+            out.into_iter()
+                .filter_map(|e| match e {
+                    Emitted::Count {
+                        count,
+                        previous,
+                        at,
+                    } => Some((count, previous, at)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // No debounce, one count_changed per 5 s at most; tracks leave after 2.5 s.
+        let mut ev = TrackEvents::new(1, 2_500, 0).with_count_interval(5_000);
+        assert_eq!(count(ev.update(0, &[s(1, 0.9)], &())), vec![(1, 0, 0)]);
+        // A crowd comes and partly goes inside the interval: nothing is emitted...
+        let mut held = Vec::new();
+        held.extend(count(ev.update(1_000, &[s(1, 0.9), s(2, 0.9)], &())));
+        held.extend(count(ev.update(
+            2_000,
+            &[s(1, 0.9), s(2, 0.9), s(3, 0.9)],
+            &(),
+        )));
+        held.extend(count(ev.update(4_000, &[s(1, 0.9), s(3, 0.9)], &())));
+        held.extend(count(ev.tick(4_999)));
+        assert!(held.is_empty(), "{held:?}");
+        assert_eq!(ev.present(), 2, "2 left at 4.5 s");
+        // ...and once it is over, the count as it stands (2; 1 was the last reported).
+        assert_eq!(count(ev.tick(5_000)), vec![(2, 1, 5_000)]);
+        // The last change of a quiet period goes out without any further frame.
+        assert!(count(ev.tick(6_000)).is_empty(), "both still there");
+        assert!(
+            count(ev.tick(9_000)).is_empty(),
+            "both left at 6.5 s, inside 5 s of 5 s"
+        );
+        assert_eq!(count(ev.tick(10_000)), vec![(0, 2, 10_000)]);
+        assert!(
+            count(ev.tick(60_000)).is_empty(),
+            "nothing changed: nothing sent"
+        );
+        // After a long quiet, the first change goes out at once.
+        assert_eq!(
+            count(ev.update(60_000, &[s(4, 0.9)], &())),
+            vec![(1, 0, 60_000)]
+        );
+        // A change that returns to the reported value inside the interval is no change.
+        assert!(count(ev.update(60_050, &[s(4, 0.9), s(5, 0.9)], &())).is_empty());
+        assert!(
+            count(ev.update(63_000, &[s(4, 0.9)], &())).is_empty(),
+            "5 left"
+        );
+        assert!(count(ev.update(65_100, &[s(4, 0.9)], &())).is_empty());
+        // Shutdown's final count is not held back by the limit.
+        assert_eq!(count(ev.end_all(65_200)), vec![(0, 1, 65_200)]);
+        // Interval 0 is the old behaviour: every settled change goes out.
+        let mut ev = TrackEvents::new(1, 100, 0);
+        assert_eq!(count(ev.update(0, &[s(1, 0.9)], &())), vec![(1, 0, 0)]);
+        assert_eq!(
+            count(ev.update(1, &[s(1, 0.9), s(2, 0.9)], &())),
+            vec![(2, 1, 1)]
+        );
     }
 }

@@ -121,6 +121,48 @@ pub fn list_events(conn: &Connection, f: &EventFilter) -> Result<Vec<Event>, Sto
     Ok(event_page(conn, f)?.events)
 }
 
+/// The SQL of a page query and its parameters, with only the filters `f`
+/// sets, so SQLite picks the index for them (V6): a statement that keeps
+/// every filter behind `?n IS NULL OR ...` is planned once for all of them
+/// and so scans the table by id.
+pub fn event_page_sql(f: &EventFilter) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut conds: Vec<&str> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let text = |v: &Option<String>| v.clone().map(Value::Text);
+    for (cond, arg) in [
+        ("camera_id = ?", text(&f.camera_id)),
+        ("type = ?", text(&f.kind)),
+        ("label = ?", text(&f.label)),
+        ("started_at >= ?", f.after.map(Value::Integer)),
+        ("started_at < ?", f.before.map(Value::Integer)),
+        ("id > ?", f.after_id.map(Value::Integer)),
+        ("id < ?", f.before_id.map(Value::Integer)),
+    ] {
+        if let Some(arg) = arg {
+            conds.push(cond);
+            args.push(arg);
+        }
+    }
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let order = if f.ascending { "ASC" } else { "DESC" };
+    args.push(Value::Integer(i64::from(f.limit)));
+    // The page's ids first, then its rows: the ids of a time window come
+    // from the index on `started_at` alone (it holds the rowid), so even a
+    // wide window is sorted by id without reading the rows it skips.
+    let sql = format!(
+        "SELECT {EVENT_COLS},
+                length(CAST(payload AS BLOB)) + coalesce(length(snapshot_path), 0)
+         FROM events WHERE id IN (SELECT id FROM events {filter} ORDER BY id {order} LIMIT ?)
+         ORDER BY id {order}"
+    );
+    (sql, args)
+}
+
 /// Events matching `f`, stopping early at `f.max_bytes` of stored text
 /// (never before the first event), so no page is larger than the budget
 /// plus one event.
@@ -128,27 +170,9 @@ pub fn event_page<P: Payload>(
     conn: &Connection,
     f: &EventFilter,
 ) -> Result<EventPage<P>, StoreError> {
-    let order = if f.ascending { "ASC" } else { "DESC" };
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLS},
-                length(CAST(payload AS BLOB)) + coalesce(length(snapshot_path), 0)
-         FROM events
-         WHERE (?1 IS NULL OR camera_id = ?1) AND (?2 IS NULL OR type = ?2)
-           AND (?3 IS NULL OR label = ?3) AND (?4 IS NULL OR started_at >= ?4)
-           AND (?5 IS NULL OR started_at < ?5) AND (?6 IS NULL OR id > ?6)
-           AND (?7 IS NULL OR id < ?7)
-         ORDER BY id {order} LIMIT ?8"
-    ))?;
-    let mut rows = st.query(params![
-        f.camera_id,
-        f.kind,
-        f.label,
-        f.after,
-        f.before,
-        f.after_id,
-        f.before_id,
-        f.limit
-    ])?;
+    let (sql, args) = event_page_sql(f);
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(args))?;
     let budget = f.max_bytes.unwrap_or(usize::MAX);
     let (mut events, mut used) = (Vec::new(), 0usize);
     while let Some(r) = rows.next()? {
@@ -172,4 +196,88 @@ pub fn event_page<P: Payload>(
 #[cfg(test)]
 pub fn last_event_id(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan's detail lines for the page query of `f`.
+    fn plan(conn: &Connection, f: &EventFilter) -> Vec<String> {
+        let (sql, args) = event_page_sql(f);
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn page_queries_search_an_index_for_every_common_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::nvr::store::db::open_writer(&dir.path().join("t.db")).unwrap();
+        let s = |v: &str| Some(v.to_string());
+        let base = EventFilter {
+            limit: 100,
+            ..EventFilter::default()
+        };
+        let cam = EventFilter {
+            camera_id: s("door"),
+            ..base.clone()
+        };
+        let window = EventFilter {
+            after: Some(1),
+            before: Some(2),
+            ..base.clone()
+        };
+        let filters = [
+            cam.clone(),
+            EventFilter {
+                kind: s("person_entered"),
+                ..cam.clone()
+            },
+            EventFilter {
+                kind: s("person_entered"),
+                ..base.clone()
+            },
+            EventFilter {
+                before_id: Some(5),
+                ..base.clone()
+            },
+            EventFilter {
+                before_id: Some(5),
+                ..cam.clone()
+            },
+            // Stream and MQTT catch-up, and the API's.
+            EventFilter {
+                after_id: Some(5),
+                ascending: true,
+                ..base.clone()
+            },
+            EventFilter {
+                after_id: Some(5),
+                ascending: true,
+                ..cam.clone()
+            },
+            window.clone(),
+            EventFilter {
+                camera_id: s("door"),
+                ..window.clone()
+            },
+        ];
+        for f in &filters {
+            let p = plan(&c, f);
+            assert!(p.iter().all(|l| !l.starts_with("SCAN")), "{f:?}: {p:?}");
+            assert!(p
+                .iter()
+                .any(|l| l.contains("INDEX") || l.contains("PRIMARY KEY (rowid")));
+            // Only a time window sorts, and then its index entries alone.
+            let sorts = p.iter().any(|l| l.contains("TEMP B-TREE"));
+            assert_eq!(sorts, f.after.is_some(), "{f:?}: {p:?}");
+            assert!(!sorts || p.iter().any(|l| l.contains("COVERING INDEX")));
+        }
+        // No filter: the newest rows in id order, stopped by the limit (no sort).
+        let p = plan(&c, &base);
+        assert!(p.iter().all(|l| !l.contains("TEMP B-TREE")), "{p:?}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Connections and SQL. Every query is a plain function on a `Connection`, so
 //! the writer task, the read pool and the CLI all run the same code; one
-//! file per table (`users`, `tokens`, `cameras`, `recordings`, `events`; the
-//! MQTT cursor is `store::outbox`), all re-exported here as `db::*`.
+//! file per table (`users`, `tokens`, `cameras`, `recordings`, `events`, and
+//! `events_prune` for event retention; the MQTT cursor is `store::outbox`), all re-exported here as `db::*`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,12 +12,14 @@ use super::{Role, StoreError};
 
 mod cameras;
 mod events;
+mod events_prune;
 mod recordings;
 mod tokens;
 mod users;
 
 pub use cameras::*;
 pub use events::*;
+pub use events_prune::*;
 pub use recordings::*;
 pub use tokens::*;
 pub use users::*;
