@@ -81,7 +81,8 @@ pub async fn prune(
         done.files += files;
     }
     let cameras = store.read(db::event_camera_ids).await?;
-    if rules.max_per_camera > 0 {
+    let span = store.read(db::event_id_span).await?;
+    if rules.max_per_camera > 0 && span > rules.max_per_camera {
         for cam in &cameras {
             let (c2, keep) = (cam.clone(), rules.max_per_camera);
             let Some(cut) = store.read(move |c| db::budget_cut(c, &c2, keep)).await? else {

@@ -214,6 +214,41 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_takes_old_unnamed_files_and_spares_unsent_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 30 * DAY_MS;
+        let names = [
+            (now - 3 * DAY_MS, "1-entered.jpg"),
+            (now - 3 * DAY_MS + 5, "2-left.jpg"),
+            (now - 3 * DAY_MS, "3-entered.jpg.tmp"),
+            (now - DAY_MS, "4-entered.jpg"),
+        ];
+        for cam in ["a", "b", "gone"] {
+            std::fs::create_dir_all(dir.path().join(cam)).unwrap();
+            for (at, rest) in names {
+                let dot = if rest.ends_with(".tmp") { "." } else { "" };
+                std::fs::write(dir.path().join(cam).join(format!("{dot}{at}-{rest}")), b"j")
+                    .unwrap();
+            }
+        }
+        let left = |cam: &str| std::fs::read_dir(dir.path().join(cam)).unwrap().count();
+        let days: HashMap<String, i64> = [("a".into(), 2), ("b".into(), 0)].into();
+        // An unsent event started 3 days ago + 5 ms: its file and newer stay.
+        sweep_snapshots(dir.path(), &days, now, Some(now - 3 * DAY_MS + 5));
+        assert_eq!(
+            left("a"),
+            2,
+            "a's 2 days: the 3-day-old file and torn write went"
+        );
+        assert_eq!(left("b"), 4, "b keeps snapshots forever");
+        assert_eq!(left("gone"), 4, "deleted cameras: 7 days");
+        sweep_snapshots(dir.path(), &days, now, None);
+        assert_eq!(left("a"), 1);
+        sweep_snapshots(dir.path(), &days, now + 5 * DAY_MS, None);
+        assert_eq!((left("a"), left("b"), left("gone")), (0, 4, 1));
+    }
+
+    #[test]
     fn free_bytes_finds_the_disk_of_a_path() {
         let free = free_bytes(&std::env::temp_dir()).expect("a mounted temp dir");
         assert!(free > 0);

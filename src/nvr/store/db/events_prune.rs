@@ -51,6 +51,17 @@ pub fn event_camera_ids(conn: &Connection) -> Result<Vec<String>, StoreError> {
     Ok(ids.collect::<Result<_, _>>()?)
 }
 
+/// At least as many as there are events (the span of their ids), found
+/// in two seeks: when it is within a camera's budget no camera can be over.
+pub fn event_id_span(conn: &Connection) -> Result<u64, StoreError> {
+    let span: i64 = conn.query_row(
+        "SELECT coalesce(max(id) - min(id) + 1, 0) FROM events",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(span.max(0) as u64)
+}
+
 /// The newest id of `camera`'s events that is over its budget of `keep`
 /// rows (so every event of the camera up to it may go), or `None` when the
 /// camera is within budget. Reads `keep` index entries, on a reader.
