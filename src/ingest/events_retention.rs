@@ -40,6 +40,20 @@ pub struct Pruned {
     pub files: usize,
 }
 
+impl Pruned {
+    /// Counts rows deleted and their files.
+    fn add_deleted(&mut self, (rows, files): (usize, usize)) {
+        self.rows += rows;
+        self.files += files;
+    }
+
+    /// Counts snapshots let go of and their files.
+    fn add_detached(&mut self, (rows, files): (usize, usize)) {
+        self.detached += rows;
+        self.files += files;
+    }
+}
+
 /// The rules of one pass, from `[retention]` and the cameras.
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -68,17 +82,12 @@ pub async fn prune(
         files: empty_trash(store, snapshots).await?,
         ..Pruned::default()
     };
-    let (mirror_on, batch) = (rules.mirror_on, rules.batch.max(1));
+    let batch = rules.batch.max(1);
     if rules.max_age_days > 0 {
-        let days = i64::try_from(rules.max_age_days).unwrap_or(i64::MAX / DAY_MS);
-        let cutoff = now.saturating_sub(days.saturating_mul(DAY_MS));
-        let (rows, files) = in_batches(store, snapshots, batch, move |c| {
-            let guard = db::prune_guard(c, mirror_on)?;
-            db::delete_events_before(c, cutoff, guard, batch)
-        })
-        .await?;
-        done.rows += rows;
-        done.files += files;
+        let days = i64::try_from(rules.max_age_days).unwrap_or(i64::MAX);
+        let cutoff = days_before(now, days);
+        let job = move |c: &_, guard| db::delete_events_before(c, cutoff, guard, batch);
+        done.add_deleted(in_batches(store, snapshots, rules, job).await?);
     }
     let cameras = store.read(db::event_camera_ids).await?;
     let span = store.read(db::event_id_span).await?;
@@ -89,13 +98,8 @@ pub async fn prune(
                 continue;
             };
             let cam = cam.clone();
-            let (rows, files) = in_batches(store, snapshots, batch, move |c| {
-                let guard = db::prune_guard(c, mirror_on)?;
-                db::delete_camera_events_upto(c, &cam, cut, guard, batch)
-            })
-            .await?;
-            done.rows += rows;
-            done.files += files;
+            let job = move |c: &_, guard| db::delete_camera_events_upto(c, &cam, cut, guard, batch);
+            done.add_deleted(in_batches(store, snapshots, rules, job).await?);
         }
     }
     for cam in &cameras {
@@ -103,17 +107,16 @@ pub async fn prune(
         if days <= 0 {
             continue;
         }
-        let cutoff = now.saturating_sub(days.saturating_mul(DAY_MS));
-        let cam = cam.clone();
-        let (rows, files) = in_batches(store, snapshots, batch, move |c| {
-            let guard = db::prune_guard(c, mirror_on)?;
-            db::detach_snapshots_before(c, &cam, cutoff, guard, batch)
-        })
-        .await?;
-        done.detached += rows;
-        done.files += files;
+        let (cam, cutoff) = (cam.clone(), days_before(now, days));
+        let job = move |c: &_, guard| db::detach_snapshots_before(c, &cam, cutoff, guard, batch);
+        done.add_detached(in_batches(store, snapshots, rules, job).await?);
     }
     Ok(done)
+}
+
+/// `days` days before `now`, epoch ms (saturating).
+fn days_before(now: i64, days: i64) -> i64 {
+    now.saturating_sub(days.saturating_mul(DAY_MS))
 }
 
 /// A camera's snapshot retention in days (0 = forever).
@@ -125,21 +128,27 @@ pub fn snapshot_days(rules: &Rules, camera: &str) -> i64 {
         .unwrap_or(ORPHAN_DAYS)
 }
 
-/// Runs `job` on the writer until it touches fewer than `batch` rows,
-/// unlinking each batch's files before the next. Returns (rows, files).
+/// Runs `job` on the writer, with the id it must not delete above (read
+/// in the same transaction: the mirror's cursor, while it runs), until it
+/// touches fewer than a batch of rows, unlinking each batch's files before
+/// the next. Returns (rows, files).
 async fn in_batches<F>(
     store: &Store,
     snapshots: &Path,
-    batch: usize,
+    rules: &Rules,
     job: F,
 ) -> Result<(usize, usize), IngestError>
 where
-    F: Fn(&rusqlite::Connection) -> Result<usize, StoreError> + Clone + Send + 'static,
+    F: Fn(&rusqlite::Connection, Option<i64>) -> Result<usize, StoreError> + Clone + Send + 'static,
 {
+    let (batch, mirror_on) = (rules.batch.max(1), rules.mirror_on);
     let (mut rows, mut files) = (0, 0);
     loop {
         let job = job.clone();
-        let n = store.writer().call(move |c, _| job(c)).await?;
+        let n = store
+            .writer()
+            .call(move |c, _| job(c, db::prune_guard(c, mirror_on)?))
+            .await?;
         rows += n;
         files += empty_trash(store, snapshots).await?;
         if n < batch {
