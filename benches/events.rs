@@ -312,6 +312,26 @@ fn main() {
     let total = file_bytes(&path);
     let per_row = (total - empty) as f64 / rows as f64;
     let per_row_table = (table - empty) as f64 / rows as f64;
+    // What each table and index costs per event (SQLite's dbstat).
+    {
+        let c = Connection::open(&path).unwrap();
+        let mut st = c
+            .prepare(
+                "SELECT name, sum(pgsize) FROM dbstat WHERE name = 'events' OR name IN
+                 (SELECT name FROM sqlite_master WHERE tbl_name = 'events') GROUP BY name ORDER BY 2 DESC",
+            )
+            .unwrap();
+        let parts = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .unwrap();
+        for p in parts {
+            let (name, bytes) = p.unwrap();
+            println!(
+                "  {name:28} {:6.1} bytes per event",
+                bytes as f64 / rows as f64
+            );
+        }
+    }
     let snaps_per_event = 55.0 / 153.0;
     println!(
         "database {:.2} GB: {per_row:.0} bytes per event ({per_row_table:.0} table, {:.0} indexes)",
