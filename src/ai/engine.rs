@@ -353,11 +353,7 @@ impl Engine {
     ) -> Result<DetectionResult, AiError> {
         params.validate()?;
         let t0 = Instant::now();
-        let model_id = params
-            .model
-            .clone()
-            .unwrap_or_else(|| self.models.default_model().to_owned());
-        let (det, slot) = self.models.detector(&model_id)?;
+        let (model_id, det, slot) = self.detector_for(params)?;
         let conf = params.confidence.unwrap_or(self.confidence);
         let iou = params.iou.unwrap_or(self.iou);
         let max = params.max_detections.unwrap_or(300);
@@ -411,6 +407,20 @@ impl Engine {
         } else {
             result
         })
+    }
+
+    /// The detector `params.model` names, else the default: its id, the
+    /// loaded detector and its slot for the counters.
+    fn detector_for(
+        &self,
+        params: &Params,
+    ) -> Result<(String, Arc<Detector>, &super::models::ModelSlot), AiError> {
+        let id = params
+            .model
+            .clone()
+            .unwrap_or_else(|| self.models.default_model().to_owned());
+        let (det, slot) = self.models.detector(&id)?;
+        Ok((id, det, slot))
     }
 
     /// The sha256 of an installed model, for event provenance.
@@ -545,11 +555,7 @@ impl Engine {
         params: &Params,
     ) -> Result<(String, String), AiError> {
         let t0 = Instant::now();
-        let detector = params
-            .model
-            .clone()
-            .unwrap_or_else(|| self.models.default_model().to_owned());
-        let (det, slot) = self.models.detector(&detector)?;
+        let (detector, det, slot) = self.detector_for(params)?;
         let conf = params.confidence.unwrap_or(self.confidence);
         let raw = det.detect(image, conf, params.iou.unwrap_or(self.iou))?;
         slot.record(t0.elapsed().as_micros() as u64);

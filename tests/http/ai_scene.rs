@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use opennvr_edge::ai::scene::grounded::count_word;
+
 use crate::common::{fixture, temp_dir, vtest_frames};
 use crate::harness::{Ai, App};
 
@@ -40,35 +42,12 @@ fn altered(path: &Path, out: &Path, f: impl Fn([u8; 3]) -> [u8; 3]) {
     img.save(out).unwrap();
 }
 
-/// How the sentence says `n` people.
+/// How the sentence says `n` people (its count words are unit-tested
+/// with the sentence builder).
 fn people(n: u64) -> String {
-    const WORDS: [&str; 21] = [
-        "",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-    ];
     match n {
         1 => "a person".into(),
-        n if n <= 20 => format!("{} people", WORDS[n as usize]),
-        n => format!("{n} people"),
+        n => format!("{} people", count_word(n as usize)),
     }
 }
 

@@ -339,6 +339,13 @@ mod tests {
         }
     }
 
+    /// People of a middling size (neither near nor far) at these centres.
+    fn standing(cxs: &[f32]) -> Vec<Seen> {
+        cxs.iter()
+            .map(|cx| at("person", *cx, 300.0, 60.0, 200.0))
+            .collect()
+    }
+
     fn view(light: Light, objects: Vec<Seen>, faces: usize) -> View {
         View {
             width: 900,
@@ -351,16 +358,9 @@ mod tests {
 
     #[test]
     fn the_issues_example_reads_as_written() {
-        let v = view(
-            Light::Night,
-            vec![
-                at("person", 100.0, 300.0, 60.0, 200.0),
-                at("person", 150.0, 300.0, 60.0, 200.0),
-                at("person", 200.0, 300.0, 60.0, 200.0),
-                at("car", 750.0, 400.0, 200.0, 120.0),
-            ],
-            0,
-        );
+        let mut seen = standing(&[100.0, 150.0, 200.0]);
+        seen.push(at("car", 750.0, 400.0, 200.0, 120.0));
+        let v = view(Light::Night, seen, 0);
         assert_eq!(
             sentence(&v),
             "Night. Three people on the left and a car on the right."
@@ -369,16 +369,9 @@ mod tests {
 
     #[test]
     fn a_label_on_several_sides_is_counted_then_placed() {
-        let v = view(
-            Light::Day,
-            vec![
-                at("person", 100.0, 300.0, 60.0, 200.0),
-                at("person", 120.0, 300.0, 60.0, 200.0),
-                at("person", 450.0, 300.0, 60.0, 200.0),
-                at("dog", 460.0, 500.0, 80.0, 60.0),
-            ],
-            0,
-        );
+        let mut seen = standing(&[100.0, 120.0, 450.0]);
+        seen.push(at("dog", 460.0, 500.0, 80.0, 60.0));
+        let v = view(Light::Day, seen, 0);
         assert_eq!(
             sentence(&v),
             "Day. Three people, two on the left and one in the centre; a dog in the distance in the centre."

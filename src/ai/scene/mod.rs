@@ -19,7 +19,7 @@ pub trait Captioner: Send + Sync {
     /// The installed model's id (its manifest name), reported as `model_id`.
     fn model_id(&self) -> &str;
     /// One caption for `image`, decoded to text. Blocking (CPU-bound):
-    /// call it on the engine's runners.
+    /// call it on the engine's runners (or the event describer's thread).
     fn caption(&self, image: &RgbImage) -> Result<String, AiError>;
 }
 
