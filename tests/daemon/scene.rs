@@ -1,12 +1,12 @@
 //! `[events] describe` end to end: the demo camera (Debian's vtest street
 //! clip through the real ffmpeg and detector) with descriptions on; its
-//! `person_entered` events carry the sentence of their snapshot, and the
-//! camera's events keep their order.
+//! `person_entered` events carry the sentence of their snapshot (on the
+//! API and the live stream), and the camera's events keep their order.
 
 use std::time::Duration;
 
 use crate::common::camera::{events, wait_events};
-use crate::common::{temp_dir, Daemon};
+use crate::common::{temp_dir, Daemon, SseClient};
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -22,6 +22,9 @@ fn demo_person_entered_events_carry_a_description_of_their_snapshot() {
         ("OPENNVR_CONFIG", conf.to_str().unwrap()),
     ]);
     let token = d.admin_token();
+    let auth = format!("Authorization: Bearer {token}");
+    let mut live = SseClient::connect(d.nvr_addr(), "/api/v1/events/stream", &[auth]);
+    assert_eq!(live.status, 200);
     let cam = opennvr_edge::ingest::demo::CAMERA_ID;
     let entered = wait_events(&d, &token, cam, "person_entered", 1, 3 * MIN);
     let p = &entered[0]["payload"];
@@ -37,6 +40,18 @@ fn demo_person_entered_events_carry_a_description_of_their_snapshot() {
             .starts_with("detections:yolov4-tiny-416"),
         "{p}"
     );
+    // The live stream carries the same payload.
+    let mut streamed = None;
+    while let Some(m) = live.next(MIN) {
+        let v: serde_json::Value = serde_json::from_str(&m.data).unwrap();
+        if v["id"] == entered[0]["id"] {
+            streamed = Some(v);
+            break;
+        }
+    }
+    let streamed = streamed.expect("the entry on the live stream");
+    assert_eq!(streamed["payload"]["description"], caption);
+
     // Every person_left so far follows its own person_entered (ids are
     // store order; waiting for one would cost a minute: the ordering rules
     // are unit-tested in ingest::outlet).
