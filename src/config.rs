@@ -44,6 +44,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub mqtt: MqttConfig,
     pub http: HttpConfig,
+    pub events: EventsConfig,
 }
 
 /// The AI adapter (port 9100).
@@ -461,6 +462,37 @@ impl HttpLimits {
     }
 }
 
+/// What camera events carry beyond the detection itself (docs/ingest.md,
+/// "Described events").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// `person_entered` events carry a `scene_description` of their
+    /// snapshot in their payload; described off the detection path.
+    pub describe: bool,
+    /// Snapshots waiting to be described, across cameras; a
+    /// `person_entered` that finds the queue full is stored without a
+    /// description (`description_skipped: "busy"`).
+    pub describe_queue: usize,
+    /// Longest a `person_entered` waits for its description, milliseconds;
+    /// then it is stored without one (`"timeout"`).
+    pub describe_timeout_ms: u64,
+    /// Events of one camera held behind a description at most; one more and
+    /// the wait ends (`"backlog"`), so a burst never queues without bound.
+    pub describe_backlog: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            describe: false,
+            describe_queue: 8,
+            describe_timeout_ms: 15_000,
+            describe_backlog: 32,
+        }
+    }
+}
+
 /// The MQTT mirror (docs/mqtt.md); off while `host` is empty.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -558,6 +590,9 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_FRAMES_DIR") {
             self.paths.frames_dir = v.into();
+        }
+        if let Some(v) = env("OPENNVR_EVENTS_DESCRIBE") {
+            self.events.describe = num("OPENNVR_EVENTS_DESCRIBE", v)?;
         }
         if let Some(v) = env("OPENNVR_DETECTOR_MODEL") {
             self.detector.model = v;

@@ -20,10 +20,12 @@ use super::lock;
 use super::metrics::{InferMetrics, Source};
 use super::models::{AdapterInfo, Models};
 use super::nms::RawDetection;
-use super::scene::Captioner;
+use super::scene::grounded::{light_of, sentence, Seen, View};
+use super::scene::{choose, Captioner};
 use super::stats::ModelHealth;
 use super::task::{
-    round4, whole, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, Task,
+    round4, whole, xywh, DetectionOut, DetectionResult, FaceOut, FaceResult, Params, SceneResult,
+    Task, MAX_DETECTIONS_LIMIT,
 };
 use crate::catalog::{Catalog, ModelEntry};
 use crate::clock::Clock;
@@ -293,6 +295,10 @@ impl Engine {
             params.validate()?;
             return self.run_faces(frame, params);
         }
+        if task == Task::SceneDescription {
+            let r = self.scene(&frame.image, params)?;
+            return serde_json::to_value(r).map_err(AiError::inference);
+        }
         let tracks = match &frame.camera {
             Some(cam) if task == Task::PersonCounting => {
                 self.check_time(client, cam, frame.timestamp_ms)?;
@@ -347,11 +353,7 @@ impl Engine {
     ) -> Result<DetectionResult, AiError> {
         params.validate()?;
         let t0 = Instant::now();
-        let model_id = params
-            .model
-            .clone()
-            .unwrap_or_else(|| self.models.default_model().to_owned());
-        let (det, slot) = self.models.detector(&model_id)?;
+        let (model_id, det, slot) = self.detector_for(params)?;
         let conf = params.confidence.unwrap_or(self.confidence);
         let iou = params.iou.unwrap_or(self.iou);
         let max = params.max_detections.unwrap_or(300);
@@ -370,7 +372,7 @@ impl Engine {
                     .map(|d| out_of(d, None, Some("person".into())))
                     .collect()
             }
-            Task::FaceDetection => Vec::new(),
+            Task::FaceDetection | Task::SceneDescription => Vec::new(),
             Task::ObjectDetection => {
                 let wanted = params.classes.as_ref();
                 raw.iter()
@@ -405,6 +407,20 @@ impl Engine {
         } else {
             result
         })
+    }
+
+    /// The detector `params.model` names, else the default: its id, the
+    /// loaded detector and its slot for the counters.
+    fn detector_for(
+        &self,
+        params: &Params,
+    ) -> Result<(String, Arc<Detector>, &super::models::ModelSlot), AiError> {
+        let id = params
+            .model
+            .clone()
+            .unwrap_or_else(|| self.models.default_model().to_owned());
+        let (det, slot) = self.models.detector(&id)?;
+        Ok((id, det, slot))
     }
 
     /// The sha256 of an installed model, for event provenance.
@@ -495,6 +511,82 @@ impl Engine {
             model_id,
         };
         serde_json::to_value(result).map_err(AiError::inference)
+    }
+
+    /// `scene_description` for the camera pipeline's event descriptions
+    /// (blocking), counted as camera work in the metrics.
+    pub fn describe(
+        &self,
+        image: &image::RgbImage,
+        params: &Params,
+    ) -> Result<SceneResult, AiError> {
+        let t0 = Instant::now();
+        let r = self.scene(image, params);
+        let task = Task::SceneDescription;
+        self.metrics.record(Source::Camera, task, &r, t0.elapsed());
+        r
+    }
+
+    /// One sentence about `image` from the engine `params.engine` picks
+    /// (`scene::choose`): the captioner's, or the grounded description.
+    fn scene(&self, image: &image::RgbImage, params: &Params) -> Result<SceneResult, AiError> {
+        params.validate()?;
+        let t0 = Instant::now();
+        let (caption, model_id) = match choose(params.engine.as_deref(), || self.captioner())? {
+            Some(c) => (c.caption(image)?, c.model_id().to_owned()),
+            None => self.grounded(image, params)?,
+        };
+        Ok(SceneResult {
+            task: Task::SceneDescription.name(),
+            caption,
+            model_id,
+            latency_ms: t0.elapsed().as_millis() as u64,
+            executed_at: self.clock.now_ms(),
+        })
+    }
+
+    /// The grounded description and what produced it
+    /// (`detections:<detector>[+<face model>]`): every label the detector
+    /// (`params.model` or the default) finds, the faces when the face model
+    /// is installed, and the light.
+    fn grounded(
+        &self,
+        image: &image::RgbImage,
+        params: &Params,
+    ) -> Result<(String, String), AiError> {
+        let t0 = Instant::now();
+        let (detector, det, slot) = self.detector_for(params)?;
+        let conf = params.confidence.unwrap_or(self.confidence);
+        let raw = det.detect(image, conf, params.iou.unwrap_or(self.iou))?;
+        slot.record(t0.elapsed().as_micros() as u64);
+        let objects = raw
+            .iter()
+            .take(params.max_detections.unwrap_or(MAX_DETECTIONS_LIMIT))
+            .map(|d| Seen {
+                label: det.label(d.class_id),
+                bbox: d.bbox,
+            })
+            .collect();
+        let mut model_id = format!("detections:{detector}");
+        let mut faces = 0;
+        if self.models.installed(&self.faces.model) {
+            // `model` named the detector; the face model is the configured one.
+            let p = Params {
+                model: None,
+                attributes: Some(false),
+                ..params.clone()
+            };
+            faces = self.analyze_faces(image, &p)?.0.faces.len();
+            model_id = format!("{model_id}+{}", self.faces.model);
+        }
+        let view = View {
+            width: image.width(),
+            height: image.height(),
+            light: light_of(image),
+            objects,
+            faces,
+        };
+        Ok((sentence(&view), model_id))
     }
 
     /// Person boxes through the tracker `tracks` names.

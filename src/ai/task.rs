@@ -18,15 +18,19 @@ pub enum Task {
     ObjectDetection,
     /// Faces with five landmarks and, by default, age and gender.
     FaceDetection,
+    /// One plain sentence about the frame (`ai::scene`): a captioning
+    /// model's when one is installed, else grounded in the detectors.
+    SceneDescription,
 }
 
 impl Task {
     /// Every task, in the order `/capabilities` lists them.
-    pub const ALL: [Task; 4] = [
+    pub const ALL: [Task; 5] = [
         Task::PersonCounting,
         Task::PersonDetection,
         Task::ObjectDetection,
         Task::FaceDetection,
+        Task::SceneDescription,
     ];
 
     /// The wire name, as clients send it and `/capabilities` lists it.
@@ -36,6 +40,7 @@ impl Task {
             Task::PersonDetection => "person_detection",
             Task::ObjectDetection => "object_detection",
             Task::FaceDetection => "face_detection",
+            Task::SceneDescription => "scene_description",
         }
     }
 
@@ -46,11 +51,17 @@ impl Task {
             Task::PersonDetection => "people in one frame; the best one also at the top level",
             Task::ObjectDetection => "every COCO class, with labels",
             Task::FaceDetection => "faces with five landmarks, age and gender",
+            Task::SceneDescription => {
+                "one plain sentence about the frame: a captioning model's when installed, \
+                 else what the detectors see (objects, where, faces, the light)"
+            }
         }
     }
 
     /// Whether the object detector serves this task (the others have their
     /// own models, so their availability is decided separately).
+    /// `scene_description` counts: its grounded engine, the one every box
+    /// has, is the object detector's answer put in words.
     pub fn uses_detector(self) -> bool {
         !matches!(self, Task::FaceDetection)
     }
@@ -88,12 +99,15 @@ pub struct Params {
     /// For `face_detection`: `false` skips age and gender (faster); unset
     /// means "when the attribute models are installed".
     pub attributes: Option<bool>,
+    /// For `scene_description`: which engine answers, one of
+    /// [`SCENE_ENGINES`]; unset means the captioner when one is installed.
+    pub engine: Option<String>,
 }
 
 impl Params {
     /// Every option's wire name: request parsing refuses any other key
     /// (after resolving [`Params::canonical`] aliases) and names it.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "confidence",
         "iou",
         "max_detections",
@@ -102,6 +116,7 @@ impl Params {
         "min_confidence",
         "max_faces",
         "attributes",
+        "engine",
     ];
 
     /// Our name for an option upstream clients spell differently:
@@ -120,6 +135,10 @@ pub const MAX_FACES_LIMIT: usize = 256;
 
 /// Upper bound of `max_detections`: NMS never keeps more candidates.
 pub const MAX_DETECTIONS_LIMIT: usize = super::nms::MAX_CANDIDATES;
+
+/// The values of `params.engine` for `scene_description`: the captioning
+/// model, or the sentence grounded in the detectors.
+pub const SCENE_ENGINES: [&str; 2] = ["blip", "detections"];
 
 /// Upper bound of `classes` entries (COCO has 80 labels).
 pub const MAX_CLASSES: usize = 128;
@@ -167,6 +186,14 @@ impl Params {
             return Err(AiError::BadRequest(format!(
                 "params.max_faces must be within 1..{MAX_FACES_LIMIT}"
             )));
+        }
+        if let Some(e) = self.engine.as_deref() {
+            if !SCENE_ENGINES.contains(&e) {
+                return Err(AiError::BadRequest(format!(
+                    "params.engine must be one of {}; got {e:?}",
+                    SCENE_ENGINES.map(|n| format!("{n:?}")).join(", ")
+                )));
+            }
         }
         Ok(())
     }
@@ -273,6 +300,21 @@ pub struct FaceResult {
     pub executed_at: i64,
     /// The face detector's id.
     pub model_id: String,
+}
+
+/// The answer to `scene_description`, in upstream's shape (exactly these
+/// fields: its response model forbids others).
+#[derive(Debug, Clone, Serialize)]
+pub struct SceneResult {
+    pub task: &'static str,
+    /// One plain sentence.
+    pub caption: String,
+    /// What produced it: the captioning model's id, or
+    /// `detections:<detector>[+<face model>]` for the grounded description.
+    pub model_id: String,
+    pub latency_ms: u64,
+    /// Epoch milliseconds, as upstream's response models have it.
+    pub executed_at: i64,
 }
 
 /// Rounds to a whole number, for landmark pixels and ages (the spec's

@@ -137,10 +137,11 @@ mod tests {
             min_confidence: _,
             max_faces: _,
             attributes: _,
+            engine: _,
         } = Params::default();
-        assert_eq!(Params::NAMES.len(), 8, "one name per field above");
+        assert_eq!(Params::NAMES.len(), 9, "one name per field above");
         for name in Params::NAMES {
-            let v = if name == "model" {
+            let v = if name == "model" || name == "engine" {
                 json!("m")
             } else if name == "classes" {
                 json!(["person"])

@@ -19,7 +19,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::error::{respond, ApiError};
-use crate::ai::task::{MAX_CLASSES, MAX_DETECTIONS_LIMIT, MAX_FACES_LIMIT};
+use crate::ai::task::{MAX_CLASSES, MAX_DETECTIONS_LIMIT, MAX_FACES_LIMIT, SCENE_ENGINES};
 use crate::ai::{AiError, Task};
 
 /// The options, as properties (also valid straight inside `data`).
@@ -39,7 +39,9 @@ fn option_properties() -> Value {
         "max_faces": {"type": "integer", "minimum": 1, "maximum": MAX_FACES_LIMIT,
                       "description": "face_detection: cap on reported faces"},
         "attributes": {"type": "boolean",
-                       "description": "face_detection: false skips age and gender"}
+                       "description": "face_detection: false skips age and gender"},
+        "engine": {"enum": SCENE_ENGINES,
+                   "description": "scene_description: blip (a captioning model, the default when installed) or detections (the sentence grounded in the detectors)"}
     })
 }
 
@@ -127,9 +129,30 @@ fn face_response_schema() -> Value {
     })
 }
 
+/// Upstream's scene answer: exactly these fields (its model forbids others).
+fn scene_response_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["task", "caption", "model_id", "latency_ms", "executed_at"],
+        "additionalProperties": false,
+        "properties": {
+            "task": {"const": "scene_description"},
+            "caption": {"type": "string", "minLength": 1,
+                        "description": "one plain sentence about the frame"},
+            "model_id": {"type": "string", "minLength": 1,
+                         "description": "the captioning model's id, or detections:<detector>[+<face model>] for the grounded description"},
+            "latency_ms": {"type": "integer"},
+            "executed_at": executed_at()
+        }
+    })
+}
+
 fn response_schema(task: Task) -> Value {
-    if task == Task::FaceDetection {
-        return face_response_schema();
+    match task {
+        Task::FaceDetection => return face_response_schema(),
+        Task::SceneDescription => return scene_response_schema(),
+        _ => {}
     }
     let bbox = json!({"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
                       "description": "[x, y, w, h] in source pixels"});
@@ -216,7 +239,7 @@ pub async fn schema(Query(q): Query<HashMap<String, String>>) -> Result<Response
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ai::task::{DetectionOut, DetectionResult, FaceOut, FaceResult};
+    use crate::ai::task::{DetectionOut, DetectionResult, FaceOut, FaceResult, SceneResult};
 
     /// Every key `value` has is in `schema`'s properties, every required key
     /// is there, and integers are where the schema says integer.
@@ -306,6 +329,21 @@ mod tests {
         };
         let v = serde_json::to_value(face).unwrap();
         conforms(&v, &response_schema(Task::FaceDetection), "face_detection");
+        let scene = SceneResult {
+            task: "scene_description",
+            caption: "Day. A person in the centre.".into(),
+            model_id: "detections:yolov4-tiny-416".into(),
+            latency_ms: 3,
+            executed_at: 1_764_345_600_000,
+        };
+        let v = serde_json::to_value(scene).unwrap();
+        let schema = response_schema(Task::SceneDescription);
+        conforms(&v, &schema, "scene_description");
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            schema["properties"].as_object().unwrap().len(),
+            "upstream's five fields, no more"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The detection worker of one camera: takes the newest frame, runs person
 //! detection on the shared engine (no HTTP hop) through the camera's own
 //! tracker, which this worker owns (nothing on the AI port can reach it),
-//! and writes the events [`TrackEvents`] derives, with snapshots.
+//! and hands the events [`TrackEvents`] derives to the camera's
+//! [`outlet`](super::outlet), which writes them with their snapshots (and
+//! descriptions) while this worker goes on with the next frame.
 //!
 //! The camera reader never waits for the detector: frames pass through a
 //! one-frame [`Mailbox`], so when detection falls behind the older frame is
@@ -15,6 +17,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::outlet;
 use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
 use super::{write_atomic, Ctx, IngestError};
@@ -76,12 +79,20 @@ pub async fn run(
     let model_id = ctx.engine.default_model().to_owned();
     let model = (model_id.clone(), ctx.engine.model_sha256(&model_id));
     let tracker = Arc::new(Mutex::new(ctx.engine.person_tracker()));
+    let (tx, rx) = tokio::sync::mpsc::channel(outlet::CHANNEL);
+    let writer = tokio::spawn(outlet::run(
+        ctx.clone(),
+        camera.clone(),
+        stats.clone(),
+        model,
+        rx,
+    ));
     loop {
         let frame = tokio::select! {
             f = mailbox.take() => f,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 let out = events.tick(ctx.clock.now_ms());
-                write_all(&ctx, &camera, &stats, &model, out).await;
+                hand_over(&tx, &camera, out).await;
                 continue;
             }
             _ = stop.cancelled() => break,
@@ -131,30 +142,33 @@ pub async fn run(
             }
         };
         let out = events.update(frame.at_ms, &seen, &frame.jpeg);
-        write_all(&ctx, &camera, &stats, &model, out).await;
+        hand_over(&tx, &camera, out).await;
     }
     let out = events.end_all(ctx.clock.now_ms());
-    write_all(&ctx, &camera, &stats, &model, out).await;
+    hand_over(&tx, &camera, out).await;
+    // The outlet stores what it holds, then ends: the last events are written
+    // before the camera task returns.
+    drop(tx);
+    let _ = writer.await;
 }
 
-async fn write_all(
-    ctx: &Ctx,
+/// Gives emitted events to the camera's outlet, in order. Waits only when
+/// [`outlet::CHANNEL`] events are already waiting for the store.
+async fn hand_over(
+    tx: &tokio::sync::mpsc::Sender<Emitted<Arc<Vec<u8>>>>,
     camera: &str,
-    stats: &CameraStats,
-    model: &(String, Option<String>),
     out: Vec<Emitted<Arc<Vec<u8>>>>,
 ) {
     for e in out {
-        match to_event(ctx, camera, model, e).await {
-            Ok(ev) => ctx.emit(stats, ev).await,
-            Err(e) => tracing::warn!(camera, error = %e, "cannot write event snapshot"),
+        if tx.send(e).await.is_err() {
+            tracing::error!(camera, "event outlet gone; event lost");
         }
     }
 }
 
 /// Builds the stored event, writing its snapshot first so the row never
 /// points at a file that is not there.
-async fn to_event(
+pub(super) async fn to_event(
     ctx: &Ctx,
     camera: &str,
     model: &(String, Option<String>),

@@ -7,7 +7,9 @@
 //!   restart with [`crate::backoff`]), health events; [`child`]: the ffmpeg
 //!   process itself (shim, stop with `q`, frames and log through files, and
 //!   waiting out the children of a daemon that died).
-//! - [`detect`]: the detection worker (drops frames when behind) and event writing.
+//! - [`detect`]: the detection worker (drops frames when behind) and event building.
+//! - [`outlet`]: a camera's event writer (order kept, descriptions awaited
+//!   within bounds); [`describe`]: the describer thread for `[events] describe`.
 //! - [`tracks`]: track -> event rules (pure).
 //! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out
 //!   (recordings; events and snapshots through [`events_retention`]).
@@ -21,8 +23,10 @@ pub(crate) mod child;
 pub(crate) mod codec;
 pub(crate) mod command;
 pub mod demo;
+pub(crate) mod describe;
 pub(crate) mod detect;
 pub(crate) mod events_retention;
+pub(crate) mod outlet;
 pub mod recorder;
 pub(crate) mod retention;
 pub(crate) mod stall;
@@ -41,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ai::Engine;
 use crate::backoff::Backoff;
 use crate::clock::Clock;
-use crate::config::{Config, IngestConfig, RetentionConfig};
+use crate::config::{Config, EventsConfig, IngestConfig, RetentionConfig};
 use crate::nvr::store::{db, Camera, NewEvent, Store, StoreError};
 use crate::paths::{DataDir, Recordings};
 
@@ -95,6 +99,10 @@ pub struct Ctx {
     pub chunk_landed: Arc<Notify>,
     /// The MQTT mirror runs: event retention spares what it has not published.
     pub mirror_on: bool,
+    /// `[events]`: whether and within which bounds events are described.
+    pub events: EventsConfig,
+    /// Describes `person_entered` snapshots; `None` unless `[events] describe`.
+    pub describer: Option<Arc<describe::Describer>>,
 }
 
 impl Ctx {
@@ -103,7 +111,6 @@ impl Ctx {
         let data = DataDir::new(&cfg.paths);
         Self {
             store,
-            engine,
             clock,
             cfg: cfg.ingest.clone(),
             retention: cfg.retention.clone(),
@@ -115,8 +122,35 @@ impl Ctx {
             stats: Arc::new(IngestStats::default()),
             chunk_landed: Arc::new(Notify::new()),
             mirror_on: cfg.mqtt.enabled(),
+            events: cfg.events.clone(),
+            describer: cfg.events.describe.then(|| {
+                Arc::new(describer(
+                    engine.clone(),
+                    cfg.ai.max_image_pixels,
+                    &cfg.events,
+                ))
+            }),
+            engine,
         }
     }
+}
+
+/// The describer of `[events] describe`: a camera snapshot decoded, then
+/// `scene_description` on the engine (the captioner when installed, else
+/// the grounded description).
+fn describer(engine: Arc<Engine>, max_pixels: u64, cfg: &EventsConfig) -> describe::Describer {
+    let f = move |jpeg: &[u8]| -> describe::Outcome {
+        let image =
+            crate::frame::decode_camera_frame(jpeg, max_pixels).map_err(|e| e.to_string())?;
+        let r = engine
+            .describe(&image, &crate::ai::Params::default())
+            .map_err(|e| e.to_string())?;
+        Ok(describe::Description {
+            caption: r.caption,
+            model_id: r.model_id,
+        })
+    };
+    describe::Describer::start(Arc::new(f), cfg.describe_queue)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a

@@ -211,7 +211,8 @@ async fn discovery_endpoints_describe_the_box() {
             "person_counting",
             "person_detection",
             "object_detection",
-            "face_detection"
+            "face_detection",
+            "scene_description"
         ])
     );
     let ad = d.get("/adapters", None).await.json();

@@ -182,6 +182,7 @@ async fn discovery_routes_and_error_detail() {
         "person_detection",
         "object_detection",
         "face_detection",
+        "scene_description",
     ] {
         let s = &schemas[task];
         assert_eq!(s["response"]["properties"]["task"]["const"], task);
@@ -198,12 +199,12 @@ async fn discovery_routes_and_error_detail() {
         schemas["face_detection"]["response"]["properties"]["executed_at"]["type"],
         "integer"
     );
-    let r = d.get("/schema?task=scene_description", None).await;
+    let r = d.get("/schema?task=speech_to_text", None).await;
     assert_eq!(r.status, 404);
     let v = r.json();
     assert_eq!(v["error"]["code"], "unknown_task");
     assert!(
-        v["detail"].as_str().unwrap().contains("scene_description"),
+        v["detail"].as_str().unwrap().contains("speech_to_text"),
         "{v}"
     );
 

@@ -13,6 +13,7 @@ mod common;
 mod ai_detection;
 mod ai_errors;
 mod ai_faces;
+mod ai_scene;
 mod compat_deepstack;
 mod compat_legacy;
 mod compat_nvr;

@@ -2,6 +2,7 @@
 //! detection a `label`, `confidence`, a `bbox` of `{x, y, w, h}` in 0..1 of
 //! the frame, `track_id` and `attributes`; plus `frame_dimensions`. The
 //! `task` and `count` are kept beside them (the convention allows extras).
+//! `scene_description` has no boxes: its `caption` rides beside an empty list.
 
 use serde_json::{json, Map, Value};
 
@@ -65,12 +66,16 @@ pub fn to_v1(task: Task, answer: &Value, width: u32, height: u32) -> Value {
             })
             .collect()
     };
-    json!({
+    let mut out = json!({
         "task": task.name(),
         "count": detections.len(),
         "detections": detections,
         "frame_dimensions": {"w": width, "h": height},
-    })
+    });
+    if task == Task::SceneDescription {
+        out["caption"] = answer["caption"].clone();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -97,6 +102,16 @@ mod tests {
             d[1]["bbox"],
             json!({"x": 0.875, "y": 0.75, "w": 0.125, "h": 0.25})
         );
+    }
+
+    #[test]
+    fn a_scene_is_its_caption_and_no_boxes() {
+        let answer = json!({"task": "scene_description", "caption": "Day. Nothing detected.",
+            "model_id": "detections:yolov4-tiny-416", "latency_ms": 40, "executed_at": 1});
+        let v = to_v1(Task::SceneDescription, &answer, 100, 100);
+        assert_eq!(v["caption"], "Day. Nothing detected.");
+        assert_eq!(v["count"], 0);
+        assert_eq!(v["detections"], json!([]));
     }
 
     #[test]
