@@ -41,6 +41,14 @@ impl Signed {
         }
     }
 
+    /// `Forbidden` unless the user is an administrator.
+    pub fn require_admin(&self) -> Result<(), ConsoleError> {
+        match self.user.role {
+            Role::Admin => Ok(()),
+            Role::Viewer => Err(ConsoleError::Forbidden),
+        }
+    }
+
     /// `Csrf` unless `sent` is this session's token.
     pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), ConsoleError> {
         match sent {
@@ -92,9 +100,7 @@ impl FromRequestParts<Arc<ConsoleState>> for AdminOnly {
         st: &Arc<ConsoleState>,
     ) -> Result<Self, ConsoleError> {
         let s = Signed::from_request_parts(parts, st).await?;
-        if s.user.role != Role::Admin {
-            return Err(ConsoleError::Forbidden);
-        }
+        s.require_admin()?;
         Ok(AdminOnly(s))
     }
 }
@@ -121,6 +127,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<ConsoleState>> for Posted<T> {
         Ok(Posted(who, form))
     }
 }
+
+/// A form with no field but its CSRF token (logout, delete, revoke).
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
 
 /// The first value of `name` in a urlencoded form.
 pub fn form_field(body: &[u8], name: &str) -> Option<String> {

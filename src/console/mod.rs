@@ -71,7 +71,8 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// fallback): `console::router(c).merge(nvr::router(n))`. Served with
 /// connect info, so the sign-in form's rate limit sees client addresses.
 pub fn router(state: Arc<ConsoleState>) -> Router {
-    use pages::{events, live, login};
+    use pages::{admin_cameras as cams, admin_system, admin_tokens as tokens};
+    use pages::{events, live, login, recordings};
     Router::new()
         .route("/login", get(login::page).post(login::submit))
         .route("/logout", post(login::logout))
@@ -79,18 +80,18 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/cameras/{id}", get(live::camera))
         .route("/events", get(events::list))
         .route("/events/{id}", get(events::one))
-        //TMP         .route("/recordings", get(recordings::day))
-        //TMP         .route("/admin/cameras", get(cams::list).post(cams::add))
-        //TMP         .route("/admin/cameras/{id}", get(cams::edit).post(cams::update))
-        //TMP         .route("/admin/cameras/{id}/enable", post(cams::enable))
-        //TMP         .route("/admin/cameras/{id}/delete", post(cams::remove))
+        .route("/recordings", get(recordings::day))
+        .route("/admin/cameras", get(cams::list).post(cams::add))
+        .route("/admin/cameras/{id}", get(cams::edit).post(cams::update))
+        .route("/admin/cameras/{id}/enable", post(cams::enable))
+        .route("/admin/cameras/{id}/delete", post(cams::remove))
         //TMP         .route("/admin/users", get(users::list).post(users::add))
         //TMP         .route("/admin/users/{id}/role", post(users::role))
         //TMP         .route("/admin/users/{id}/password", post(users::password))
         //TMP         .route("/admin/users/{id}/delete", post(users::remove))
-        //TMP         .route("/admin/tokens", get(tokens::list).post(tokens::create))
-        //TMP         .route("/admin/tokens/{id}/revoke", post(tokens::revoke))
-        //TMP         .route("/admin/system", get(admin_system::page))
+        .route("/admin/tokens", get(tokens::list).post(tokens::create))
+        .route("/admin/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/admin/system", get(admin_system::page))
         .route("/console/assets/{name}", get(assets::asset))
         .route("/console/cameras/{id}/live.jpg", get(media::live))
         .route("/console/cameras/{id}/caption", get(live::caption))

@@ -33,7 +33,6 @@ pub struct Row {
     pub kind: String,
     pub label: String,
     pub at: String,
-    pub started_at: i64,
     pub score: String,
     pub track: String,
     pub duration: String,
@@ -66,7 +65,6 @@ fn row(st: &ConsoleState, e: Event) -> Row {
     Row {
         id: e.id,
         at: when(e.started_at),
-        started_at: e.started_at,
         score: e.score.map(|s| format!("{s:.2}")).unwrap_or_default(),
         track: e.track_id.map(|t| format!("#{t}")).unwrap_or_default(),
         duration: lasted.map(duration).unwrap_or_default(),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::html;
 use crate::console::error::{redirect, ConsoleError, ConsoleResult};
-use crate::console::guard::{form_field, Nav, Posted};
+use crate::console::guard::{form_field, Nav, NoFields, Posted};
 use crate::console::session::{cookie, same_secret, set_cookie, COOKIE, LOGIN_COOKIE};
 use crate::console::ConsoleState;
 use crate::nvr::auth::{secret::random_hex, AuthError};
@@ -111,15 +111,11 @@ pub async fn submit(
     Ok(resp)
 }
 
-/// A form with no field but its CSRF token.
-#[derive(Deserialize)]
-pub struct Empty {}
-
 /// `POST /logout`: ends the session here, on the server (the old cookie is
 /// refused from now on), clears the cookie and goes to the sign-in page.
 pub async fn logout(
     State(st): State<Arc<ConsoleState>>,
-    Posted(who, Empty {}): Posted<Empty>,
+    Posted(who, NoFields {}): Posted<NoFields>,
 ) -> impl IntoResponse {
     st.sessions.end(&who.sid);
     tracing::info!(user = %who.user.username, "console logout");

@@ -1,14 +1,14 @@
 //! The pages, one file per area; each renders an askama template whose
 //! base (`layout.html`) carries the nav, the stylesheet and the scripts.
 
-// pub mod admin_cameras;
-// pub mod admin_system;
-// pub mod admin_tokens;
+pub mod admin_cameras;
+pub mod admin_system;
+pub mod admin_tokens;
 // pub mod admin_users;
 pub mod events;
 pub mod live;
 pub mod login;
-// pub mod recordings;
+pub mod recordings;
 
 use askama::Template;
 use axum::response::{Html, IntoResponse, Response};

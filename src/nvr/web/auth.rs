@@ -12,7 +12,7 @@ use super::error::{WebError, WebResult};
 use super::extract::{Form, Json as JsonBody, Path};
 use super::{Admin, ClientIp, NvrState};
 use crate::nvr::auth::{self, AuthError, Credential, Principal, TokenKind, TokenPair};
-use crate::nvr::store::{db, Role, User};
+use crate::nvr::store::{db, ApiToken, Role, User};
 
 /// Login credentials; the form variant is OAuth2's password grant, whose
 /// other fields (`grant_type`, `scope`, ...) are accepted and ignored.
@@ -194,32 +194,43 @@ pub async fn create_token(
     if matches!(p.credential, Credential::ApiToken { .. }) {
         return Err(AuthError::TokenCannotMint.into());
     }
-    let name = b.name.trim().to_owned();
+    let (row, token) = mint_token(&st, p.user_id, &b.name, b.role, b.expires_in_s).await?;
+    let mut v = serde_json::to_value(&row).unwrap_or_default();
+    v["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// Mints an API token for user `uid` (the API's and the console's one
+/// way): checks the name and lifetime, stores the hash, and returns the
+/// row and the token itself, which is shown once and never again.
+pub(crate) async fn mint_token(
+    st: &NvrState,
+    uid: i64,
+    name: &str,
+    role: Role,
+    expires_in_s: Option<i64>,
+) -> WebResult<(ApiToken, String)> {
+    let name = name.trim().to_owned();
     if name.is_empty() || name.len() > 128 {
         return Err(WebError::BadRequest(
             "name must have 1-128 characters".into(),
         ));
     }
-    if b.expires_in_s
-        .is_some_and(|s| s <= 0 || s > 10 * 365 * 86_400)
-    {
+    if expires_in_s.is_some_and(|s| s <= 0 || s > 10 * 365 * 86_400) {
         return Err(WebError::BadRequest(
             "expires_in_s must be 1..=315360000".into(),
         ));
     }
     let (token, hash) = auth::new_api_token();
-    let (uid, role, ttl) = (p.user_id, b.role, b.expires_in_s);
     let row = st
         .store
         .writer()
         .call(move |c, now| {
-            let exp = ttl.map(|s| now + s * 1000);
+            let exp = expires_in_s.map(|s| now + s * 1000);
             db::create_token(c, uid, &name, &hash, role, now, exp)
         })
         .await?;
-    let mut v = serde_json::to_value(&row).unwrap_or_default();
-    v["token"] = json!(token);
-    Ok((StatusCode::CREATED, Json(v)))
+    Ok((row, token))
 }
 
 /// `GET /api/v1/tokens` (admin): every token, without secrets.

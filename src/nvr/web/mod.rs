@@ -5,7 +5,7 @@
 
 pub(crate) mod auth;
 mod body;
-mod cameras;
+pub(crate) mod cameras;
 pub mod error;
 pub(crate) mod events;
 mod events_ws;
