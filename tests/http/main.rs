@@ -14,6 +14,7 @@ mod ai_detection;
 mod ai_errors;
 mod ai_faces;
 mod compat_deepstack;
+mod console;
 mod compat_legacy;
 mod compat_nvr;
 mod compat_v1;
