@@ -153,6 +153,9 @@ pub struct NvrConfig {
     /// How often an open stream re-checks its token (seconds): a revoked or
     /// expired token ends the stream within this time.
     pub stream_recheck_s: u64,
+    /// Most users `POST /api/v1/users` (and the console) may create; each
+    /// is a row and a login the rate limiter tracks.
+    pub max_users: usize,
 }
 
 impl Default for NvrConfig {
@@ -173,6 +176,7 @@ impl Default for NvrConfig {
             max_list_bytes: 4 * 1024 * 1024,
             ws_max_message_bytes: 16 * 1024,
             stream_recheck_s: 30,
+            max_users: 100,
         }
     }
 }
@@ -587,6 +591,9 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_STREAM_RECHECK_S") {
             self.nvr.stream_recheck_s = num("OPENNVR_STREAM_RECHECK_S", v)?;
+        }
+        if let Some(v) = env("OPENNVR_MAX_USERS") {
+            self.nvr.max_users = num("OPENNVR_MAX_USERS", v)?;
         }
         if let Some(v) = env("OPENNVR_FFMPEG") {
             self.ingest.ffmpeg = v.into();

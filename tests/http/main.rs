@@ -25,4 +25,5 @@ mod nvr_api;
 mod nvr_auth;
 mod nvr_events;
 mod nvr_hardening;
+mod nvr_users;
 mod parity_ort;

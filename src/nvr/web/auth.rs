@@ -119,19 +119,9 @@ pub async fn refresh(
 /// else as a viewer), plus `email` (we keep none: `null`) and `mfa_enabled`
 /// (we have no MFA: `false`). `role_id` is 1 for admin, 2 for viewer.
 pub async fn me(p: Principal) -> Json<Value> {
-    let admin = p.role == Role::Admin;
-    Json(json!({
-        "id": p.user_id,
-        "username": p.username,
-        "role": p.role,
-        "auth": p.via,
-        "is_superuser": admin,
-        "role_name": p.role.as_str(),
-        "role_id": if admin { 1 } else { 2 },
-        "email": null,
-        "mfa_enabled": false,
-        "is_active": true,
-    }))
+    let mut v = super::users::account(p.user_id, &p.username, p.role);
+    v["auth"] = json!(p.via);
+    Json(v)
 }
 
 /// `POST /api/v1/auth/logout`: ends what a stateless scheme can end. With a

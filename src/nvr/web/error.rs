@@ -61,7 +61,7 @@ impl WebError {
 fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
     match e {
         StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        StoreError::Conflict(_) | StoreError::Refused(_) => (StatusCode::CONFLICT, "conflict"),
         StoreError::WriterGone => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         StoreError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
