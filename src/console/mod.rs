@@ -71,7 +71,9 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// fallback): `console::router(c).merge(nvr::router(n))`. Served with
 /// connect info, so the sign-in form's rate limit sees client addresses.
 pub fn router(state: Arc<ConsoleState>) -> Router {
-    use pages::{admin_cameras as cams, admin_system, admin_tokens as tokens};
+    use pages::{
+        admin_cameras as cams, admin_system, admin_tokens as tokens, admin_users as users,
+    };
     use pages::{events, live, login, recordings};
     Router::new()
         .route("/login", get(login::page).post(login::submit))
@@ -85,10 +87,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/admin/cameras/{id}", get(cams::edit).post(cams::update))
         .route("/admin/cameras/{id}/enable", post(cams::enable))
         .route("/admin/cameras/{id}/delete", post(cams::remove))
-        //TMP         .route("/admin/users", get(users::list).post(users::add))
-        //TMP         .route("/admin/users/{id}/role", post(users::role))
-        //TMP         .route("/admin/users/{id}/password", post(users::password))
-        //TMP         .route("/admin/users/{id}/delete", post(users::remove))
+        .route("/admin/users", get(users::list).post(users::add))
+        .route("/admin/users/{id}/role", post(users::role))
+        .route("/admin/users/{id}/password", post(users::password))
+        .route("/admin/users/{id}/delete", post(users::remove))
         .route("/admin/tokens", get(tokens::list).post(tokens::create))
         .route("/admin/tokens/{id}/revoke", post(tokens::revoke))
         .route("/admin/system", get(admin_system::page))

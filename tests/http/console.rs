@@ -48,7 +48,9 @@ impl Console {
 
     /// A browser signed in as a new viewer `name`.
     async fn viewer(&self, name: &str) -> Browser<'_> {
-        self.nvr.add_user(name, Role::Viewer, "viewer-password").await;
+        self.nvr
+            .add_user(name, Role::Viewer, "viewer-password")
+            .await;
         let mut b = Browser::new(self);
         let r = b.sign_in(name, "viewer-password").await;
         assert_eq!(r.status, 303, "{}", r.text());
@@ -71,7 +73,11 @@ impl<'a> Browser<'a> {
     }
 
     async fn send(&mut self, rb: axum::http::request::Builder, body: Body) -> Resp {
-        let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let jar: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let rb = if jar.is_empty() {
             rb
         } else {
@@ -96,15 +102,17 @@ impl<'a> Browser<'a> {
     }
 
     async fn get_range(&mut self, path: &str, range: &str) -> Resp {
-        self.send(request(Method::GET, path).header("range", range), Body::empty())
-            .await
+        self.send(
+            request(Method::GET, path).header("range", range),
+            Body::empty(),
+        )
+        .await
     }
 
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
         let body = serde_urlencoded::to_string(fields).unwrap();
         self.send(
-            request(Method::POST, path)
-                .header("content-type", "application/x-www-form-urlencoded"),
+            request(Method::POST, path).header("content-type", "application/x-www-form-urlencoded"),
             Body::from(body),
         )
         .await
@@ -121,8 +129,12 @@ impl<'a> Browser<'a> {
     }
 
     async fn sign_in(&mut self, user: &str, password: &str) -> Resp {
-        self.submit("/login", "/login", &[("username", user), ("password", password)])
-            .await
+        self.submit(
+            "/login",
+            "/login",
+            &[("username", user), ("password", password)],
+        )
+        .await
     }
 }
 
@@ -174,7 +186,10 @@ async fn sign_in_sets_an_httponly_strict_session_cookie_and_a_wrong_password_doe
     let mut b = Browser::new(&c);
     let r = b.sign_in("admin", "not-the-password").await;
     assert_eq!(r.status, 401);
-    assert!(set_cookie(&r, COOKIE).is_none(), "no session for a wrong password");
+    assert!(
+        set_cookie(&r, COOKIE).is_none(),
+        "no session for a wrong password"
+    );
     assert!(r.text().contains("Wrong username or password"));
     assert_eq!(b.get("/").await.status, 303);
 
@@ -189,7 +204,10 @@ async fn sign_in_sets_an_httponly_strict_session_cookie_and_a_wrong_password_doe
     assert_eq!(home.status, 200);
     let html = home.text();
     for link in ["/events", "/recordings", "/admin/cameras", "/admin/system"] {
-        assert!(html.contains(&format!(r#"href="{link}""#)), "nav link {link}");
+        assert!(
+            html.contains(&format!(r#"href="{link}""#)),
+            "nav link {link}"
+        );
     }
     assert!(html.contains(r#"<form id="logout" method="post" action="/logout">"#));
 }
@@ -234,7 +252,10 @@ async fn every_page_carries_the_csp_and_the_other_security_headers_and_no_inline
             assert!(!html.contains("<style"), "{path}: a style element");
             for tag in html.split("<script").skip(1) {
                 let open = &tag[..tag.find('>').unwrap()];
-                assert!(open.contains(" src=\"/console/assets/"), "{path}: inline script");
+                assert!(
+                    open.contains(" src=\"/console/assets/"),
+                    "{path}: inline script"
+                );
                 assert!(tag[open.len() + 1..].starts_with("</script>"), "{path}");
             }
         }
@@ -249,20 +270,34 @@ async fn a_form_without_its_csrf_token_or_with_another_is_refused() {
     let mut b = c.admin().await;
     let mut other = c.admin().await;
     let theirs = csrf_of(&other.get("/").await.text());
-    let fields = [("id", "yard"), ("source_url", "rtsp://127.0.0.1:9/y"), ("enabled", "true")];
+    let fields = [
+        ("id", "yard"),
+        ("source_url", "rtsp://127.0.0.1:9/y"),
+        ("enabled", "true"),
+    ];
     let r = b.post("/admin/cameras", &fields).await;
     assert_eq!(r.status, 403, "no token");
     assert!(r.text().contains("CSRF"));
     let mut with_theirs = vec![("csrf", theirs.as_str())];
     with_theirs.extend_from_slice(&fields);
-    assert_eq!(b.post("/admin/cameras", &with_theirs).await.status, 403, "another session's");
-    assert!(!b.get("/admin/cameras").await.text().contains("data-camera-id=\"yard\""));
+    assert_eq!(
+        b.post("/admin/cameras", &with_theirs).await.status,
+        403,
+        "another session's"
+    );
+    assert!(!b
+        .get("/admin/cameras")
+        .await
+        .text()
+        .contains("data-camera-id=\"yard\""));
     // Logout and sign-in are forms too.
     assert_eq!(b.post("/logout", &[]).await.status, 403);
     assert_eq!(b.get("/").await.status, 200, "still signed in");
     let mut fresh = Browser::new(&c);
     let pw = c.nvr.admin_password();
-    let r = fresh.post("/login", &[("username", "admin"), ("password", &pw)]).await;
+    let r = fresh
+        .post("/login", &[("username", "admin"), ("password", &pw)])
+        .await;
     assert_eq!(r.status, 403, "sign-in without the form's token");
     assert!(set_cookie(&r, COOKIE).is_none());
     // With the right token the same form works.
@@ -279,18 +314,40 @@ async fn a_viewer_sees_no_administration_and_gets_403_there() {
     let mut v = c.viewer("vic").await;
     let home = v.get("/").await;
     assert_eq!(home.status, 200);
-    assert!(!home.text().contains("/admin/"), "admin links shown to a viewer");
+    assert!(
+        !home.text().contains("/admin/"),
+        "admin links shown to a viewer"
+    );
     assert!(home.text().contains(r#"data-camera="cam1""#));
-    for path in ["/admin/cameras", "/admin/users", "/admin/tokens", "/admin/system", "/admin/cameras/cam1"] {
+    for path in [
+        "/admin/cameras",
+        "/admin/users",
+        "/admin/tokens",
+        "/admin/system",
+        "/admin/cameras/cam1",
+    ] {
         let r = v.get(path).await;
         assert_eq!(r.status, 403, "{path}");
-        assert!(r.text().contains("<nav>"), "{path}: the error page has the nav");
+        assert!(
+            r.text().contains("<nav>"),
+            "{path}: the error page has the nav"
+        );
         assert!(!r.text().contains(r#"href="/admin/"#), "{path}");
     }
     let fields = [("id", "evil"), ("source_url", "rtsp://127.0.0.1:9/e")];
     assert_eq!(v.submit("/", "/admin/cameras", &fields).await.status, 403);
-    assert_eq!(v.submit("/", "/admin/cameras/cam1/delete", &[]).await.status, 403);
-    assert_eq!(v.submit("/", "/admin/tokens", &[("name", "t")]).await.status, 403);
+    assert_eq!(
+        v.submit("/", "/admin/cameras/cam1/delete", &[])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        v.submit("/", "/admin/tokens", &[("name", "t")])
+            .await
+            .status,
+        403
+    );
     let mut a = c.admin().await;
     let list = a.get("/admin/cameras").await.text();
     assert!(list.contains(r#"data-camera-id="cam1""#) && !list.contains("evil"));
@@ -324,7 +381,10 @@ async fn logout_ends_the_session_on_the_server_so_the_old_cookie_is_refused() {
         .state
         .store
         .writer()
-        .call(move |conn, now| nvr::store::db::set_password(conn, "admin", &hash, now))
+        .call(move |conn, now| {
+            let admin = nvr::store::db::user_by_name(conn, "admin")?.unwrap();
+            nvr::store::db::set_password(conn, admin.id, &hash, now)
+        })
         .await
         .unwrap();
     assert_eq!(b.get("/").await.status, 303, "old password {pw} reset");
@@ -368,7 +428,10 @@ async fn a_chunk_plays_with_range_to_the_cookie_session_and_the_pages_point_at_i
     let url = format!("/console/recordings/cam1/{id}/chunk.mp4");
     let r = b.get_range(&url, "bytes=100-199").await;
     assert_eq!(r.status, 206);
-    assert_eq!(r.header("content-range"), format!("bytes 100-199/{}", bytes.len()));
+    assert_eq!(
+        r.header("content-range"),
+        format!("bytes 100-199/{}", bytes.len())
+    );
     assert_eq!(r.body, &bytes[100..200]);
     assert_eq!(r.header("content-type"), "video/mp4");
     let whole = b.get(&url).await;
@@ -376,7 +439,9 @@ async fn a_chunk_plays_with_range_to_the_cookie_session_and_the_pages_point_at_i
     assert_eq!(whole.header("accept-ranges"), "bytes");
     // The recordings page lists it; an event in it opens at its moment.
     let day = b.get("/recordings?camera=cam1").await.text();
-    assert!(day.contains(&format!(r#"<a class="chunk" data-recording-id="{id}" href="{url}""#)));
+    assert!(day.contains(&format!(
+        r#"<a class="chunk" data-recording-id="{id}" href="{url}""#
+    )));
     assert!(day.contains(r#"<video id="player""#));
     let admin = c.nvr.admin_token().await;
     let ev = c
@@ -390,7 +455,12 @@ async fn a_chunk_plays_with_range_to_the_cookie_session_and_the_pages_point_at_i
         .await
         .json();
     let page = b.get(&format!("/events/{}", ev["id"])).await.text();
-    assert!(page.contains(&format!(r#"<video id="playback" controls preload="metadata" src="{url}" data-offset="0.500">"#)), "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"<video id="playback" controls preload="metadata" src="{url}" data-offset="0.500">"#
+        )),
+        "{page}"
+    );
     // Signed out, the chunk is not served.
     let mut anon = Browser::new(&c);
     assert_eq!(anon.get_range(&url, "bytes=0-9").await.status, 303);
@@ -425,14 +495,19 @@ async fn media_routes_refuse_paths_out_of_their_folder_and_symlinks() {
     std::os::unix::fs::symlink(&secret_path, frames.join("latest.jpg")).unwrap();
     let mut b = c.admin().await;
     for id in ids {
-        let r = b.get(&format!("/console/recordings/cam1/{id}/chunk.mp4")).await;
+        let r = b
+            .get(&format!("/console/recordings/cam1/{id}/chunk.mp4"))
+            .await;
         assert_eq!(r.status, 404, "row {id}");
         assert!(!leaks(&r.body));
     }
     let r = b.get("/console/cameras/cam1/live.jpg").await;
     assert_eq!(r.status, 404);
     assert!(!leaks(&r.body));
-    for bad in ["/console/cameras/..%2F..%2Fjwt-secret/live.jpg", "/console/recordings/..%2Fx/1/chunk.mp4"] {
+    for bad in [
+        "/console/cameras/..%2F..%2Fjwt-secret/live.jpg",
+        "/console/recordings/..%2Fx/1/chunk.mp4",
+    ] {
         let r = b.get(bad).await;
         assert_eq!(r.status, 400, "{bad}");
         assert!(!leaks(&r.body));
@@ -462,5 +537,8 @@ async fn the_login_limiter_applies_to_the_sign_in_form() {
         .await;
     assert_eq!(r.status, 429);
     c.nvr.advance_s(c.nvr.cfg.nvr.login_window_s + 1);
-    assert_eq!(b.sign_in("admin", &c.nvr.admin_password()).await.status, 303);
+    assert_eq!(
+        b.sign_in("admin", &c.nvr.admin_password()).await.status,
+        303
+    );
 }

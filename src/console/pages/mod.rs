@@ -4,7 +4,7 @@
 pub mod admin_cameras;
 pub mod admin_system;
 pub mod admin_tokens;
-// pub mod admin_users;
+pub mod admin_users;
 pub mod events;
 pub mod live;
 pub mod login;
