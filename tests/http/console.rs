@@ -970,6 +970,8 @@ async fn the_system_page_shows_the_health_figures_handed_in_at_wiring() {
     assert_eq!(r.status, 200);
     let html = r.text();
     for want in [
+        r#"data-section="daemon""#,
+        "<dt>uptime_s</dt>",
         r#"data-section="hardware""#,
         "<dt>cpu_cores</dt>",
         "<dt>ram_free_gb</dt>",
