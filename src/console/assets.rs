@@ -12,6 +12,7 @@ pub const HTMX: &str = "htmx-2.0.4.min.js";
 const HTMX_JS: &[u8] = include_bytes!("assets/htmx-2.0.4.min.js");
 const CONSOLE_JS: &[u8] = include_bytes!("assets/console.js");
 const CONSOLE_CSS: &[u8] = include_bytes!("assets/console.css");
+const ICON: &[u8] = include_bytes!("assets/icon.svg");
 
 /// `GET /console/assets/{name}`: a file by name; the versioned library for a
 /// year (immutable), our own files revalidated on every load.
@@ -21,6 +22,7 @@ pub async fn asset(Path(name): Path<String>) -> Response {
         HTMX => (HTMX_JS, JS, "public, max-age=31536000, immutable"),
         "console.js" => (CONSOLE_JS, JS, "no-cache"),
         "console.css" => (CONSOLE_CSS, "text/css; charset=utf-8", "no-cache"),
+        "icon.svg" => (ICON, "image/svg+xml", "public, max-age=86400"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

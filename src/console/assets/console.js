@@ -63,7 +63,10 @@ function chunkPlayer() {
     current = i;
     chunks[i].classList.add("playing");
     player.setAttribute("data-recording-id", chunks[i].getAttribute("data-recording-id"));
+    // Loads even where autoplay is refused (no user gesture): the chunk is ready to play.
+    player.preload = "auto";
     player.src = chunks[i].getAttribute("href");
+    player.load();
     var p = player.play();
     if (p && p.catch) p.catch(function () {});
   }

@@ -46,8 +46,18 @@ struct DayView {
     camera: String,
     day: String,
     chunks: Vec<Chunk>,
-    /// Minutes into the day of each event.
+    /// Minutes into the timeline of each event on it.
     ticks: Vec<f64>,
+    /// The timeline's span: its width in minutes and its ends' times of day.
+    span: Span,
+}
+
+/// What the timeline covers: from the first chunk's start to the last
+/// chunk's end (the whole day when there are none), so short chunks show.
+pub struct Span {
+    pub minutes: f64,
+    pub from: String,
+    pub to: String,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -82,6 +92,7 @@ pub async fn day(
         _ => return Err(ConsoleError::BadRequest("day must be YYYY-MM-DD".into())),
     };
     let (mut chunks, mut ticks) = (Vec::new(), Vec::new());
+    let (mut first, mut last) = (start, start + DAY_MS);
     if !camera.is_empty() {
         valid_camera_id(&camera)?;
         let cam = camera.clone();
@@ -101,7 +112,16 @@ pub async fn day(
                 Ok((recs, db::list_events(c, &f)?))
             })
             .await?;
-        ticks = evs.iter().map(|e| minutes(e.started_at - start)).collect();
+        if let (Some(a), Some(b)) = (recs.first(), recs.iter().map(|r| r.end_ms).max()) {
+            // Whole minutes around the chunks, inside the day.
+            first = (a.start_ms - a.start_ms.rem_euclid(60_000)).max(start);
+            last = (b + 60_000 - b.rem_euclid(60_000)).min(start + DAY_MS);
+        }
+        ticks = evs
+            .iter()
+            .filter(|e| (first..last).contains(&e.started_at))
+            .map(|e| minutes(e.started_at - first))
+            .collect();
         chunks = recs
             .into_iter()
             .map(|r| Chunk {
@@ -110,8 +130,8 @@ pub async fn day(
                 from: when(r.start_ms)[11..].to_owned(),
                 to: when(r.end_ms)[11..].to_owned(),
                 seconds: (r.end_ms - r.start_ms) / 1000,
-                x: minutes((r.start_ms - start).max(0)),
-                width: minutes(r.end_ms - r.start_ms.max(start)).max(0.5),
+                x: minutes((r.start_ms - first).max(0)),
+                width: minutes(r.end_ms - r.start_ms.max(first)).max(0.05),
                 events: evs
                     .iter()
                     .filter(|e| (r.start_ms..r.end_ms).contains(&e.started_at))
@@ -126,5 +146,14 @@ pub async fn day(
         day: when(start)[..10].to_owned(),
         chunks,
         ticks,
+        span: Span {
+            minutes: minutes(last - first).max(1.0),
+            from: when(first)[11..16].to_owned(),
+            to: if last - start >= DAY_MS {
+                "24:00".to_owned()
+            } else {
+                when(last)[11..16].to_owned()
+            },
+        },
     })
 }
