@@ -44,6 +44,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub mqtt: MqttConfig,
     pub http: HttpConfig,
+    pub console: ConsoleConfig,
 }
 
 /// The AI adapter (port 9100).
@@ -176,6 +177,30 @@ impl Default for NvrConfig {
             ws_max_message_bytes: 16 * 1024,
             stream_recheck_s: 30,
             max_users: 100,
+        }
+    }
+}
+
+/// The web console on the NVR port (`src/console/`, docs/console.md): its
+/// cookie sessions are held in memory, so each is bounded here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A session unused this long (seconds) is over; the next page asks to sign in again.
+    pub session_idle_s: i64,
+    /// A session ends this long (seconds) after sign-in, however much it is used.
+    pub session_max_s: i64,
+    /// Sessions held at once across all users; signing in past it ends the
+    /// least recently used one, so a flood of logins cannot grow memory.
+    pub max_sessions: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_s: 12 * 3600,
+            session_max_s: 7 * 86_400,
+            max_sessions: 1024,
         }
     }
 }

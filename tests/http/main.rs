@@ -17,6 +17,7 @@ mod compat_deepstack;
 mod compat_legacy;
 mod compat_nvr;
 mod compat_v1;
+mod console;
 mod decoder_onnx;
 mod harness;
 mod migrations;

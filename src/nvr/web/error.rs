@@ -32,7 +32,7 @@ pub enum WebError {
 
 impl WebError {
     /// Status and stable machine-readable code.
-    fn status_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_code(&self) -> (StatusCode, &'static str) {
         match self {
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             WebError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

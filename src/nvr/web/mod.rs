@@ -3,14 +3,14 @@
 //! Every route demands a bearer token (a JWT access token or an API token)
 //! except `GET /health`, login and refresh; the stream also takes a ticket.
 
-mod auth;
+pub(crate) mod auth;
 mod body;
-mod cameras;
+pub(crate) mod cameras;
 pub mod error;
-mod events;
+pub(crate) mod events;
 mod events_ws;
 mod extract;
-mod files;
+pub(crate) mod files;
 pub mod limits;
 mod recordings;
 mod stream;
