@@ -32,9 +32,14 @@ impl Console {
     }
 
     async fn start_with(env: &[(&str, &str)]) -> Console {
-        let nvr = Nvr::start_with(env).await;
-        let cs = Arc::new(ConsoleState::new(&nvr.cfg, nvr.state.clone()));
-        let router = console::router(cs).merge(nvr::router(nvr.state.clone()));
+        Self::start_on(Nvr::start_with(env).await, None)
+    }
+
+    /// On `nvr`, with `/health`'s figures from `health` when given (as `run` wires them).
+    fn start_on(nvr: Nvr, health: Option<console::HealthFn>) -> Console {
+        let mut cs = ConsoleState::new(&nvr.cfg, nvr.state.clone());
+        cs.health = health;
+        let router = console::router(Arc::new(cs)).merge(nvr::router(nvr.state.clone()));
         Console { nvr, router }
     }
 
@@ -541,4 +546,439 @@ async fn the_login_limiter_applies_to_the_sign_in_form() {
         b.sign_in("admin", &c.nvr.admin_password()).await.status,
         303
     );
+}
+
+/// A real JPEG of `w` x `h` (a gradient), written to `path`.
+fn write_jpeg(path: &std::path::Path, w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&img)
+        .unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, &out).unwrap();
+    out
+}
+
+/// Stores `body` as an event through the API; returns its id.
+async fn post_event(c: &Console, body: serde_json::Value) -> i64 {
+    let t = c.nvr.admin_token().await;
+    let r = c.nvr.post_json("/api/v1/events", Some(&t), &body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["id"].as_i64().unwrap()
+}
+
+/// How many event rows `/events?q` lists.
+async fn rows(b: &mut Browser<'_>, q: &str) -> usize {
+    let html = b.get(&format!("/events?{q}")).await.text();
+    html.matches(r#"<tr class="event""#).count()
+}
+
+/// The HTML of the element that starts at `start`, up to `end`.
+fn section<'h>(html: &'h str, start: &str, end: &str) -> &'h str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"));
+    let rest = &html[at..];
+    &rest[..rest.find(end).map(|e| e + end.len()).unwrap_or(rest.len())]
+}
+
+#[tokio::test]
+async fn the_live_grid_shows_each_camera_with_its_frame_and_people_count() {
+    let c = Console::start().await;
+    add_camera(&c, "cam1", "rtsp://127.0.0.1:9/x").await;
+    add_camera(&c, "cam2", "rtsp://127.0.0.1:9/y").await;
+    let frame = write_jpeg(&c.nvr.data_dir().join("frames/cam1/latest.jpg"), 64, 48);
+    for count in [2, 3] {
+        let body = serde_json::json!({"camera_id": "cam1", "type": "count_changed",
+            "track_id": count, "payload": {"count": count, "previous": count - 1}});
+        post_event(&c, body).await;
+    }
+    let mut b = c.viewer("vic").await;
+    let html = b.get("/").await.text();
+    let one = section(
+        &html,
+        r#"<figure class="camera" data-camera="cam1""#,
+        "</figure>",
+    );
+    assert!(
+        one.contains(r#"data-state="offline""#),
+        "not running in this test: {one}"
+    );
+    assert!(one.contains(
+        r#"<a href="/cameras/cam1"><img class="live" src="/console/cameras/cam1/live.jpg""#
+    ));
+    assert!(
+        one.contains(r#"<span class="people-count">3</span>"#),
+        "{one}"
+    );
+    let two = section(
+        &html,
+        r#"<figure class="camera" data-camera="cam2""#,
+        "</figure>",
+    );
+    assert!(two.contains(r#"<span class="people-count">0</span>"#));
+    let img = b.get("/console/cameras/cam1/live.jpg").await;
+    assert_eq!(
+        (img.status, img.header("content-type")),
+        (200, "image/jpeg")
+    );
+    assert_eq!(img.body, frame);
+    assert_eq!(img.header("cache-control"), "no-store");
+    assert_eq!(
+        b.get("/console/cameras/cam2/live.jpg").await.status,
+        404,
+        "no frame yet"
+    );
+    // The polled status line, and what it answers once signed out.
+    let cap = b.get("/console/cameras/cam1/caption").await.text();
+    assert!(
+        cap.starts_with("<figcaption") && cap.contains(r#"<span class="people-count">3</span>"#)
+    );
+    let mut anon = Browser::new(&c);
+    let r = anon.get("/console/cameras/cam1/caption").await;
+    assert_eq!((r.status, r.header("hx-redirect")), (401, "/login"));
+    // The camera page: a larger view and today's events.
+    let page = b.get("/cameras/cam1").await.text();
+    assert!(page.contains(r#"<img id="live" class="live" src="/console/cameras/cam1/live.jpg""#));
+    assert_eq!(page.matches(r#"<tr class="event""#).count(), 2);
+    assert_eq!(b.get("/cameras/nope").await.status, 404);
+}
+
+#[tokio::test]
+async fn the_event_list_shows_thumbnails_with_their_boxes_and_filters_without_javascript() {
+    let c = Console::start().await;
+    add_camera(&c, "cam1", "rtsp://127.0.0.1:9/x").await;
+    let snap = write_jpeg(&c.nvr.data_dir().join("snapshots/cam1/a.jpg"), 320, 240);
+    let entered = post_event(
+        &c,
+        serde_json::json!({"camera_id": "cam1", "type": "person_entered",
+        "label": "person", "score": 0.87, "track_id": 5, "started_at": T0_MS - 60_000,
+        "bbox": [10.5, 20.0, 30.0, 40.0], "snapshot_path": "cam1/a.jpg"}),
+    )
+    .await;
+    let left = post_event(
+        &c,
+        serde_json::json!({"camera_id": "cam1", "type": "person_left",
+        "track_id": 5, "started_at": T0_MS - 1_000, "payload": {"duration_ms": 65_000}}),
+    )
+    .await;
+    let other = post_event(
+        &c,
+        serde_json::json!({"camera_id": "cam2", "type": "count_changed",
+        "track_id": 1, "started_at": T0_MS, "payload": {"count": 1}}),
+    )
+    .await;
+    let mut b = c.viewer("vic").await;
+    let html = b.get("/events").await.text();
+    assert!(html.contains(r#"<table id="events">"#));
+    let ids: Vec<i64> = html
+        .split(r#"<tr class="event" data-event-id=""#)
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].parse().unwrap())
+        .collect();
+    assert_eq!(ids, vec![other, left, entered], "newest first");
+    let row = section(&html, &format!(r#"data-event-id="{entered}""#), "</tr>");
+    assert!(row.contains(&format!(
+        r#"<img class="thumb" src="/console/events/{entered}/snapshot.jpg""#
+    )));
+    assert!(
+        row.contains(r#"<svg class="boxes" viewBox="0 0 320 240""#),
+        "{row}"
+    );
+    assert!(
+        row.contains(r#"<rect x="10.5" y="20" width="30" height="40">"#),
+        "{row}"
+    );
+    assert!(
+        row.contains(r#"<td class="score">0.87</td>"#)
+            && row.contains(r##"<td class="track">#5</td>"##)
+    );
+    let row = section(&html, &format!(r#"data-event-id="{left}""#), "</tr>");
+    assert!(
+        row.contains(r#"<td class="duration">1 min 5 s</td>"#),
+        "{row}"
+    );
+    // The filter form is a GET: the same URL without a script.
+    assert_eq!(rows(&mut b, "camera=cam2&kind=&from=&to=").await, 1);
+    assert_eq!(rows(&mut b, "camera=&kind=person_left&from=&to=").await, 1);
+    assert_eq!(
+        rows(&mut b, "camera=cam1&kind=&from=2023-11-14T22:13&to=").await,
+        1
+    );
+    assert_eq!(
+        rows(&mut b, "camera=&kind=&from=&to=2023-11-14T22:13").await,
+        1
+    );
+    assert_eq!(b.get("/events?from=yesterday").await.status, 400);
+    // One event: the snapshot large with its box.
+    let page = b.get(&format!("/events/{entered}")).await.text();
+    assert!(page.contains(r#"<img class="large" id="snapshot""#));
+    assert!(page.contains("No recording covers this moment."));
+    let pic = b
+        .get(&format!("/console/events/{entered}/snapshot.jpg"))
+        .await;
+    assert_eq!((pic.status, pic.body == snap), (200, true));
+    assert_eq!(
+        b.get(&format!("/console/events/{left}/snapshot.jpg"))
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn an_admin_manages_cameras_tokens_and_users_with_the_forms() {
+    let c = Console::start().await;
+    let mut a = c.admin().await;
+    // Cameras: the credentials are masked everywhere and kept when the mask comes back.
+    let url = "rtsp://cam:s3cret-pw@10.0.0.5:554/stream";
+    let r = a
+        .submit(
+            "/admin/cameras",
+            "/admin/cameras",
+            &[
+                ("id", "gate"),
+                ("name", "Gate"),
+                ("source_url", url),
+                ("enabled", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    for page in [
+        "/admin/cameras",
+        "/admin/cameras/gate",
+        "/",
+        "/admin/system",
+    ] {
+        let html = a.get(page).await.text();
+        assert!(!html.contains("s3cret-pw"), "{page} shows the password");
+    }
+    let edit = a.get("/admin/cameras/gate").await.text();
+    let masked = section(&edit, r#"name="source_url" value=""#, "\">");
+    let masked = &masked[r#"name="source_url" value=""#.len()..masked.len() - 2];
+    let r = a
+        .submit(
+            "/admin/cameras/gate",
+            "/admin/cameras/gate",
+            &[
+                ("name", "Front gate"),
+                ("source_url", masked),
+                ("enabled", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let stored = c
+        .nvr
+        .state
+        .store
+        .read(|conn| nvr::store::db::get_camera(conn, "gate"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.name.as_str(), stored.source_url.as_str()),
+        ("Front gate", url)
+    );
+    let r = a
+        .submit(
+            "/admin/cameras",
+            "/admin/cameras/gate/enable",
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert!(a
+        .get("/admin/cameras")
+        .await
+        .text()
+        .contains(r#"data-camera-id="gate" data-enabled="false""#));
+    let r = a
+        .submit(
+            "/admin/cameras",
+            "/admin/cameras",
+            &[("id", "../x"), ("source_url", url)],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains(r#"id="form-error""#));
+    let r = a
+        .submit(
+            "/admin/cameras",
+            "/admin/cameras",
+            &[("id", "gate"), ("source_url", url)],
+        )
+        .await;
+    assert_eq!(r.status, 409, "taken");
+    assert_eq!(
+        a.submit("/admin/cameras", "/admin/cameras/gate/delete", &[])
+            .await
+            .status,
+        303
+    );
+    assert!(!a
+        .get("/admin/cameras")
+        .await
+        .text()
+        .contains(r#"data-camera-id="gate""#));
+
+    // Tokens: shown once, usable on the API, revocable.
+    let r = a
+        .submit(
+            "/admin/tokens",
+            "/admin/tokens",
+            &[("name", "ha"), ("role", "viewer"), ("expires_days", "")],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let html = r.text();
+    let token = section(&html, "onvr_", "<");
+    let token = &token[..token.len() - 1];
+    assert_eq!(c.nvr.get("/api/v1/cameras", Some(token)).await.status, 200);
+    let list = a.get("/admin/tokens").await.text();
+    assert!(!list.contains(token), "shown only once");
+    let id = section(&list, r#"data-token-id=""#, "\">");
+    let id = &id[r#"data-token-id=""#.len()..id.len() - 2];
+    let r = a
+        .submit("/admin/tokens", &format!("/admin/tokens/{id}/revoke"), &[])
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(c.nvr.get("/api/v1/cameras", Some(token)).await.status, 401);
+
+    // Users: add, promote, reset (which ends their session), remove.
+    let r = a
+        .submit(
+            "/admin/users",
+            "/admin/users",
+            &[
+                ("username", "bob"),
+                ("password", "bob-password-1"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let html = a.get("/admin/users").await.text();
+    let row = section(&html, r#"data-username="bob""#, ">");
+    assert!(row.contains(r#"data-role="viewer""#));
+    let bob_id = {
+        let r = section(
+            &html,
+            r#"<tr class="user" data-user-id=""#,
+            "data-username=\"bob\"",
+        );
+        let ids: Vec<&str> = r
+            .split(r#"data-user-id=""#)
+            .skip(1)
+            .map(|s| &s[..s.find('"').unwrap()])
+            .collect();
+        ids.last().unwrap().to_string()
+    };
+    let mut bob = Browser::new(&c);
+    assert_eq!(bob.sign_in("bob", "bob-password-1").await.status, 303);
+    assert!(!bob.get("/").await.text().contains("/admin/"));
+    let r = a
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{bob_id}/role"),
+            &[("role", "admin")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut bob = Browser::new(&c);
+    assert_eq!(bob.sign_in("bob", "bob-password-1").await.status, 303);
+    assert!(
+        bob.get("/").await.text().contains(r#"href="/admin/users""#),
+        "bob is an admin now"
+    );
+    let r = a
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{bob_id}/password"),
+            &[("password", "bob-password-2")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(bob.get("/").await.status, 303, "a reset ends bob's session");
+    assert_eq!(
+        Browser::new(&c)
+            .sign_in("bob", "bob-password-1")
+            .await
+            .status,
+        401
+    );
+    let r = a
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{bob_id}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        Browser::new(&c)
+            .sign_in("bob", "bob-password-2")
+            .await
+            .status,
+        401
+    );
+    // Never the last admin, never oneself.
+    let users = a.get("/admin/users").await.text();
+    let me = users.split(r#"data-user-id=""#).nth(1).unwrap();
+    let me = &me[..me.find('"').unwrap()];
+    let r = a
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{me}/role"),
+            &[("role", "viewer")],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = a
+        .submit("/admin/users", &format!("/admin/users/{me}/delete"), &[])
+        .await;
+    assert_eq!(r.status, 400);
+    let r = a
+        .submit(
+            "/admin/users",
+            "/admin/users",
+            &[
+                ("username", "eve"),
+                ("password", "short"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "a short password");
+}
+
+#[tokio::test]
+async fn the_system_page_shows_the_health_figures_handed_in_at_wiring() {
+    let nvr = Nvr::start().await;
+    let engine = opennvr_edge::cmd::build_engine(&nvr.cfg).expect("engine");
+    let hw = Arc::new(opennvr_edge::hw::Hardware::probe());
+    let ai = Arc::new(opennvr_edge::api::AiState::new(&nvr.cfg, engine, hw).expect("ai state"));
+    let health: console::HealthFn = Arc::new(move || opennvr_edge::api::health_body(&ai));
+    let c = Console::start_on(nvr, Some(health));
+    add_camera(&c, "cam1", "rtsp://127.0.0.1:9/x").await;
+    let mut a = c.admin().await;
+    let r = a.get("/admin/system").await;
+    assert_eq!(r.status, 200);
+    let html = r.text();
+    for want in [
+        r#"data-section="hardware""#,
+        "<dt>cpu_cores</dt>",
+        "<dt>ram_free_gb</dt>",
+        r#"data-section="models""#,
+        r#"data-section="Storage and retention""#,
+        "<dt>data disk free</dt>",
+        "<dt>keep free at least</dt>",
+        r#"<tr data-camera-id="cam1">"#,
+    ] {
+        assert!(html.contains(want), "{want} missing");
+    }
 }

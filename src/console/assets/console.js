@@ -27,13 +27,13 @@ function refreshLive() {
   });
 }
 
-// The grid's status lines are swapped in by htmx: carry their state to the figure.
-document.addEventListener("htmx:afterSwap", function (ev) {
-  var cap = ev.detail && ev.detail.elt;
-  if (!cap || !cap.closest) return;
-  var fig = cap.closest("figure.camera");
-  var state = cap.getAttribute && cap.getAttribute("data-state");
-  if (fig && state) fig.setAttribute("data-state", state);
+// The grid's status lines are swapped in by htmx: carry each one's state
+// to its figure (after any swap, whichever element htmx reports).
+document.addEventListener("htmx:afterSwap", function () {
+  document.querySelectorAll("figure.camera").forEach(function (fig) {
+    var cap = fig.querySelector("figcaption[data-state]");
+    if (cap) fig.setAttribute("data-state", cap.getAttribute("data-state"));
+  });
 });
 
 // An event's recording: seek the chunk to the event's moment.
