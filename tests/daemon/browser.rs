@@ -40,6 +40,21 @@ fn shoot(b: &Browser, name: &str) {
     b.set_viewport(DESKTOP.0, DESKTOP.1, false);
 }
 
+/// Clicks the submit button of `form` and waits for the answer's page to
+/// load (the old document is marked, and must be gone).
+fn submit(b: &Browser, form: &str) {
+    b.script("window.__before_submit = true;", vec![]);
+    b.click(&b.find(&format!("{form} [type=submit]")));
+    wait_for(MIN, || {
+        let v = b.script(
+            "return window.__before_submit === undefined && document.readyState === 'complete';",
+            vec![],
+        );
+        (v == json!(true)).then_some(())
+    })
+    .unwrap_or_else(|| panic!("submitting {form} loaded no new page"));
+}
+
 /// Signs in through the login form, as a person would.
 fn sign_in(b: &Browser, d: &Daemon, user: &str, password: &str) {
     b.goto(&d.nvr_url("/login"));
@@ -48,8 +63,8 @@ fn sign_in(b: &Browser, d: &Daemon, user: &str, password: &str) {
     assert!(!b.attr(&csrf, "value").unwrap_or_default().is_empty());
     b.type_into(&b.find("form#login input[name=username]"), user);
     b.type_into(&b.find("form#login input[name=password]"), password);
-    b.click(&b.find("form#login [type=submit]"));
-    b.wait_find("form#logout", MIN, None);
+    submit(b, "form#login");
+    b.find("form#logout");
     assert!(!b.url().contains("/login"), "still on {}", b.url());
 }
 
@@ -150,7 +165,7 @@ fn console_in_chromium_live_events_playback_admin_logout_and_csrf() {
     assert_eq!(w, 768, "the demo clip's width");
     shoot(&b, "live");
     b.goto(&d.nvr_url("/cameras/camera_0"));
-    image_decoded(&b, "img", MIN);
+    image_decoded(&b, "img#live", MIN);
     shoot(&b, "camera");
 
     // Events: a person event, its thumbnail decoded, its boxes drawn.
@@ -216,8 +231,9 @@ fn console_in_chromium_live_events_playback_admin_logout_and_csrf() {
         }
     };
     add("lobby");
-    b.click(&b.find("form#camera-add [type=submit]"));
-    b.wait_find("tr.camera[data-camera-id=\"lobby\"]", MIN, None);
+    submit(&b, "form#camera-add");
+    b.goto(&d.nvr_url("/admin/cameras"));
+    b.find("tr.camera[data-camera-id=\"lobby\"]");
     let page = b.script("return document.body.innerText;", vec![]);
     assert!(
         !page.as_str().unwrap().contains("s3cret-pw"),
@@ -235,7 +251,7 @@ fn console_in_chromium_live_events_playback_admin_logout_and_csrf() {
         "document.querySelector('form#camera-add input[name=csrf]').remove();",
         vec![],
     );
-    b.click(&b.find("form#camera-add [type=submit]"));
+    submit(&b, "form#camera-add");
     let cookies = b.cookie_header();
     let r = reqwest::blocking::Client::new()
         .post(d.nvr_url("/admin/cameras"))
@@ -258,24 +274,23 @@ fn console_in_chromium_live_events_playback_admin_logout_and_csrf() {
         "document.querySelector('form#user-add [name=role]').value = 'admin';",
         vec![],
     );
-    b.click(&b.find("form#user-add [type=submit]"));
-    let carol = wait_for(MIN, || {
-        let v: Value = client()
-            .get(d.nvr_url("/api/v1/users"))
-            .bearer_auth(&token)
-            .send()
-            .ok()?
-            .json()
-            .ok()?;
-        v["users"]
-            .as_array()?
-            .iter()
-            .find(|u| u["username"] == "carol")
-            .cloned()
-    })
-    .expect("carol added through the form");
+    submit(&b, "form#user-add");
+    let v: Value = client()
+        .get(d.nvr_url("/api/v1/users"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let carol = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "carol")
+        .unwrap_or_else(|| panic!("carol not added through the form: {v}"));
     assert_eq!(carol["role"], "admin");
     b.goto(&d.nvr_url("/admin/users"));
+    b.find("tr.user[data-username=\"carol\"][data-role=\"admin\"]");
     shoot(&b, "admin-users");
 
     // Every other admin page the nav links to.
@@ -296,8 +311,8 @@ fn console_in_chromium_live_events_playback_admin_logout_and_csrf() {
     // is refused afterwards.
     let old = b.cookie_header();
     assert_eq!(get_with_cookies(&d, &old, "/").status(), 200);
-    b.click(&b.find("form#logout [type=submit]"));
-    b.wait_find("form#login", MIN, None);
+    submit(&b, "form#logout");
+    b.find("form#login");
     let r = get_with_cookies(&d, &old, "/");
     let (status, location) = (
         r.status().as_u16(),
