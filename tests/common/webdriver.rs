@@ -41,6 +41,7 @@ const CHROMIUM_ARGS: &[&str] = &[
     "--disable-extensions",
     "--autoplay-policy=no-user-gesture-required",
     "--mute-audio",
+    "--disable-crash-reporter",
 ];
 
 /// An element found on the page (valid until the page changes).
@@ -91,6 +92,10 @@ impl Browser {
         let mut cmd = Command::new(driver_bin);
         cmd.arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
+            // Chromium keeps crash reports and caches under these, not in
+            // the profile: point them into it, so nothing lands in $HOME.
+            .env("XDG_CONFIG_HOME", profile.join("config"))
+            .env("XDG_CACHE_HOME", profile.join("cache"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -314,6 +319,21 @@ impl Browser {
     }
 }
 
+/// The processes whose command line mentions `path` (this test's fresh
+/// profile directory, so only processes this `Browser` started).
+fn processes_naming(path: &Path) -> Vec<i32> {
+    let needle = path.as_os_str().as_encoded_bytes();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
@@ -331,6 +351,15 @@ impl Drop for Browser {
             libc::kill(-pgid, libc::SIGKILL);
         }
         let _ = self.driver.wait();
+        // Chromium's crash handler makes its own session, out of the group:
+        // it is found by the profile path on its command line (its database
+        // is under XDG_CONFIG_HOME, in the profile).
+        for pid in processes_naming(&self.profile) {
+            // SAFETY: as above, a pid we found running with our profile.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
