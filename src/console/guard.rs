@@ -13,6 +13,7 @@ use super::error::ConsoleError;
 use super::session::{cookie, same_secret, COOKIE};
 use super::ConsoleState;
 use crate::nvr::store::{db, Role, User};
+use crate::nvr::web::error::WebError;
 
 /// A browser with a live session, and its user as stored now.
 pub struct Signed {
@@ -118,9 +119,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<ConsoleState>> for Posted<T> {
         let (mut parts, body) = req.into_parts();
         let who = Signed::from_request_parts(&mut parts, st).await?;
         let req = Request::from_parts(parts, body);
-        let bytes = Bytes::from_request(req, st)
-            .await
-            .map_err(|e| ConsoleError::BadRequest(e.body_text()))?;
+        let bytes = Bytes::from_request(req, st).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ConsoleError::Web(WebError::TooLarge(e.body_text()))
+            } else {
+                ConsoleError::BadRequest(e.body_text())
+            }
+        })?;
         who.check_csrf(form_field(&bytes, "csrf").as_deref())?;
         let form = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| ConsoleError::BadRequest(format!("bad form: {e}")))?;

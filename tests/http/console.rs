@@ -305,6 +305,13 @@ async fn a_form_without_its_csrf_token_or_with_another_is_refused() {
         .await;
     assert_eq!(r.status, 403, "sign-in without the form's token");
     assert!(set_cookie(&r, COOKIE).is_none());
+    // A form is a few fields: a large body is refused before it is read whole.
+    let csrf = csrf_of(&b.get("/admin/cameras").await.text());
+    let big = "x".repeat(100 * 1024);
+    let r = b
+        .post("/admin/cameras", &[("csrf", &csrf), ("name", &big)])
+        .await;
+    assert_eq!(r.status, 413);
     // With the right token the same form works.
     let r = b.submit("/admin/cameras", "/admin/cameras", &fields).await;
     assert_eq!(r.status, 303, "{}", r.text());
@@ -970,6 +977,8 @@ async fn the_system_page_shows_the_health_figures_handed_in_at_wiring() {
     assert_eq!(r.status, 200);
     let html = r.text();
     for want in [
+        r#"data-section="daemon""#,
+        "<dt>uptime_s</dt>",
         r#"data-section="hardware""#,
         "<dt>cpu_cores</dt>",
         "<dt>ram_free_gb</dt>",

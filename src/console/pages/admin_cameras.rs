@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::html;
+use super::{html, html_with, shown_status};
 use crate::console::error::{redirect, ConsoleError, ConsoleResult};
 use crate::console::guard::{AdminOnly, Nav, NoFields, Posted, Signed};
 use crate::console::ConsoleState;
@@ -60,13 +60,12 @@ async fn list_page(
     status: StatusCode,
 ) -> ConsoleResult<Response> {
     let cams = st.nvr.store.read(db::list_cameras).await?;
-    let mut resp = html(&ListView {
+    let view = ListView {
         nav: Some(who.nav()),
         cameras: cams.into_iter().map(CameraRow::from).collect(),
         error,
-    })?;
-    *resp.status_mut() = status;
-    Ok(resp)
+    };
+    html_with(&view, status)
 }
 
 /// `GET /admin/cameras`.
@@ -137,15 +136,10 @@ impl CameraForm {
 /// A validation or conflict error shown on the list page with its status;
 /// anything else is the error page.
 async fn shown(st: &ConsoleState, who: &Signed, e: ConsoleError) -> ConsoleResult<Response> {
-    let status = match &e {
-        ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ConsoleError::Web(w) => w.status_code().0,
-        _ => return Err(e),
-    };
-    if status.is_server_error() {
-        return Err(e);
+    match shown_status(&e) {
+        Some(status) => list_page(st, who, Some(e.to_string()), status).await,
+        None => Err(e),
     }
-    list_page(st, who, Some(e.to_string()), status).await
 }
 
 /// `POST /admin/cameras` (form `camera-add`): adds a camera.

@@ -109,19 +109,32 @@ pub async fn page(
     State(st): State<Arc<ConsoleState>>,
     AdminOnly(who): AdminOnly,
 ) -> ConsoleResult<Response> {
+    // Each object of `/health` (hardware, models, auth...) is a section;
+    // its plain values (status, version, uptime, mqtt when off) one more.
     let mut sections = Vec::new();
+    let mut daemon = Vec::new();
     if let Some(Value::Object(h)) = st.health.as_ref().map(|f| f()) {
         for (name, v) in h {
-            let mut figures = Vec::new();
-            flatten("", &v, &mut figures);
-            if !v.is_object() {
-                figures = vec![(name.clone(), v.to_string().trim_matches('"').to_owned())];
+            if v.is_object() {
+                let mut figures = Vec::new();
+                flatten("", &v, &mut figures);
+                sections.push(Section {
+                    title: name,
+                    figures,
+                });
+            } else {
+                flatten(&name, &v, &mut daemon);
             }
-            sections.push(Section {
-                title: name,
-                figures,
-            });
         }
+    }
+    if !daemon.is_empty() {
+        sections.insert(
+            0,
+            Section {
+                title: "daemon".into(),
+                figures: daemon,
+            },
+        );
     }
     let st2 = st.clone();
     let store_section = tokio::task::spawn_blocking(move || storage(&st2))

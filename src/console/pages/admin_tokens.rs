@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{html, when};
+use super::{html_with, shown_status, when};
 use crate::console::error::{redirect, ConsoleError, ConsoleResult};
 use crate::console::guard::{AdminOnly, Nav, NoFields, Posted, Signed};
 use crate::console::ConsoleState;
@@ -68,14 +68,13 @@ async fn page(
             revoked: t.revoked_at.map(when).unwrap_or_default(),
         })
         .collect();
-    let mut resp = html(&ListView {
+    let view = ListView {
         nav: Some(who.nav()),
         tokens: rows,
         created,
         error,
-    })?;
-    *resp.status_mut() = status;
-    Ok(resp)
+    };
+    html_with(&view, status)
 }
 
 /// `GET /admin/tokens`.
@@ -118,11 +117,13 @@ pub async fn create(
     };
     match mint_token(&st.nvr, who.user.id, &form.name, role, ttl).await {
         Ok((_, token)) => page(&st, &who, Some(token), None, StatusCode::CREATED).await,
-        Err(e) if e.status_code().0.is_client_error() => {
-            let status = e.status_code().0;
-            page(&st, &who, None, Some(e.to_string()), status).await
+        Err(e) => {
+            let e = ConsoleError::from(e);
+            match shown_status(&e) {
+                Some(status) => page(&st, &who, None, Some(e.to_string()), status).await,
+                None => Err(e),
+            }
         }
-        Err(e) => Err(e.into()),
     }
 }
 

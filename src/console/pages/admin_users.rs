@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{html, when};
+use super::{html_with, shown_status, when};
 use crate::console::error::{redirect, ConsoleError, ConsoleResult};
 use crate::console::guard::{AdminOnly, Nav, NoFields, Posted, Signed};
 use crate::console::ConsoleState;
@@ -47,7 +47,7 @@ async fn page(
     status: StatusCode,
 ) -> ConsoleResult<Response> {
     let users = st.nvr.store.read(db::list_users).await?;
-    let mut resp = html(&ListView {
+    let view = ListView {
         nav: Some(who.nav()),
         csrf: who.csrf.clone(),
         users: users
@@ -62,9 +62,8 @@ async fn page(
             .collect(),
         error,
         done,
-    })?;
-    *resp.status_mut() = status;
-    Ok(resp)
+    };
+    html_with(&view, status)
 }
 
 /// Shows a refused change (bad input, a conflict, the last admin) on the
@@ -78,12 +77,10 @@ async fn outcome(
         Ok(done) => return page(st, who, None, Some(done), StatusCode::OK).await,
         Err(e) => e,
     };
-    let status = match &e {
-        ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ConsoleError::Web(w) if w.status_code().0.is_client_error() => w.status_code().0,
-        _ => return Err(e),
-    };
-    page(st, who, Some(e.to_string()), None, status).await
+    match shown_status(&e) {
+        Some(status) => page(st, who, Some(e.to_string()), None, status).await,
+        None => Err(e),
+    }
 }
 
 fn role_of(s: &str) -> ConsoleResult<Role> {

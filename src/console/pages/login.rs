@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::html;
+use super::html_with;
 use crate::console::error::{redirect, ConsoleError, ConsoleResult};
 use crate::console::guard::{form_field, Nav, NoFields, Posted};
 use crate::console::session::{cookie, same_secret, set_cookie, COOKIE, LOGIN_COOKIE};
@@ -42,8 +42,7 @@ fn form(username: String, error: Option<String>, status: StatusCode) -> ConsoleR
         username,
         error,
     };
-    let mut resp = html(&view)?;
-    *resp.status_mut() = status;
+    let mut resp = html_with(&view, status)?;
     let c = set_cookie(LOGIN_COOKIE, &csrf, "/login", FORM_TTL_S);
     if let Ok(v) = c.parse() {
         resp.headers_mut().insert(header::SET_COOKIE, v);

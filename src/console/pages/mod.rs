@@ -11,6 +11,7 @@ pub mod login;
 pub mod recordings;
 
 use askama::Template;
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::error::{ConsoleError, ConsoleResult};
@@ -21,6 +22,24 @@ pub fn html<T: Template>(page: &T) -> ConsoleResult<Response> {
     page.render()
         .map(|s| Html(s).into_response())
         .map_err(|e| ConsoleError::Render(e.to_string()))
+}
+
+/// A rendered page with `status` (a form's answer: 201, or a 4xx that shows the form's error).
+pub fn html_with<T: Template>(page: &T, status: StatusCode) -> ConsoleResult<Response> {
+    let mut resp = html(page)?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+/// The status of an error a form's page shows to its user (bad input, a
+/// conflict, a refusal); `None` for the rest, which get the error page.
+pub fn shown_status(e: &ConsoleError) -> Option<StatusCode> {
+    let status = match e {
+        ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ConsoleError::Web(w) => w.status_code().0,
+        _ => return None,
+    };
+    status.is_client_error().then_some(status)
 }
 
 /// The page of an error.
