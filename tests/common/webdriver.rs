@@ -3,7 +3,8 @@
 //! JSON over HTTP (the blocking `reqwest` client the other tests use).
 //!
 //! Only what the console tests need: navigate, find, click, type, read a
-//! property, run a script, cookies, viewport size, screenshot. A crate such
+//! property, run a script, cookies, viewport size, full-page screenshot
+//! (the last two through chromedriver's Chrome DevTools passthrough). A crate such
 //! as `fantoccini` would bring an async runtime and a second HTTP stack into
 //! tests that are otherwise blocking, for the same dozen endpoints.
 //!
@@ -43,6 +44,9 @@ const CHROMIUM_ARGS: &[&str] = &[
     "--mute-audio",
     "--disable-crash-reporter",
 ];
+
+/// The tallest screenshot taken, CSS pixels: long lists are cut there.
+const MAX_SHOT_HEIGHT: f64 = 3000.0;
 
 /// An element found on the page (valid until the page changes).
 #[derive(Clone, Debug)]
@@ -296,22 +300,38 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// A Chrome DevTools command, through chromedriver.
+    fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+    }
+
     /// Sets the page's viewport: `mobile` as a phone would report it (the
     /// meta viewport honoured, touch events), through Chrome DevTools.
     pub fn set_viewport(&self, width: u32, height: u32, mobile: bool) {
-        self.post(
-            "/goog/cdp/execute",
-            json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
-                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
-            }}),
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
         );
     }
 
-    /// Saves a PNG of the viewport to `path`.
+    /// Saves a PNG of the whole page (not only the viewport; at most
+    /// [`MAX_SHOT_HEIGHT`] pixels tall) to `path`.
     pub fn screenshot(&self, path: &Path) {
-        let b64 = self.get("/screenshot");
+        let size = &self.cdp("Page.getLayoutMetrics", json!({}))["cssContentSize"];
+        let (w, h) = (
+            size["width"].as_f64().unwrap_or(800.0),
+            size["height"]
+                .as_f64()
+                .unwrap_or(600.0)
+                .min(MAX_SHOT_HEIGHT),
+        );
+        let shot = self.cdp(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1}}),
+        );
         let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap_or_default())
+            .decode(shot["data"].as_str().unwrap_or_default())
             .expect("screenshot is base64");
         assert!(png.starts_with(b"\x89PNG"), "screenshot is a PNG");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
