@@ -133,6 +133,28 @@ async fn admins_add_change_and_remove_users_and_changes_end_their_tokens() {
         .api_token(&promoted, &json!({"name": "ci", "role": "admin"}))
         .await;
     assert_eq!(h.get("/api/v1/users", Some(&api)).await.status, 200);
+    // An admin API token reads users but neither adds one nor sets a
+    // password or a role: a login made with it would outlive it.
+    let r = add(
+        &h,
+        &api,
+        &json!({"username": "tok", "password": "long enough"}),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "forbidden"));
+    for body in [
+        json!({"password": "token-set password"}),
+        json!({"role": "viewer"}),
+    ] {
+        let r = patch(&h, &api, id, &body).await;
+        assert_eq!((r.status, r.code().as_str()), (403, "forbidden"), "{body}");
+    }
+    assert_eq!(
+        try_login(&h, "ann.b@site", "token-set password")
+            .await
+            .status,
+        401
+    );
 
     // Demote her: the admin API token she minted dies with the role.
     let r = patch(&h, &admin, id, &json!({"role": "viewer"})).await;

@@ -48,7 +48,9 @@ impl WebError {
                 AuthError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
                 AuthError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
                 AuthError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-                AuthError::TokenCannotMint => (StatusCode::FORBIDDEN, "forbidden"),
+                AuthError::TokenCannotMint | AuthError::TokenCannotGrant => {
+                    (StatusCode::FORBIDDEN, "forbidden")
+                }
                 AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
                 AuthError::Store(s) => store_status(s),
                 AuthError::Hash(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::error::{WebError, WebResult};
 use super::extract::{Json as JsonBody, Path};
 use super::{Admin, NvrState};
-use crate::nvr::auth::password;
+use crate::nvr::auth::{password, AuthError, Credential, Principal};
 use crate::nvr::store::{db, Role, User};
 
 /// A user as the API shows it: ours (`id`, `username`, `role`) beside the
@@ -66,6 +66,16 @@ fn role_of(role: Option<Role>, role_id: Option<i64>) -> WebResult<Option<Role>> 
     }
 }
 
+/// Only a logged-in user (a JWT) may add users or set passwords: a login
+/// made with an API token would outlive the token and survive its
+/// revocation (the rule `POST /api/v1/tokens` keeps too).
+fn signed_in(p: &Principal) -> WebResult<()> {
+    match p.credential {
+        Credential::ApiToken { .. } => Err(AuthError::TokenCannotGrant.into()),
+        Credential::Jwt { .. } => Ok(()),
+    }
+}
+
 /// `POST /api/v1/users` body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,13 +119,14 @@ pub async fn get_one(
     Ok(Json(public(&u.ok_or(WebError::NotFound("user"))?)))
 }
 
-/// `POST /api/v1/users` (admin): 201 with the new user; 409 when the name is
-/// taken or `nvr.max_users` exist.
+/// `POST /api/v1/users` (admin, signed in): 201 with the new user; 409 when
+/// the name is taken or `nvr.max_users` exist.
 pub async fn create(
     State(st): State<Arc<NvrState>>,
     Admin(by): Admin,
     JsonBody(b): JsonBody<NewUser>,
 ) -> WebResult<(StatusCode, Json<Value>)> {
+    signed_in(&by)?;
     password::validate_username(&b.username)?;
     password::validate(&b.password)?;
     let role = role_of(b.role, b.role_id)?.unwrap_or(Role::Viewer);
@@ -130,15 +141,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(public(&u))))
 }
 
-/// `PATCH /api/v1/users/{id}` (admin): a new role and/or a password reset,
-/// both or neither (one transaction). Either ends the user's refresh tokens
-/// and API tokens; 409 when it would demote the last admin.
+/// `PATCH /api/v1/users/{id}` (admin, signed in): a new role and/or a
+/// password reset, both or neither (one transaction). Either ends the
+/// user's refresh tokens and API tokens; 409 when it would demote the last
+/// admin. A role change too needs a login: with an API token an admin could
+/// otherwise promote a user whose password the token's holder knows.
 pub async fn update(
     State(st): State<Arc<NvrState>>,
     Admin(by): Admin,
     Path(id): Path<i64>,
     JsonBody(b): JsonBody<UserChange>,
 ) -> WebResult<Json<Value>> {
+    signed_in(&by)?;
     let role = role_of(b.role, b.role_id)?;
     if role.is_none() && b.password.is_none() {
         return Err(WebError::BadRequest(
