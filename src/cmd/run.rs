@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AiState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::console::ConsoleState;
 use crate::hw::Hardware;
 use crate::ingest::{self, Supervisor};
 use crate::mqtt::{Mirror, StatsFn, Status};
@@ -92,6 +93,9 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     nvr_state.cameras = Some(ingest_ctx.stats.clone());
     state.metrics.register(ingest_ctx.stats.clone());
     let nvr_state = Arc::new(nvr_state);
+    let mut console = ConsoleState::new(&cfg, nvr_state.clone());
+    let ai_health = state.clone();
+    console.health = Some(Arc::new(move || api::health_body(&ai_health)));
     serve::raise_fd_limit(cfg.http.ai.max_connections + cfg.http.nvr.max_connections);
     let ai = TcpListener::bind(cfg.ai.listen)
         .await
@@ -109,7 +113,8 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let ai_srv = serve::run(ai, api::router(state), cfg.http.ai.clone(), stop.clone());
     let nvr_srv = serve::run(
         nvr,
-        crate::nvr::router(nvr_state),
+        // The console's pages beside the JSON API; the NVR router keeps the fallback.
+        crate::console::router(Arc::new(console)).merge(crate::nvr::router(nvr_state)),
         cfg.http.nvr.clone(),
         stop,
     );

@@ -27,7 +27,7 @@ pub enum UserCmd {
     },
     /// List users.
     List,
-    /// Change a user's password (revokes their refresh tokens).
+    /// Change a user's password (revokes their refresh tokens and API tokens).
     Passwd {
         #[arg(long)]
         username: String,
@@ -59,18 +59,6 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(pw)
 }
 
-fn valid_username(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.@".contains(&b));
-    if !ok {
-        bail!("username must be 1-64 characters of A-Z a-z 0-9 _ - . @");
-    }
-    Ok(())
-}
-
 /// Runs a `user` subcommand against the database in the data dir (safe
 /// while the daemon runs: SQLite serialises the two writers).
 pub fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
@@ -82,7 +70,7 @@ pub fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
             role,
             password_stdin,
         } => {
-            valid_username(&username)?;
+            password::validate_username(&username)?;
             let pw = read_password(password_stdin)?;
             let u = db::create_user(&conn, &username, &password::hash(&pw)?, role, now)?;
             println!("added {} ({})", u.username, u.role.as_str());
@@ -97,7 +85,9 @@ pub fn user(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let pw = read_password(password_stdin)?;
-            db::set_password(&conn, &username, &password::hash(&pw)?, now)?;
+            let u = db::user_by_name(&conn, &username)?
+                .with_context(|| format!("no user named {username:?}"))?;
+            db::set_password(&conn, u.id, &password::hash(&pw)?, now)?;
             println!("password changed for {username}");
         }
     }

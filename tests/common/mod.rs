@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub mod camera;
 pub mod contract;
 pub mod mqtt;
+pub mod webdriver;
 
 /// A daemon child process with its data dir.
 pub struct Daemon {

@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod browser;
 mod cli;
 mod compat;
 mod crash;

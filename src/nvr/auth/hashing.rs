@@ -73,16 +73,33 @@ impl HashGate {
     /// client that hung up drops the request. `Busy` when no slot freed up
     /// within the wait.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, AuthError> {
+        self.run(move |memory| {
+            let phc = phc.as_deref().unwrap_or_else(|| password::dummy_hash());
+            password::verify_in(memory, &password, phc)
+        })
+        .await
+    }
+
+    /// Hashes a new password (an admin setting one over HTTP) in a slot, so
+    /// that hashing, which takes as much memory as a check, is bounded the same way.
+    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
+        self.run(move |_| password::hash(&password)).await?
+    }
+
+    /// Runs `f` on a hashing thread once a slot is free (`Busy` after the wait).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| AuthError::Busy(self.wait.as_secs().max(1) as i64))?
             .map_err(|_| AuthError::Hash("password check slots closed".into()))?;
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |memory| {
-            let phc = phc.as_deref().unwrap_or_else(|| password::dummy_hash());
-            let ok = password::verify_in(memory, &password, phc);
+            let out = f(memory);
             drop(permit);
-            let _ = reply.send(ok);
+            let _ = reply.send(out);
         });
         // Never full: there are as many places as slots.
         self.jobs

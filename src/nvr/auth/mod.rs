@@ -46,6 +46,10 @@ pub enum AuthError {
     /// outlive it and survive its revocation.
     #[error("API tokens cannot create API tokens; log in as a user to create one")]
     TokenCannotMint,
+    /// API tokens may not add users or set passwords either: a login made
+    /// with a token would outlive the token and survive its revocation.
+    #[error("API tokens cannot add users or set passwords; log in as a user to do it")]
+    TokenCannotGrant,
     /// A password or username that does not meet the rules.
     #[error("{0}")]
     Invalid(String),

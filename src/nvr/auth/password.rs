@@ -22,6 +22,26 @@ pub fn validate(password: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Longest username; names show in logs, JWTs and pages.
+pub const MAX_USERNAME_LEN: usize = 64;
+
+/// Checks the username rules: 1-64 characters of `A-Z a-z 0-9 _ - . @`, so
+/// a name is safe in a log line, a URL and an HTML page as it is.
+pub fn validate_username(name: &str) -> Result<(), AuthError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_USERNAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid(format!(
+            "username must be 1-{MAX_USERNAME_LEN} characters of A-Z a-z 0-9 _ - . @"
+        )))
+    }
+}
+
 /// Hashes `password` into a PHC string with a fresh random salt.
 pub fn hash(password: &str) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
@@ -121,5 +141,16 @@ mod tests {
     fn short_passwords_are_refused() {
         assert!(validate("short").is_err());
         assert!(validate("long enough").is_ok());
+        assert!(validate(&"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn usernames_are_plain_and_bounded() {
+        for ok in ["admin", "a", "jo.doe@site", "x_-1", &"n".repeat(64)] {
+            assert!(validate_username(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "<b>", "é", "a\n", &"n".repeat(65)] {
+            assert!(validate_username(bad).is_err(), "{bad:?}");
+        }
     }
 }

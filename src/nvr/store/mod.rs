@@ -45,6 +45,10 @@ pub enum StoreError {
     /// A unique key already holds this value (username, camera id).
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// The change would break a rule the store keeps (the last admin stays,
+    /// the user count stays bounded); the message says which. Nothing changed.
+    #[error("{0}")]
+    Refused(String),
     /// The writer task is gone (shutting down, or it died).
     #[error("database writer is not running")]
     WriterGone,

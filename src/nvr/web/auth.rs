@@ -12,7 +12,7 @@ use super::error::{WebError, WebResult};
 use super::extract::{Form, Json as JsonBody, Path};
 use super::{Admin, ClientIp, NvrState};
 use crate::nvr::auth::{self, AuthError, Credential, Principal, TokenKind, TokenPair};
-use crate::nvr::store::{db, Role};
+use crate::nvr::store::{db, ApiToken, Role, User};
 
 /// Login credentials; the form variant is OAuth2's password grant, whose
 /// other fields (`grant_type`, `scope`, ...) are accepted and ignored.
@@ -40,27 +40,35 @@ pub async fn login_json(
     login(&st, ip, c).await
 }
 
-/// Counts the attempt against the rate limit first, then checks the
-/// password in a bounded hashing slot (always hashing, even for an unknown
-/// user, so timing does not reveal which usernames exist). A burst of
-/// logins therefore checks at most the limit's worth of passwords per user
-/// and IP, and at most `login_hash_concurrency` at once.
-async fn login(
+/// Issues a token pair to a caller whose password checks out ([`check_password`]).
+async fn login(st: &NvrState, ip: ClientIp, c: Credentials) -> WebResult<Json<TokenPair>> {
+    let user = check_password(st, ip, c.username, c.password).await?;
+    Ok(Json(st.keys.issue(&user)?))
+}
+
+/// The one password check of port 8000 (the API's logins and the web
+/// console's sign-in form): counts the attempt against the rate limit first,
+/// then checks the password in a bounded hashing slot (always hashing, even
+/// for an unknown user, so timing does not reveal which usernames exist). A
+/// burst of logins therefore checks at most the limit's worth of passwords
+/// per user and IP, and at most `login_hash_concurrency` at once.
+pub(crate) async fn check_password(
     st: &NvrState,
     ClientIp(ip): ClientIp,
-    c: Credentials,
-) -> WebResult<Json<TokenPair>> {
-    if c.username.len() > 256 || c.password.len() > 1024 {
+    username: String,
+    password: String,
+) -> WebResult<User> {
+    if username.len() > 256 || password.len() > 1024 {
         return Err(AuthError::BadCredentials.into());
     }
-    let attempt = st.limiter.reserve(&c.username, ip)?;
-    let name = c.username.clone();
+    let attempt = st.limiter.reserve(&username, ip)?;
+    let name = username.clone();
     let user = st
         .store
         .read(move |conn| db::user_by_name(conn, &name))
         .await?;
     let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = match st.limits.hashing.verify(c.password, phc).await {
+    let ok = match st.limits.hashing.verify(password, phc).await {
         Ok(ok) => ok,
         Err(e) => {
             // No password was checked: the attempt does not count.
@@ -72,10 +80,10 @@ async fn login(
         Some(u) if ok => {
             st.limiter.succeed(attempt);
             tracing::info!(user = %u.username, %ip, "login");
-            Ok(Json(st.keys.issue(&u)?))
+            Ok(u)
         }
         _ => {
-            tracing::warn!(user = %c.username, %ip, "failed login");
+            tracing::warn!(user = %username, %ip, "failed login");
             Err(AuthError::BadCredentials.into())
         }
     }
@@ -111,19 +119,9 @@ pub async fn refresh(
 /// else as a viewer), plus `email` (we keep none: `null`) and `mfa_enabled`
 /// (we have no MFA: `false`). `role_id` is 1 for admin, 2 for viewer.
 pub async fn me(p: Principal) -> Json<Value> {
-    let admin = p.role == Role::Admin;
-    Json(json!({
-        "id": p.user_id,
-        "username": p.username,
-        "role": p.role,
-        "auth": p.via,
-        "is_superuser": admin,
-        "role_name": p.role.as_str(),
-        "role_id": if admin { 1 } else { 2 },
-        "email": null,
-        "mfa_enabled": false,
-        "is_active": true,
-    }))
+    let mut v = super::users::account(p.user_id, &p.username, p.role);
+    v["auth"] = json!(p.via);
+    Json(v)
 }
 
 /// `POST /api/v1/auth/logout`: ends what a stateless scheme can end. With a
@@ -186,32 +184,43 @@ pub async fn create_token(
     if matches!(p.credential, Credential::ApiToken { .. }) {
         return Err(AuthError::TokenCannotMint.into());
     }
-    let name = b.name.trim().to_owned();
+    let (row, token) = mint_token(&st, p.user_id, &b.name, b.role, b.expires_in_s).await?;
+    let mut v = serde_json::to_value(&row).unwrap_or_default();
+    v["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// Mints an API token for user `uid` (the API's and the console's one
+/// way): checks the name and lifetime, stores the hash, and returns the
+/// row and the token itself, which is shown once and never again.
+pub(crate) async fn mint_token(
+    st: &NvrState,
+    uid: i64,
+    name: &str,
+    role: Role,
+    expires_in_s: Option<i64>,
+) -> WebResult<(ApiToken, String)> {
+    let name = name.trim().to_owned();
     if name.is_empty() || name.len() > 128 {
         return Err(WebError::BadRequest(
             "name must have 1-128 characters".into(),
         ));
     }
-    if b.expires_in_s
-        .is_some_and(|s| s <= 0 || s > 10 * 365 * 86_400)
-    {
+    if expires_in_s.is_some_and(|s| s <= 0 || s > 10 * 365 * 86_400) {
         return Err(WebError::BadRequest(
             "expires_in_s must be 1..=315360000".into(),
         ));
     }
     let (token, hash) = auth::new_api_token();
-    let (uid, role, ttl) = (p.user_id, b.role, b.expires_in_s);
     let row = st
         .store
         .writer()
         .call(move |c, now| {
-            let exp = ttl.map(|s| now + s * 1000);
+            let exp = expires_in_s.map(|s| now + s * 1000);
             db::create_token(c, uid, &name, &hash, role, now, exp)
         })
         .await?;
-    let mut v = serde_json::to_value(&row).unwrap_or_default();
-    v["token"] = json!(token);
-    Ok((StatusCode::CREATED, Json(v)))
+    Ok((row, token))
 }
 
 /// `GET /api/v1/tokens` (admin): every token, without secrets.

@@ -47,7 +47,7 @@ pub struct CameraBody {
 
 impl CameraBody {
     /// Validates the fields that are present.
-    fn patch(self) -> WebResult<CameraPatch> {
+    pub(crate) fn patch(self) -> WebResult<CameraPatch> {
         let _ = (self.created_at, self.updated_at);
         if let Some(n) = &self.name {
             if n.trim().is_empty() || n.chars().count() > 128 {
@@ -184,8 +184,14 @@ async fn insert(
     id: String,
     b: CameraBody,
 ) -> WebResult<(StatusCode, Json<Camera>)> {
+    let cam = add(&st, id, b.patch()?).await?;
+    Ok((StatusCode::CREATED, Json(public(cam))))
+}
+
+/// Adds camera `id` (the API's and the console's one way): a valid id and
+/// a source URL are required.
+pub(crate) async fn add(st: &NvrState, id: String, patch: CameraPatch) -> WebResult<Camera> {
     valid_camera_id(&id)?;
-    let patch = b.patch()?;
     if patch.source_url.is_none() {
         return Err(WebError::BadRequest(
             "field `source_url` is required".into(),
@@ -197,7 +203,7 @@ async fn insert(
         .call(move |c, now| db::create_camera(c, &id, &patch, now))
         .await?;
     tracing::info!(camera = %cam.id, "camera added");
-    Ok((StatusCode::CREATED, Json(public(cam))))
+    Ok(cam)
 }
 
 /// `PUT /api/v1/cameras/{id}` (admin): changes the fields given. A redacted
@@ -212,9 +218,15 @@ pub async fn update(
     if b.id.as_deref().is_some_and(|b| b != id) {
         return Err(WebError::BadRequest("a camera's id cannot change".into()));
     }
-    let mut patch = b.patch()?;
-    let cam = st
-        .store
+    let cam = change(&st, id, b.patch()?).await?;
+    Ok(Json(public(cam)))
+}
+
+/// Changes camera `id` by `patch` (the API's and the console's one way). A
+/// redacted URL sent back unchanged (from a GET, or a form that showed it)
+/// keeps the stored one.
+pub(crate) async fn change(st: &NvrState, id: String, mut patch: CameraPatch) -> WebResult<Camera> {
+    st.store
         .writer()
         .call(move |c, now| {
             let current = db::get_camera(c, &id)?;
@@ -225,8 +237,8 @@ pub async fn update(
             }
             db::update_camera(c, &id, &patch, now)
         })
-        .await?;
-    Ok(Json(public(cam)))
+        .await
+        .map_err(Into::into)
 }
 
 /// `DELETE /api/v1/cameras/{id}` (admin); its recordings and events stay.

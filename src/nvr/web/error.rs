@@ -32,7 +32,7 @@ pub enum WebError {
 
 impl WebError {
     /// Status and stable machine-readable code.
-    fn status_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_code(&self) -> (StatusCode, &'static str) {
         match self {
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             WebError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -48,7 +48,9 @@ impl WebError {
                 AuthError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
                 AuthError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
                 AuthError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-                AuthError::TokenCannotMint => (StatusCode::FORBIDDEN, "forbidden"),
+                AuthError::TokenCannotMint | AuthError::TokenCannotGrant => {
+                    (StatusCode::FORBIDDEN, "forbidden")
+                }
                 AuthError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
                 AuthError::Store(s) => store_status(s),
                 AuthError::Hash(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -61,7 +63,7 @@ impl WebError {
 fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
     match e {
         StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        StoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        StoreError::Conflict(_) | StoreError::Refused(_) => (StatusCode::CONFLICT, "conflict"),
         StoreError::WriterGone => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         StoreError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

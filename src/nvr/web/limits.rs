@@ -18,6 +18,8 @@ pub struct Limits {
     pub ws_max_message: usize,
     /// How often an open stream re-checks its token.
     pub stream_recheck: Duration,
+    /// Most users the users API lets exist.
+    pub max_users: usize,
 }
 
 impl Limits {
@@ -32,6 +34,7 @@ impl Limits {
             max_list_bytes: c.max_list_bytes.max(1),
             ws_max_message: c.ws_max_message_bytes.max(256),
             stream_recheck: Duration::from_secs(c.stream_recheck_s.max(1)),
+            max_users: c.max_users.max(1),
         }
     }
 }

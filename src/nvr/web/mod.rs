@@ -3,17 +3,18 @@
 //! Every route demands a bearer token (a JWT access token or an API token)
 //! except `GET /health`, login and refresh; the stream also takes a ticket.
 
-mod auth;
+pub(crate) mod auth;
 mod body;
-mod cameras;
+pub(crate) mod cameras;
 pub mod error;
-mod events;
+pub(crate) mod events;
 mod events_ws;
 mod extract;
-mod files;
+pub(crate) mod files;
 pub mod limits;
 mod recordings;
 mod stream;
+mod users;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -114,6 +115,14 @@ pub fn router(state: Arc<NvrState>) -> Router {
         .route("/api/v1/auth/me", get(auth::me))
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/tokens/{id}", delete(auth::revoke_token))
+        .route("/api/v1/users/me", get(auth::me))
+        .route(
+            "/api/v1/users/{id}",
+            get(users::get_one)
+                .patch(users::update)
+                .put(users::update)
+                .delete(users::remove),
+        )
         .route(
             "/api/v1/cameras/{id}",
             get(cameras::get_one)
@@ -138,6 +147,9 @@ pub fn router(state: Arc<NvrState>) -> Router {
     // clients often send one).
     for path in ["/api/v1/tokens", "/api/v1/tokens/"] {
         r = r.route(path, get(auth::list_tokens).post(auth::create_token));
+    }
+    for path in ["/api/v1/users", "/api/v1/users/"] {
+        r = r.route(path, get(users::list).post(users::create));
     }
     for path in ["/api/v1/cameras", "/api/v1/cameras/"] {
         r = r.route(path, get(cameras::list).post(cameras::create));

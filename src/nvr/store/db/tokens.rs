@@ -70,6 +70,15 @@ pub fn revoke_token(
     Ok(())
 }
 
+/// Revokes every live token of a user (their password or role changed).
+pub fn revoke_user_tokens(conn: &Connection, user_id: i64, now: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE api_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user_id, now],
+    )?;
+    Ok(())
+}
+
 /// The live token with this hash and its owner's name, if it is usable at `now`.
 pub fn token_by_hash(
     conn: &Connection,

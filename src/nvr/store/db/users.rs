@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{is_unique_violation, role_col};
+use super::{is_unique_violation, revoke_user_tokens, role_col};
 use crate::nvr::store::{Role, StoreError, User};
 
 const USER_COLS: &str = "id, username, password_hash, role, token_version, created_at";
@@ -75,22 +75,99 @@ pub fn count_users(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
 }
 
-/// Replaces a password and bumps the token version, which revokes every
-/// refresh token issued before.
-pub fn set_password(
+/// Adds a user unless `max_users` exist already (`Refused`; `Conflict` when
+/// the name is taken): the bound on how many logins an admin can make us keep.
+pub fn add_user(
     conn: &Connection,
     username: &str,
     password_hash: &str,
+    role: Role,
+    now: i64,
+    max_users: usize,
+) -> Result<User, StoreError> {
+    let n = count_users(conn)?;
+    if n >= max_users as i64 {
+        return Err(StoreError::Refused(format!(
+            "there are {n} users, the most allowed (nvr.max_users)"
+        )));
+    }
+    create_user(conn, username, password_hash, role, now)
+}
+
+/// `Refused` when `user` is the only admin: removing or demoting it would
+/// leave nobody able to administer the box over HTTP.
+fn keep_an_admin(conn: &Connection, user: &User) -> Result<(), StoreError> {
+    if user.role != Role::Admin {
+        return Ok(());
+    }
+    let others: i64 = conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND id != ?1",
+        [user.id],
+        |r| r.get(0),
+    )?;
+    if others == 0 {
+        return Err(StoreError::Refused(
+            "the last admin cannot be removed or demoted".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn existing(conn: &Connection, id: i64) -> Result<User, StoreError> {
+    user_by_id(conn, id)?.ok_or(StoreError::NotFound("user"))
+}
+
+/// Ends everything a user signed in with that the store can end: their API
+/// tokens are revoked and their token version moves on (their refresh
+/// tokens stop working). Access JWTs are checked by signature alone and
+/// stand until they expire (`nvr.access_token_ttl_s`).
+fn end_everything(conn: &Connection, user_id: i64, now: i64) -> Result<(), StoreError> {
+    revoke_user_tokens(conn, user_id, now)?;
+    end_sessions(conn, user_id, now)
+}
+
+/// Gives a user another role; `Refused` when that would demote the last
+/// admin. A change ends the user's refresh tokens and API tokens (an API
+/// token carries the role it was minted with); the same role changes nothing.
+pub fn set_role(conn: &Connection, id: i64, role: Role, now: i64) -> Result<User, StoreError> {
+    let user = existing(conn, id)?;
+    if user.role == role {
+        return Ok(user);
+    }
+    if role != Role::Admin {
+        keep_an_admin(conn, &user)?;
+    }
+    end_everything(conn, id, now)?;
+    conn.execute(
+        "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, role.as_str(), now],
+    )?;
+    existing(conn, id)
+}
+
+/// Replaces a user's password and ends their refresh tokens and API
+/// tokens: a reset is what follows a leaked or forgotten password.
+pub fn set_password(
+    conn: &Connection,
+    id: i64,
+    password_hash: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let n = conn.execute(
-        "UPDATE users SET password_hash = ?2, token_version = token_version + 1, updated_at = ?3
-         WHERE username = ?1",
-        params![username, password_hash, now],
+    existing(conn, id)?;
+    end_everything(conn, id, now)?;
+    conn.execute(
+        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, password_hash, now],
     )?;
-    if n == 0 {
-        return Err(StoreError::NotFound("user"));
-    }
+    Ok(())
+}
+
+/// Removes a user, and with them their API tokens (the foreign key
+/// cascades); `Refused` for the last admin.
+pub fn delete_user(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    let user = existing(conn, id)?;
+    keep_an_admin(conn, &user)?;
+    conn.execute("DELETE FROM users WHERE id = ?1", [id])?;
     Ok(())
 }
 
