@@ -89,15 +89,15 @@ async fn auth_me_tiers_and_logout() {
         (Some(false), Some(2))
     );
 
-    // Logout with a JWT: its refresh tokens stop working; the stateless
-    // access token stands until it expires, as documented.
+    // Logout with a JWT: the user's access and refresh tokens stop working
+    // at once (sign-out everywhere); other users' stand.
     let (s, out) = post(&d, &access, "/api/v1/auth/logout", &json!({})).await;
     assert_eq!(s, 200, "{out}");
-    assert_eq!(out["revoked"], "refresh_tokens");
-    assert!(out["access_expires_at"].as_i64().unwrap() > 1_600_000_000);
+    assert_eq!(out["revoked"], "sessions");
     let s = refresh_status(&d, &refresh).await;
     assert_eq!(s, 401, "a refresh token outlived logout");
-    assert_eq!(get(&d, &access, "/api/v1/auth/me").await.0, 200);
+    assert_eq!(get(&d, &access, "/api/v1/auth/me").await.0, 401);
+    assert_eq!(get(&d, &viewer, "/api/v1/auth/me").await.0, 200);
     // A new login gets a working pair.
     let (fresh, refresh) = login_pair(&d, "admin", &d.admin_password()).await;
     let s = refresh_status(&d, &refresh).await;

@@ -1,12 +1,14 @@
 //! `/api/v1/users` (admin only): listing without secrets, adding, role
-//! changes and password resets that end the user's refresh and API tokens,
-//! removal, the last-admin rule, the user cap, and bad input refused with
+//! changes (API tokens revoked, JWTs take the new role at once) and password
+//! resets and removals that end every credential at its next use, the last-admin rule, the user cap, and bad input refused with
 //! nothing changed. In-process on port 8000's router.
 
 use axum::http::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{App, Nvr, Resp};
+use opennvr_edge::nvr::store::Role;
+
+use crate::harness::{request, App, Nvr, Resp};
 
 async fn users(h: &Nvr, token: &str) -> Value {
     let r = h.get("/api/v1/users", Some(token)).await;
@@ -118,14 +120,16 @@ async fn admins_add_change_and_remove_users_and_changes_end_their_tokens() {
     assert_eq!(got.json()["username"], "ann.b@site");
     assert_eq!(users(&h, &admin).await["total"], 3);
 
-    // Promote (upstream's role_id): her old refresh token is refused; signed
-    // in again she may list, and mint an admin API token.
+    // Promote (upstream's role_id): her tokens carry the new role from the
+    // next request on, the refresh token too; she may list, and (signed in)
+    // mint an admin API token.
     let r = patch(&h, &admin, id, &json!({"role_id": 1})).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["role"], "admin");
+    assert_eq!(h.get("/api/v1/users", Some(&ann_token)).await.status, 200);
     assert_eq!(
         refresh_status(&h, pair["refresh_token"].as_str().unwrap()).await,
-        401
+        200
     );
     let promoted = h.login("ann.b@site", "first password").await;
     assert_eq!(h.get("/api/v1/users", Some(&promoted)).await.status, 200);
@@ -263,13 +267,13 @@ async fn the_last_admin_stays_and_nobody_deletes_themselves() {
     let bob_id = r.json()["id"].as_i64().unwrap();
     let r = patch(&h, &admin, admin_id, &json!({"role": "viewer"})).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    // The demoted admin's access token still says admin until it expires
-    // (access JWTs are not looked up); even so, the last admin stays.
+    // The demoted admin's token is a viewer's at once; bob, the last admin
+    // now, cannot demote himself.
     let r = h.delete(&format!("/api/v1/users/{bob_id}"), &admin).await;
-    assert_eq!((r.status, r.code().as_str()), (409, "conflict"));
-    let r = patch(&h, &admin, bob_id, &json!({"role": "viewer"})).await;
-    assert_eq!(r.status, 409);
+    assert_eq!((r.status, r.code().as_str()), (403, "forbidden"));
     let bob = h.login("bob", "bob password").await;
+    let r = patch(&h, &bob, bob_id, &json!({"role": "viewer"})).await;
+    assert_eq!((r.status, r.code().as_str()), (409, "conflict"));
     let list = users(&h, &bob).await;
     assert_eq!(named(&list, "bob").unwrap()["role"], "admin");
     assert_eq!(named(&list, "admin").unwrap()["role"], "viewer");
@@ -364,4 +368,98 @@ async fn bad_input_and_the_user_cap_are_refused_and_change_nothing() {
     assert_eq!((r.status, r.code().as_str()), (409, "conflict"));
     assert!(r.text().contains("max_users"), "{}", r.text());
     assert_eq!(users(&h, &admin).await["total"], 3);
+}
+
+/// A role change, a password reset or a removal counts at the very next
+/// request of the credentials the user already holds (no re-login, no
+/// waiting for expiry); other users' tokens are untouched.
+#[tokio::test]
+async fn a_changed_role_a_reset_or_a_removal_counts_at_the_next_request() {
+    let h = Nvr::start().await;
+    let admin = h.admin_token().await;
+    h.add_user("boss", Role::Admin, "boss password").await;
+    let pair = h.login_pair("boss", "boss password").await;
+    let boss = pair["access_token"].as_str().unwrap().to_owned();
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let vic = h.viewer_token("vic").await;
+    let id = named(&users(&h, &boss).await, "boss").unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    // Demoted: the same access token is a viewer's at once (403, not 401).
+    let r = patch(&h, &admin, id, &json!({"role": "viewer"})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = h.get("/api/v1/users", Some(&boss)).await;
+    assert_eq!((r.status, r.code().as_str()), (403, "forbidden"));
+    let me = h.get("/api/v1/auth/me", Some(&boss)).await.json();
+    assert_eq!(
+        (me["role"].as_str(), me["is_superuser"].as_bool()),
+        (Some("viewer"), Some(false))
+    );
+    assert_eq!(h.get("/api/v1/cameras", Some(&boss)).await.status, 200);
+    // Its refresh token mints a viewer's pair, not an admin's.
+    let r = h
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let minted = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(h.get("/api/v1/users", Some(&minted)).await.status, 403);
+
+    // A password reset refuses the old access and refresh tokens at once.
+    let r = patch(&h, &admin, id, &json!({"password": "boss password 2"})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for old in [&boss, &minted] {
+        let r = h.get("/api/v1/auth/me", Some(old)).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (401, "invalid_token"),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(refresh_status(&h, &refresh).await, 401);
+
+    // Removed: a fresh token is refused, a ticket bought before opens
+    // nothing, and a stream open at the time ends at its next re-check.
+    let fresh = h.login("boss", "boss password 2").await;
+    let tk = h
+        .post_json("/api/v1/events/ticket", Some(&fresh), &json!({}))
+        .await
+        .json()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rb = request(Method::GET, "/api/v1/events/stream")
+        .header("accept", "text/event-stream")
+        .header("authorization", format!("Bearer {fresh}"));
+    let mut open = h.open(rb.body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(open.status, 200);
+    h.clock.sleeping(1).await;
+    assert_eq!(
+        h.delete(&format!("/api/v1/users/{id}"), &admin)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(h.get("/api/v1/auth/me", Some(&fresh)).await.status, 401);
+    let by_ticket = h
+        .get(&format!("/api/v1/events/stream?ticket={tk}"), None)
+        .await;
+    assert_eq!(by_ticket.status, 401, "{}", by_ticket.text());
+    h.advance_s(h.cfg.nvr.stream_recheck_s as i64);
+    let end = open.next().await.expect("the stream says why it ends");
+    assert_eq!(end.event.as_deref(), Some("closed"));
+    assert!(end.data.contains("token revoked"), "{}", end.data);
+
+    // Nobody else was touched.
+    assert_eq!(h.get("/api/v1/users", Some(&admin)).await.status, 200);
+    let me = h.get("/api/v1/auth/me", Some(&vic)).await;
+    assert_eq!(
+        (me.status, me.json()["role"].as_str()),
+        (200, Some("viewer"))
+    );
 }

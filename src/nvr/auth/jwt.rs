@@ -25,7 +25,8 @@ pub struct Claims {
     pub uid: i64,
     pub role: Role,
     pub typ: TokenKind,
-    /// The user's token version at issue; a password change invalidates refreshes.
+    /// The user's token version at issue; when it moves on (password
+    /// reset, logout) every token signed before stops working.
     pub ver: i64,
     /// Issued at, epoch seconds.
     pub iat: i64,
@@ -117,7 +118,8 @@ impl JwtKeys {
         Ok(c)
     }
 
-    /// The principal behind a valid access token.
+    /// The principal a valid access token claims, as signed; the web layer
+    /// holds it against the user's row ([`Principal::into_current`]) before use.
     pub fn principal(&self, token: &str) -> Result<Principal, AuthError> {
         let c = self.verify(token, TokenKind::Access)?;
         Ok(Principal {
@@ -125,7 +127,11 @@ impl JwtKeys {
             username: c.sub,
             role: c.role,
             via: "jwt",
-            credential: Credential::Jwt { expires_s: c.exp },
+            credential: Credential::Jwt {
+                user_id: c.uid,
+                version: c.ver,
+                expires_s: c.exp,
+            },
         })
     }
 }

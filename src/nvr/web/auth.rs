@@ -96,8 +96,9 @@ pub struct RefreshBody {
     refresh_token: String,
 }
 
-/// `POST /api/v1/auth/refresh`: a new pair for a valid refresh token whose
-/// user still exists and has not changed password since.
+/// `POST /api/v1/auth/refresh`: a new pair, with the user's current role,
+/// for a valid refresh token whose user still exists and has neither had
+/// their password reset nor logged out since.
 pub async fn refresh(
     State(st): State<Arc<NvrState>>,
     JsonBody(b): JsonBody<RefreshBody>,
@@ -113,7 +114,7 @@ pub async fn refresh(
     }
 }
 
-/// `GET /api/v1/auth/me`: who the token says the caller is. Beside our
+/// `GET /api/v1/auth/me`: who the caller is, as their user stands now. Beside our
 /// fields, upstream's user fields its clients decide tiers from
 /// (`is_superuser`, `role_name`, `role_id`; its camera-agent treats anyone
 /// else as a viewer), plus `email` (we keep none: `null`) and `mfa_enabled`
@@ -124,36 +125,30 @@ pub async fn me(p: Principal) -> Json<Value> {
     Json(v)
 }
 
-/// `POST /api/v1/auth/logout`: ends what a stateless scheme can end. With a
-/// JWT, every refresh token the user holds stops working (their token
-/// version moves on: this signs the user out everywhere), while access
-/// tokens, which are checked by signature alone, stand until they expire
-/// (`access_expires_at`, epoch seconds). With an API token, that token is
-/// revoked at once.
+/// `POST /api/v1/auth/logout`: with a JWT, the user's token version moves
+/// on, so every access and refresh token they hold stops working at its
+/// next use (sign-out everywhere, their console sessions included); with an
+/// API token, that token is revoked. Either way at once.
 pub async fn logout(State(st): State<Arc<NvrState>>, p: Principal) -> WebResult<Json<Value>> {
     let uid = p.user_id;
-    let (revoked, until) = match p.credential {
+    let revoked = match p.credential {
         Credential::ApiToken { id } => {
             st.store
                 .writer()
                 .call(move |c, now| db::revoke_token(c, id, Some(uid), now))
                 .await?;
-            ("api_token", None)
+            "api_token"
         }
-        Credential::Jwt { expires_s } => {
+        Credential::Jwt { .. } => {
             st.store
                 .writer()
                 .call(move |c, now| db::end_sessions(c, uid, now))
                 .await?;
-            ("refresh_tokens", Some(expires_s))
+            "sessions"
         }
     };
     tracing::info!(user = %p.username, revoked, "logout");
-    Ok(Json(json!({
-        "message": "Logged out",
-        "revoked": revoked,
-        "access_expires_at": until,
-    })))
+    Ok(Json(json!({ "message": "Logged out", "revoked": revoked })))
 }
 
 /// `POST /api/v1/tokens` body.

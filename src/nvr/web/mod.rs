@@ -34,7 +34,7 @@ use super::auth::{
     API_TOKEN_PREFIX,
 };
 use super::live::LiveCameras;
-use super::store::{db, Store};
+use super::store::{db, Store, User};
 use crate::clock::Clock;
 
 /// Everything the NVR handlers share.
@@ -191,10 +191,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Resolves a bearer token: API tokens (by prefix) against the store, JWTs by signature.
+/// Resolves a bearer token: API tokens (by prefix) against the store, JWTs
+/// by signature and then against their user's row ([`current`]).
 async fn principal_from_token(st: &NvrState, token: &str) -> Result<Principal, AuthError> {
     if !token.starts_with(API_TOKEN_PREFIX) {
-        return st.keys.principal(token);
+        let claimed = st.keys.principal(token)?;
+        return current(st, claimed).await;
     }
     let hash = hash_api_token(token);
     let now = st.clock.now_ms();
@@ -212,21 +214,45 @@ async fn principal_from_token(st: &NvrState, token: &str) -> Result<Principal, A
     })
 }
 
-/// Whether `c` still stands: a JWT until it expires (on our clock), an API
-/// token until it is revoked or expires (asked of the store).
-async fn credential_valid(st: &NvrState, c: Credential) -> Result<(), AuthError> {
+/// Whether `c` still stands, with one indexed read of the store: a JWT
+/// until it expires (on our clock) while its user exists with the token
+/// version it was signed with (their row is returned, for its current
+/// role); an API token until it is revoked or expires.
+async fn credential_valid(st: &NvrState, c: Credential) -> Result<Option<User>, AuthError> {
     let now = st.clock.now_ms();
     c.check_time(now)?;
-    if let Credential::ApiToken { id } = c {
-        if !st
-            .store
-            .read(move |conn| db::token_live(conn, id, now))
-            .await?
-        {
-            return Err(AuthError::InvalidToken);
+    match c {
+        Credential::ApiToken { id } => {
+            let live = st
+                .store
+                .read(move |conn| db::token_live(conn, id, now))
+                .await?;
+            if !live {
+                return Err(AuthError::InvalidToken);
+            }
+            Ok(None)
+        }
+        Credential::Jwt {
+            user_id, version, ..
+        } => {
+            let user = st
+                .store
+                .read(move |conn| db::user_by_id(conn, user_id))
+                .await?;
+            match user {
+                Some(u) if u.token_version == version => Ok(Some(u)),
+                _ => Err(AuthError::InvalidToken),
+            }
         }
     }
-    Ok(())
+}
+
+/// `p` as its credential stands now (a JWT's role and name from the user's
+/// row): what every request and every ticket redemption goes through, so a
+/// role change, a password reset or a removal counts at the next one.
+async fn current(st: &NvrState, p: Principal) -> Result<Principal, AuthError> {
+    let user = credential_valid(st, p.credential).await?;
+    p.into_current(user.as_ref())
 }
 
 /// Authenticates from the `Authorization` header.

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{WebError, WebResult};
 use super::extract::Query;
-use super::{bearer, credential_valid, principal_from_token, NvrState};
+use super::{bearer, credential_valid, current, principal_from_token, NvrState};
 use crate::nvr::auth::{AuthError, Credential, Principal};
 use crate::nvr::store::{db, Event, EventFilter};
 
@@ -110,7 +110,9 @@ pub async fn stream(State(st): State<Arc<NvrState>>, req: Request) -> WebResult<
 }
 
 /// Who a stream request is: a bearer token if it sends one, else its
-/// single-use ticket (redeemed here, so call this after every 400 check).
+/// single-use ticket (redeemed here, so call this after every 400 check),
+/// whose credential is checked again now: a ticket bought before its
+/// user's removal or password reset opens nothing.
 pub async fn authenticate(
     st: &NvrState,
     ticket: Option<&str>,
@@ -118,7 +120,7 @@ pub async fn authenticate(
 ) -> WebResult<Principal> {
     Ok(match (ticket, bearer(headers)) {
         (_, Some(token)) => principal_from_token(st, token).await?,
-        (Some(t), None) => st.tickets.redeem(t)?,
+        (Some(t), None) => current(st, st.tickets.redeem(t)?).await?,
         (None, None) => return Err(AuthError::Missing.into()),
     })
 }
@@ -140,7 +142,7 @@ where
 async fn until_invalid(st: &NvrState, cred: Credential, every: Duration) -> &'static str {
     loop {
         let wait = match cred {
-            Credential::Jwt { expires_s } => {
+            Credential::Jwt { expires_s, .. } => {
                 let left_ms = (expires_s * 1000 - st.clock.now_ms()).max(0) as u64;
                 every.min(Duration::from_millis(left_ms))
             }
@@ -148,7 +150,7 @@ async fn until_invalid(st: &NvrState, cred: Credential, every: Duration) -> &'st
         };
         st.clock.sleep(wait).await;
         match credential_valid(st, cred).await {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(AuthError::Expired) => return "token expired",
             Err(AuthError::Store(e)) => {
                 // The store could not answer: keep the stream, ask again later.

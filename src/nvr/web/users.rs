@@ -4,9 +4,11 @@
 //! `role_id`/`role_name`/`is_superuser` fields its clients read), with our two
 //! roles. The rules live in the store (`db::add_user`, `set_role`,
 //! `set_password`, `delete_user`), so the console's admin page keeps them
-//! too: the last admin stays, the count is bounded, and a changed role or
-//! password ends the user's refresh tokens and API tokens. Password hashes
-//! never leave the store.
+//! too: the last admin stays, the count is bounded, a changed role revokes
+//! the user's API tokens and counts for their JWTs at the next request, and
+//! a password reset or a removal ends every credential they hold at its
+//! next use (docs/security.md, "Revocation"). Password hashes never leave
+//! the store.
 
 use std::sync::Arc;
 
@@ -142,8 +144,9 @@ pub async fn create(
 }
 
 /// `PATCH /api/v1/users/{id}` (admin, signed in): a new role and/or a
-/// password reset, both or neither (one transaction). Either ends the
-/// user's refresh tokens and API tokens; 409 when it would demote the last
+/// password reset, both or neither (one transaction). A new role revokes
+/// the user's API tokens, and their JWTs carry it from the next request; a
+/// reset ends all their credentials; 409 when it would demote the last
 /// admin. A role change too needs a login: with an API token an admin could
 /// otherwise promote a user whose password the token's holder knows.
 pub async fn update(

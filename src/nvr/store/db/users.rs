@@ -1,4 +1,4 @@
-//! Users: logins with an Argon2 hash, a role, and a token version that revokes refresh tokens when bumped.
+//! Users: logins with an Argon2 hash, a role, and a token version that ends every JWT and console session of the user when bumped.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -117,18 +117,20 @@ fn existing(conn: &Connection, id: i64) -> Result<User, StoreError> {
     user_by_id(conn, id)?.ok_or(StoreError::NotFound("user"))
 }
 
-/// Ends everything a user signed in with that the store can end: their API
-/// tokens are revoked and their token version moves on (their refresh
-/// tokens stop working). Access JWTs are checked by signature alone and
-/// stand until they expire (`nvr.access_token_ttl_s`).
+/// Ends everything a user signed in with: their API tokens are revoked and
+/// their token version moves on, which ends their access and refresh JWTs
+/// and console sessions at the next request (each is checked against the
+/// user's row on every use).
 fn end_everything(conn: &Connection, user_id: i64, now: i64) -> Result<(), StoreError> {
     revoke_user_tokens(conn, user_id, now)?;
     end_sessions(conn, user_id, now)
 }
 
 /// Gives a user another role; `Refused` when that would demote the last
-/// admin. A change ends the user's refresh tokens and API tokens (an API
-/// token carries the role it was minted with); the same role changes nothing.
+/// admin. A change revokes the user's API tokens (an API token carries the
+/// role it was minted with); their JWTs and console sessions stand, and
+/// take the new role from this row at their next request. The same role
+/// changes nothing.
 pub fn set_role(conn: &Connection, id: i64, role: Role, now: i64) -> Result<User, StoreError> {
     let user = existing(conn, id)?;
     if user.role == role {
@@ -137,7 +139,7 @@ pub fn set_role(conn: &Connection, id: i64, role: Role, now: i64) -> Result<User
     if role != Role::Admin {
         keep_an_admin(conn, &user)?;
     }
-    end_everything(conn, id, now)?;
+    revoke_user_tokens(conn, id, now)?;
     conn.execute(
         "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, role.as_str(), now],
@@ -145,8 +147,9 @@ pub fn set_role(conn: &Connection, id: i64, role: Role, now: i64) -> Result<User
     existing(conn, id)
 }
 
-/// Replaces a user's password and ends their refresh tokens and API
-/// tokens: a reset is what follows a leaked or forgotten password.
+/// Replaces a user's password and ends every credential they hold (API
+/// tokens, JWTs, console sessions): a reset is what follows a leaked or
+/// forgotten password.
 pub fn set_password(
     conn: &Connection,
     id: i64,
@@ -163,7 +166,8 @@ pub fn set_password(
 }
 
 /// Removes a user, and with them their API tokens (the foreign key
-/// cascades); `Refused` for the last admin.
+/// cascades); their JWTs and console sessions find no row at their next
+/// request. `Refused` for the last admin.
 pub fn delete_user(conn: &Connection, id: i64) -> Result<(), StoreError> {
     let user = existing(conn, id)?;
     keep_an_admin(conn, &user)?;
@@ -171,8 +175,9 @@ pub fn delete_user(conn: &Connection, id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Bumps a user's token version: every refresh token issued before stops
-/// working (logout; JWTs are stateless, so this is what can be revoked).
+/// Bumps a user's token version: every JWT (access and refresh) issued
+/// before, and every console session, stops working at its next use
+/// (logout, password reset).
 pub fn end_sessions(conn: &Connection, user_id: i64, now: i64) -> Result<(), StoreError> {
     let n = conn.execute(
         "UPDATE users SET token_version = token_version + 1, updated_at = ?2 WHERE id = ?1",
