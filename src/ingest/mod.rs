@@ -8,6 +8,8 @@
 //!   process itself (shim, stop with `q`, frames and log through files, and
 //!   waiting out the children of a daemon that died).
 //! - [`detect`]: the detection worker (drops frames when behind) and event writing.
+//! - [`gating`]: motion gating, from [`motion`] (where something moved) and
+//!   [`regions`] (which crops of the frame the detector sees, or none).
 //! - [`tracks`]: track -> event rules (pure).
 //! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out.
 //! - [`demo`]: the demo camera from Debian's `vtest.avi`.
@@ -21,7 +23,10 @@ pub(crate) mod codec;
 pub(crate) mod command;
 pub mod demo;
 pub(crate) mod detect;
+pub(crate) mod gating;
+pub mod motion;
 pub mod recorder;
+pub mod regions;
 pub(crate) mod retention;
 pub(crate) mod stall;
 pub(crate) mod stats;
