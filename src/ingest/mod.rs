@@ -23,6 +23,8 @@ pub(crate) mod codec;
 pub(crate) mod command;
 pub mod demo;
 pub(crate) mod detect;
+#[cfg(test)]
+mod footage;
 pub(crate) mod gating;
 pub mod motion;
 pub mod recorder;

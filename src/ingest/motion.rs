@@ -3,12 +3,14 @@
 //! The frame is shrunk to a small grey image (area average, then a 3x3
 //! blur, which together flatten sensor noise and compression blocks) and
 //! compared with a running-average background. The frame's overall
-//! brightness shift (the median difference) is taken out first, so an
-//! exposure step is not motion; a pixel moves when what is left passes
+//! brightness shift (the median difference) is taken out first, so a slow
+//! exposure drift is not motion; a pixel moves when what is left passes
 //! `threshold`. Moving pixels are dilated, joined into 8-connected blobs,
 //! and blobs smaller than `min_area` are dropped. When more than
-//! `global_fraction` of the watched frame changes at once (an IR switch,
-//! lights on), that is a lighting change, not motion: the background is
+//! `global_fraction` of the watched frame changes at once, or the overall
+//! shift steps by more than half the threshold in one frame (an IR switch,
+//! lights on; bright areas clip, so the shift does not explain all of it),
+//! that is a lighting change, not motion: the background is
 //! re-seeded from this frame and nothing is reported, so it costs one
 //! quiet frame instead of a storm of detections. Masked areas (polygons in
 //! normalised coordinates) are never watched.
@@ -104,7 +106,11 @@ impl MotionDetector {
             .collect();
         let watched = l.watched.iter().filter(|w| **w).count().max(1);
         let changed = moving.iter().filter(|m| **m).count();
-        if changed as f32 > self.global_fraction * watched as f32 {
+        // A step in overall brightness (exposure, IR, lights) clips some
+        // areas and not others, so what is left after the shift is not to
+        // be trusted either: a lighting change, like a change everywhere.
+        let step = shift.abs() > self.threshold / 2.0;
+        if step || changed as f32 > self.global_fraction * watched as f32 {
             self.background = grey;
             return Motion {
                 boxes: Vec::new(),
@@ -344,7 +350,11 @@ mod tests {
     fn a_lighting_step_reseeds_instead_of_reporting_motion() {
         let mut m = MotionDetector::new(&MotionConfig::default(), "c");
         m.detect(&scene(None, 0));
-        // Uniformly brighter: the shift is taken out, nothing moves.
+        // A little brighter: the shift is taken out, nothing moves.
+        assert_eq!(m.detect(&scene(None, 8)), Motion::default());
+        // A step: a lighting change; after it the new scene is the background.
+        let got = m.detect(&scene(None, 60));
+        assert!(got.global && got.boxes.is_empty(), "{got:?}");
         assert_eq!(m.detect(&scene(None, 60)), Motion::default());
         // A change no brightness shift explains (an IR switch changes how
         // every surface reflects): global.

@@ -6,8 +6,9 @@
 //! when the target is larger) centred on it and shifted inside the frame;
 //! crops that overlap a lot, or whose targets fit one crop together, are
 //! merged until none do. Every target is covered. A frame that would need
-//! more than `max_regions` crops, or whose crop is the whole frame anyway,
-//! gets one full-frame pass instead, and so does any frame when the last
+//! more than `max_regions` crops, or crops that together cover half the
+//! frame or more (several inferences where one would see it all), or whose
+//! crop is the whole frame anyway, gets one full-frame pass instead, and so does any frame when the last
 //! full pass is `full_every_ms` old (people who stand still and are no
 //! longer tracked are found again). Nothing moving and nothing tracked, and
 //! no full pass due: the detector does not run at all.
@@ -101,7 +102,9 @@ impl Planner {
             regions[i] = (square_around(&union, frame, model), union);
         }
         let whole = |r: &Rect| r[2] - r[0] >= frame.0 && r[3] - r[1] >= frame.1;
-        if regions.len() > self.max_regions || regions.iter().any(|(r, _)| whole(r)) {
+        let cropped: u64 = regions.iter().map(|(r, _)| area(r)).sum();
+        let costly = regions.len() > 1 && cropped * 2 >= area(&[0, 0, frame.0, frame.1]);
+        if regions.len() > self.max_regions || costly || regions.iter().any(|(r, _)| whole(r)) {
             return Plan::Full;
         }
         Plan::Regions(regions.into_iter().map(|(r, _)| r).collect())
@@ -257,8 +260,11 @@ mod tests {
             p.plan(10_300, (320, 240), 416, &[[10, 10, 20, 20]], &[]),
             Plan::Full
         );
+        // Two crops covering most of a small frame: one full pass is cheaper.
+        let two = [[10, 10, 40, 90], [700, 480, 740, 570]];
+        assert_eq!(p.plan(10_400, (768, 576), 416, &two, &[]), Plan::Full);
         // Predictions off the frame or broken are not targets.
         let off = [[-500.0, 10.0, -400.0, 100.0], [f32::NAN, 0.0, 1.0, 1.0]];
-        assert_eq!(p.plan(10_500, HD, 416, &[], &off), Plan::Skip);
+        assert_eq!(p.plan(10_600, HD, 416, &[], &off), Plan::Skip);
     }
 }
