@@ -3,9 +3,8 @@
 //! [`Gating`] and the real engine and detector, as the camera worker does,
 //! minus the daemon (frames are processed one by one, none dropped).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use image::RgbImage;
@@ -39,22 +38,14 @@ fn engine() -> Arc<Engine> {
 
 /// Runs ffmpeg with `args`, panicking with its message on failure.
 fn ffmpeg(args: &[&str]) -> Vec<u8> {
-    let mut child = Command::new("ffmpeg")
+    let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .expect("ffmpeg (scripts/setup.sh)");
-    let mut out = Vec::new();
-    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
-    let done = child.wait_with_output().unwrap();
-    assert!(
-        done.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-    out
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffmpeg {args:?}: {err}");
+    out.stdout
 }
 
 /// `input` decoded at [`FPS`] to RGB frames of `w`x`h` (`-vf` `filters` first).
