@@ -17,5 +17,6 @@ mod compat;
 mod crash;
 mod hardening;
 mod ingest;
+mod motion;
 mod mqtt;
 mod streams;
