@@ -17,8 +17,6 @@ use crate::ai::Engine;
 use crate::config::{Config, MotionConfig};
 use crate::frame::Frame;
 
-/// Debian opencv-doc's real still of a street façade (no people).
-const STILL: &str = "/usr/share/doc/opencv-doc/examples/data/leuvenA.jpg";
 /// Frames per second, as cameras are analysed by default.
 const FPS: u32 = 5;
 
@@ -66,29 +64,8 @@ fn frames(input: &[&str], filters: &str, w: u32, h: u32) -> Vec<RgbImage> {
 fn still_clip(secs: u32, more: &str) -> Vec<RgbImage> {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("still.mp4");
-    let clip = clip.to_str().unwrap();
-    let vf = format!("scale=752:564,noise=alls=24:allf=t+u{more},format=yuv420p");
-    let t = secs.to_string();
-    ffmpeg(&[
-        "-loop",
-        "1",
-        "-framerate",
-        "10",
-        "-i",
-        STILL,
-        "-t",
-        &t,
-        "-vf",
-        &vf,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "30",
-        clip,
-    ]);
-    frames(&["-i", clip], "", 752, 564)
+    super::demo::quiet_clip(Path::new("ffmpeg"), secs, more, &clip).expect("ffmpeg");
+    frames(&["-i", clip.to_str().unwrap()], "", 752, 564)
 }
 
 /// The first `secs` seconds of vtest (768x576).

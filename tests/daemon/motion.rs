@@ -4,37 +4,16 @@
 //! turned off in the config file runs it on every frame it takes. The
 //! counters are read where operators read them (the camera status).
 
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::common::camera::{add_camera, get_auth};
 use crate::common::{temp_dir, wait_for, Daemon};
 
-const STILL: &str = "/usr/share/doc/opencv-doc/examples/data/leuvenA.jpg";
-
-/// 10 s of the still with sensor noise, as a camera would send it.
+/// 10 s of the real still with sensor noise, as a quiet camera would send it.
 fn quiet_clip() -> std::path::PathBuf {
     let clip = temp_dir("quiet").join("quiet.mp4");
-    let st = Command::new("ffmpeg")
-        .args([
-            "-loglevel",
-            "error",
-            "-y",
-            "-loop",
-            "1",
-            "-framerate",
-            "10",
-            "-i",
-            STILL,
-        ])
-        .args(["-t", "10", "-vf", "scale=752:564,noise=alls=24:allf=t+u"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        ])
-        .arg(&clip)
-        .status()
-        .expect("ffmpeg");
-    assert!(st.success());
+    opennvr_edge::ingest::demo::quiet_clip(Path::new("ffmpeg"), 10, "", &clip).expect("ffmpeg");
     clip
 }
 
