@@ -850,6 +850,35 @@ mod tests {
     }
 
     #[test]
+    fn motion_settings_are_checked_at_load_and_env_turns_gating_off() {
+        let dir = std::env::temp_dir().join(format!("opennvr-cfg-motion-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        let ok =
+            "[ingest.motion.cameras.door]\nenabled = false\nmasks = [[[0, 0], [1, 0], [1, 0.2]]]\n";
+        std::fs::write(&f, ok).unwrap();
+        let c = Config::load(Some(&f), env_of(&[])).unwrap();
+        let m = &c.ingest.motion;
+        assert!(!m.enabled_for("door") && m.enabled_for("yard"));
+        assert_eq!(m.masks_of("door").len(), 1);
+        let off = Config::load(None, env_of(&[("OPENNVR_MOTION", "false")])).unwrap();
+        assert!(!off.ingest.motion.enabled_for("yard"));
+        for bad in [
+            "[ingest.motion.cameras.door]\nmasks = [[[0, 0], [1, 0]]]\n",
+            "[ingest.motion.cameras.door]\nmasks = [[[0, 0], [2, 0], [1, 1]]]\n",
+            "[ingest.motion]\nalpha = 0.0\n",
+            "[ingest.motion]\nmax_regions = 0\n",
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            let e = Config::load(Some(&f), env_of(&[])).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid(m) if m.contains("ingest.motion")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn mqtt_is_off_by_default_and_env_configures_it() {
         let c = Config::load(None, env_of(&[])).unwrap();
         assert!(c.mqtt.host.is_empty());
