@@ -10,6 +10,10 @@ GET /api/v1/cameras/{id}/status). Prints one JSON line per N.
 
   scripts/bench-ingest.py target/release/opennvr-edge 1 2 3 [--fps 5] [--window 60]
 
+--no-motion turns motion gating off (the ungated baseline, OPENNVR_MOTION=false);
+--quiet replays a quiet camera instead of vtest: Debian's real still of a street
+facade (leuvenA.jpg) with temporal sensor noise, H.264 like the camera would send.
+
 Use a release build: a debug build measures the compiler, not the pipeline.
 """
 import argparse
@@ -23,6 +27,7 @@ import time
 import urllib.request
 
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+STILL = "/usr/share/doc/opencv-doc/examples/data/leuvenA.jpg"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -41,10 +46,11 @@ def call(url, body=None, token=None):
         return json.load(r)
 
 
-def run(binary, models, clip, n, fps, warmup, window):
+def run(binary, models, clip, n, fps, warmup, window, motion=True):
     data = tempfile.mkdtemp(prefix="onvr-bench-")
     env = dict(os.environ, OPENNVR_DATA_DIR=data, OPENNVR_MODELS_DIR=models,
-               OPENNVR_AI_LISTEN="127.0.0.1:0", OPENNVR_NVR_LISTEN="127.0.0.1:0", OPENNVR_LOG="warn")
+               OPENNVR_AI_LISTEN="127.0.0.1:0", OPENNVR_NVR_LISTEN="127.0.0.1:0", OPENNVR_LOG="warn",
+               OPENNVR_MOTION=str(motion).lower())
     env.pop("OPENNVR_CONFIG", None)
     p = subprocess.Popen([binary, "run"], env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -80,6 +86,8 @@ def run(binary, models, clip, n, fps, warmup, window):
             "frames": frames, "analysed": analysed, "dropped": dropped,
             "dropped_pct": round(100 * dropped / max(frames, 1), 1),
             "restarts": delta("restarts"),
+            "motion": motion, "gated": delta("gated"), "regions": delta("regions"),
+            "full_passes": delta("full_passes"),
         }
     finally:
         p.terminate()
@@ -94,16 +102,21 @@ def main():
     ap.add_argument("--fps", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=15.0)
     ap.add_argument("--window", type=float, default=60.0)
+    ap.add_argument("--no-motion", action="store_true", help="motion gating off (ungated baseline)")
+    ap.add_argument("--quiet", action="store_true", help="a quiet camera (real still + noise), not vtest")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models", "dist"))
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="onvr-bench-clip-")
     clip = os.path.join(work, "vtest.mp4")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", VTEST, "-an", "-c:v", "libx264", "-preset", "veryfast",
+    src = ["-loop", "1", "-framerate", "10", "-i", STILL, "-t", "60", "-vf",
+           "scale=752:564,noise=alls=24:allf=t+u"] if a.quiet else ["-i", VTEST]
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *src, "-an", "-c:v", "libx264", "-preset", "veryfast",
                     "-crf", "26", "-pix_fmt", "yuv420p", "-g", "10", clip], check=True)
     print(json.dumps({"machine": f"{os.cpu_count()} CPUs, " + open("/proc/cpuinfo").read().split("model name")[1]
                       .split("\n")[0].strip(" :\t")}), flush=True)
     for n in a.cameras:
-        print(json.dumps(run(a.binary, os.path.abspath(a.models), clip, n, a.fps, a.warmup, a.window)), flush=True)
+        print(json.dumps(run(a.binary, os.path.abspath(a.models), clip, n, a.fps, a.warmup, a.window,
+                             not a.no_motion)), flush=True)
     shutil.rmtree(work, ignore_errors=True)
 
 

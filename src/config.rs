@@ -28,6 +28,9 @@ pub enum ConfigError {
     /// An environment override does not parse.
     #[error("invalid value for {var}: {value:?}")]
     Env { var: &'static str, value: String },
+    /// A value parses but cannot work (`[ingest.motion]`).
+    #[error("invalid config: {0}")]
+    Invalid(String),
 }
 
 /// Top-level configuration, as read from TOML.
@@ -357,6 +360,9 @@ pub struct IngestConfig {
     /// libx264 preset for cameras recorded by transcoding (codecs MP4 cannot
     /// hold by stream copy); `ultrafast` spends less CPU for bigger chunks.
     pub transcode_preset: String,
+    /// Motion gating: the detector runs only around motion and tracked
+    /// people, plus a full-frame pass now and then (`[ingest.motion]`).
+    pub motion: MotionConfig,
 }
 
 impl Default for IngestConfig {
@@ -377,7 +383,117 @@ impl Default for IngestConfig {
             count_min_interval_ms: 5_000,
             probe_timeout_s: 15,
             transcode_preset: "veryfast".into(),
+            motion: MotionConfig::default(),
         }
+    }
+}
+
+/// Motion gating (`[ingest.motion]`, see docs/ingest.md): a cheap motion
+/// detector per camera on a small grey frame decides where the person
+/// detector looks, so a quiet camera costs almost nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MotionConfig {
+    /// Gating on for every camera; off runs the detector on every frame
+    /// (the ungated baseline). A camera's own entry overrides it.
+    pub enabled: bool,
+    /// Width of the grey frame motion is found on, pixels (16..=1280).
+    pub width: u32,
+    /// Grey-level change (0-255) a pixel needs to count as moving, after
+    /// the frame's overall brightness shift is taken out.
+    pub threshold: u8,
+    /// Smallest moving blob, as a fraction of the frame's area.
+    pub min_area: f64,
+    /// How fast the background follows the scene, per frame (0..1].
+    pub alpha: f32,
+    /// More than this fraction of the frame changing at once is a lighting
+    /// change (IR switch, lights on): the background is re-seeded and no
+    /// motion is reported.
+    pub global_fraction: f32,
+    /// A full-frame detector pass at least this often, seconds, so people
+    /// who stand still are found; 0: never.
+    pub full_pass_s: u32,
+    /// Most crops per frame; a frame that needs more gets a full-frame pass.
+    pub max_regions: usize,
+    /// Per-camera settings, by camera id.
+    pub cameras: std::collections::BTreeMap<String, CameraMotion>,
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            width: 320,
+            threshold: 25,
+            min_area: 0.0005,
+            alpha: 0.05,
+            global_fraction: 0.4,
+            full_pass_s: 10,
+            max_regions: 2,
+            cameras: Default::default(),
+        }
+    }
+}
+
+/// One camera's motion settings (`[ingest.motion.cameras.<id>]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraMotion {
+    /// Overrides `[ingest.motion] enabled` for this camera.
+    pub enabled: Option<bool>,
+    /// Areas where motion is ignored (trees, a road, a clock): polygons of
+    /// at least three `[x, y]` points in 0..=1 of the frame's width and
+    /// height; a rectangle is four points.
+    pub masks: Vec<Vec<[f64; 2]>>,
+}
+
+impl MotionConfig {
+    /// Whether gating is on for `camera`.
+    pub fn enabled_for(&self, camera: &str) -> bool {
+        self.cameras
+            .get(camera)
+            .and_then(|c| c.enabled)
+            .unwrap_or(self.enabled)
+    }
+
+    /// The motion masks of `camera` (none when it has no entry).
+    pub fn masks_of(&self, camera: &str) -> &[Vec<[f64; 2]>] {
+        self.cameras.get(camera).map_or(&[], |c| &c.masks)
+    }
+
+    /// Refuses values the gating cannot work with, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        if !(16..=1280).contains(&self.width) {
+            return Err(format!(
+                "ingest.motion.width {} not in 16..=1280",
+                self.width
+            ));
+        }
+        if !(self.alpha > 0.0 && self.alpha <= 1.0) {
+            return Err(format!("ingest.motion.alpha {} not in (0, 1]", self.alpha));
+        }
+        if !(self.global_fraction > 0.0 && self.global_fraction <= 1.0) {
+            return Err("ingest.motion.global_fraction not in (0, 1]".into());
+        }
+        if !(0.0..1.0).contains(&self.min_area) {
+            return Err("ingest.motion.min_area not in [0, 1)".into());
+        }
+        if self.max_regions == 0 || self.max_regions > 16 {
+            return Err("ingest.motion.max_regions not in 1..=16".into());
+        }
+        for (id, c) in &self.cameras {
+            for m in &c.masks {
+                let inside = m
+                    .iter()
+                    .all(|p| p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+                if m.len() < 3 || m.len() > 64 || !inside {
+                    return Err(format!(
+                        "ingest.motion.cameras.{id}.masks: a mask is 3 to 64 [x, y] points in 0..=1"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -593,6 +709,7 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply_env(env)?;
+        cfg.ingest.motion.check().map_err(ConfigError::Invalid)?;
         Ok(cfg)
     }
 
@@ -649,6 +766,9 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_FFMPEG") {
             self.ingest.ffmpeg = v.into();
+        }
+        if let Some(v) = env("OPENNVR_MOTION") {
+            self.ingest.motion.enabled = num("OPENNVR_MOTION", v)?;
         }
         if let Some(v) = env("OPENNVR_SEGMENT_S") {
             self.ingest.segment_s = num("OPENNVR_SEGMENT_S", v)?;
@@ -811,6 +931,35 @@ mod tests {
             Config::load(Some(&f), env_of(&[])),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn motion_settings_are_checked_at_load_and_env_turns_gating_off() {
+        let dir = std::env::temp_dir().join(format!("opennvr-cfg-motion-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        let ok =
+            "[ingest.motion.cameras.door]\nenabled = false\nmasks = [[[0, 0], [1, 0], [1, 0.2]]]\n";
+        std::fs::write(&f, ok).unwrap();
+        let c = Config::load(Some(&f), env_of(&[])).unwrap();
+        let m = &c.ingest.motion;
+        assert!(!m.enabled_for("door") && m.enabled_for("yard"));
+        assert_eq!(m.masks_of("door").len(), 1);
+        let off = Config::load(None, env_of(&[("OPENNVR_MOTION", "false")])).unwrap();
+        assert!(!off.ingest.motion.enabled_for("yard"));
+        for bad in [
+            "[ingest.motion.cameras.door]\nmasks = [[[0, 0], [1, 0]]]\n",
+            "[ingest.motion.cameras.door]\nmasks = [[[0, 0], [2, 0], [1, 1]]]\n",
+            "[ingest.motion]\nalpha = 0.0\n",
+            "[ingest.motion]\nmax_regions = 0\n",
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            let e = Config::load(Some(&f), env_of(&[])).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid(m) if m.contains("ingest.motion")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -150,6 +150,12 @@ impl Detector {
         &self.labels
     }
 
+    /// The side of the model's square input, pixels: the camera pipeline's
+    /// motion regions are cropped to it.
+    pub fn input_size(&self) -> u32 {
+        self.input_size
+    }
+
     /// The class id of a label, if the model knows it.
     pub fn class_of(&self, label: &str) -> Option<u32> {
         self.labels

@@ -12,6 +12,7 @@ use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::backend::Backend;
+use super::crops::detect_crops;
 use super::detector::Detector;
 use super::error::AiError;
 use super::faces::{analyze, FaceAnalysis};
@@ -58,6 +59,14 @@ pub struct Engine {
 /// own and no API request can end, evict or restart its tracks.
 #[derive(Debug, Clone)]
 pub struct PersonTracker(Tracker);
+
+impl PersonTracker {
+    /// Where this camera's tracked people are expected at `now_ms`
+    /// (`x1,y1,x2,y2`), for motion gating's regions.
+    pub fn predicted(&self, now_ms: i64) -> Vec<[f32; 4]> {
+        self.0.predicted(now_ms)
+    }
+}
 
 /// An admitted request: its place in the queue and the body bytes it may
 /// buffer. Held until the work it admits is done (it moves into the
@@ -306,7 +315,7 @@ impl Engine {
             }
             _ => Tracks::Fresh,
         };
-        let result = self.detect_with(task, frame, params, tracks)?;
+        let result = self.detect_with(task, frame, params, tracks, Area::Whole)?;
         serde_json::to_value(result).map_err(AiError::inference)
     }
 
@@ -332,12 +341,44 @@ impl Engine {
         frame: &Frame,
         params: &Params,
     ) -> Result<DetectionResult, AiError> {
+        self.count_people_on(tracker, frame, params, Area::Whole)
+    }
+
+    /// [`count_people`](Self::count_people) on crops `[x1, y1, x2, y2]` of
+    /// the frame (motion gating's regions): each crop runs at full
+    /// resolution, boxes come back in frame pixels, merged across crops,
+    /// and the tracker is updated once for the frame.
+    pub fn count_people_in(
+        &self,
+        tracker: &mut PersonTracker,
+        frame: &Frame,
+        params: &Params,
+        crops: &[[u32; 4]],
+    ) -> Result<DetectionResult, AiError> {
+        self.count_people_on(tracker, frame, params, Area::Crops(crops))
+    }
+
+    /// The side of the default detector's square input (loads it on first
+    /// use; blocking): motion regions are cropped to it.
+    pub fn detector_input_size(&self) -> Result<u32, AiError> {
+        let (det, _) = self.models.detector(self.models.default_model())?;
+        Ok(det.input_size())
+    }
+
+    fn count_people_on(
+        &self,
+        tracker: &mut PersonTracker,
+        frame: &Frame,
+        params: &Params,
+        area: Area<'_>,
+    ) -> Result<DetectionResult, AiError> {
         let t0 = Instant::now();
         let r = self.detect_with(
             Task::PersonCounting,
             frame,
             params,
             Tracks::Own(&mut tracker.0),
+            area,
         );
         let task = Task::PersonCounting;
         self.metrics.record(Source::Camera, task, &r, t0.elapsed());
@@ -350,6 +391,7 @@ impl Engine {
         frame: &Frame,
         params: &Params,
         tracks: Tracks<'_>,
+        area: Area<'_>,
     ) -> Result<DetectionResult, AiError> {
         params.validate()?;
         let t0 = Instant::now();
@@ -362,7 +404,10 @@ impl Engine {
         } else {
             conf
         };
-        let raw = det.detect(&frame.image, min_score, iou)?;
+        let raw = match area {
+            Area::Whole => det.detect(&frame.image, min_score, iou)?,
+            Area::Crops(c) => detect_crops(&det, &frame.image, c, min_score, iou)?,
+        };
         let mut out: Vec<DetectionOut> = match task {
             Task::PersonCounting => self.track(&det, frame, raw, conf, tracks)?,
             Task::PersonDetection => {
@@ -624,6 +669,15 @@ impl Engine {
             .map(|(d, id)| out_of(d, Some(id), None))
             .collect())
     }
+}
+
+/// What of the frame the detector sees.
+#[derive(Debug, Clone, Copy)]
+enum Area<'a> {
+    /// The whole frame, letterboxed.
+    Whole,
+    /// These crops, at full resolution (see `ai::crops`).
+    Crops(&'a [[u32; 4]]),
 }
 
 /// Where `person_counting` keeps its tracks.

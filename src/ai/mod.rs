@@ -4,6 +4,7 @@
 pub mod align;
 pub mod backend;
 pub(crate) mod centerface;
+pub(crate) mod crops;
 pub mod detector;
 pub(crate) mod engine;
 pub(crate) mod error;

@@ -72,22 +72,44 @@ pub fn transcode(ffmpeg: &Path, src: &Path, dest: &Path) -> Result<(), DemoError
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     let tmp = dir.join(".demo-transcode.mp4");
-    let out = std::process::Command::new(ffmpeg)
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
+    let mut cmd = std::process::Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
         .arg(src)
         .arg("-an")
         .args(x264_args("veryfast"))
         .args(["-g", "10", "-movflags", "+faststart"])
-        .arg(&tmp)
-        .output()
-        .map_err(io("running", ffmpeg))?;
+        .arg(&tmp);
+    run_ffmpeg(cmd, ffmpeg, src)?;
+    std::fs::rename(&tmp, dest).map_err(io("placing", dest))
+}
+
+/// Runs an ffmpeg that makes a clip from `src`; its stderr is the error.
+fn run_ffmpeg(mut cmd: std::process::Command, ffmpeg: &Path, src: &Path) -> Result<(), DemoError> {
+    let out = cmd.output().map_err(io("running", ffmpeg))?;
     if !out.status.success() {
         return Err(DemoError::Transcode {
             path: src.to_owned(),
             reason: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         });
     }
-    std::fs::rename(&tmp, dest).map_err(io("placing", dest))
+    Ok(())
+}
+
+/// Debian opencv-doc's real still of a street façade (no people).
+pub const STILL: &str = "/usr/share/doc/opencv-doc/examples/data/leuvenA.jpg";
+
+/// What a quiet camera sends, for the motion tests and the benchmark:
+/// [`STILL`] for `secs` seconds at 10 fps with temporal sensor noise, then
+/// the `-vf` filters in `more` (`",eq=..."`, or empty), as H.264 at `dest`.
+pub fn quiet_clip(ffmpeg: &Path, secs: u32, more: &str, dest: &Path) -> Result<(), DemoError> {
+    let vf = format!("scale=752:564,noise=alls=24:allf=t+u{more},format=yuv420p");
+    let mut cmd = std::process::Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-loop", "1", "-framerate", "10", "-i", STILL])
+        .args(["-t", &secs.to_string(), "-vf", &vf])
+        .args(x264_args("veryfast"))
+        .arg(dest);
+    run_ffmpeg(cmd, ffmpeg, Path::new(STILL))
 }
 
 /// Makes sure `camera_0` exists, replaying the transcoded clip.

@@ -18,10 +18,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::outlet;
+use super::gating::Gating;
 use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
 use super::{write_atomic, Ctx, IngestError};
-use crate::ai::task::Params;
 use crate::frame::{decode_camera_frame, Frame};
 use crate::nvr::store::NewEvent;
 
@@ -87,6 +87,7 @@ pub async fn run(
         model,
         rx,
     ));
+    let gate = Arc::new(Mutex::new(Gating::new(&c.motion, &camera)));
     loop {
         let frame = tokio::select! {
             f = mailbox.take() => f,
@@ -107,6 +108,7 @@ pub async fn run(
             ctx.max_pixels,
             tracker.clone(),
         );
+        let (gate, counters) = (gate.clone(), stats.clone());
         let result = ctx
             .engine
             .submit_camera(move |e| {
@@ -117,11 +119,18 @@ pub async fn run(
                     timestamp_ms: Some(at),
                 };
                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-                e.count_people(&mut t, &f, &Params::default())
+                // Motion gating (ingest::gating): crops, a full pass, or nothing.
+                let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
+                g.count_people(e, &mut t, &f, &counters)
             })
             .await;
         let seen: Vec<Sighting> = match result {
-            Ok(r) => {
+            Ok(None) => {
+                let out = events.tick(frame.at_ms);
+                hand_over(&tx, &camera, out).await;
+                continue;
+            }
+            Ok(Some(r)) => {
                 stats.analysed.fetch_add(1, Relaxed);
                 r.detections
                     .iter()

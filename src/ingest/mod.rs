@@ -10,6 +10,8 @@
 //! - [`detect`]: the detection worker (drops frames when behind) and event building.
 //! - [`outlet`]: a camera's event writer (order kept, descriptions awaited
 //!   within bounds); [`describe`]: the describer thread for `[events] describe`.
+//! - [`gating`]: motion gating, from [`motion`] (where something moved) and
+//!   [`regions`] (which crops of the frame the detector sees, or none).
 //! - [`tracks`]: track -> event rules (pure).
 //! - [`recorder`]: chunks into the index, crash reconciliation. [`retention`]: ageing out
 //!   (recordings; events and snapshots through [`events_retention`]).
@@ -27,7 +29,12 @@ pub(crate) mod describe;
 pub(crate) mod detect;
 pub(crate) mod events_retention;
 pub(crate) mod outlet;
+#[cfg(test)]
+mod footage;
+pub(crate) mod gating;
+pub mod motion;
 pub mod recorder;
+pub mod regions;
 pub(crate) mod retention;
 pub(crate) mod stall;
 pub(crate) mod stats;

@@ -20,6 +20,10 @@ pub struct CameraStats {
     pub chunks: AtomicU64,
     pub events: AtomicU64,
     pub last_frame_at: AtomicI64,
+    /// Motion gating: frames with no detector run, crops run, full passes.
+    pub gated: AtomicU64,
+    pub regions: AtomicU64,
+    pub full_passes: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     /// How the current run records; see [`RecordInfo`].
     pub record: Mutex<RecordInfo>,
@@ -52,6 +56,9 @@ impl CameraStats {
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
             codec: rec.codec,
             record_method: rec.method.map(str::to_owned),
+            gated: self.gated.load(Relaxed),
+            regions: self.regions.load(Relaxed),
+            full_passes: self.full_passes.load(Relaxed),
         }
     }
 
@@ -97,7 +104,7 @@ impl LiveCameras for IngestStats {
 
 /// The per-camera families of `/metrics`: name, help, kind, in the order
 /// of [`CameraStats::figures`].
-const FAMILIES: [(&str, &str, crate::metrics::Kind); 7] = {
+const FAMILIES: [(&str, &str, crate::metrics::Kind); 10] = {
     use crate::metrics::Kind::{Counter, Gauge};
     [
         (
@@ -135,12 +142,27 @@ const FAMILIES: [(&str, &str, crate::metrics::Kind); 7] = {
             "Events the camera's pipeline stored.",
             Counter,
         ),
+        (
+            "opennvr_camera_frames_gated_total",
+            "Frames motion gating passed without a detector run.",
+            Counter,
+        ),
+        (
+            "opennvr_camera_regions_total",
+            "Crops the detector ran on under motion gating.",
+            Counter,
+        ),
+        (
+            "opennvr_camera_full_passes_total",
+            "Full-frame detector passes under motion gating.",
+            Counter,
+        ),
     ]
 };
 
 impl CameraStats {
     /// The values of [`FAMILIES`], in order.
-    fn figures(&self) -> [u64; 7] {
+    fn figures(&self) -> [u64; 10] {
         [
             u64::from(self.online.load(Relaxed)),
             self.frames.load(Relaxed),
@@ -149,6 +171,9 @@ impl CameraStats {
             self.restarts.load(Relaxed),
             self.chunks.load(Relaxed),
             self.events.load(Relaxed),
+            self.gated.load(Relaxed),
+            self.regions.load(Relaxed),
+            self.full_passes.load(Relaxed),
         ]
     }
 }
@@ -157,7 +182,7 @@ impl CameraStats {
 /// (bounded by the cameras table; a removed camera's series go with it).
 impl crate::metrics::Collect for IngestStats {
     fn collect(&self, out: &mut crate::metrics::Exposition) {
-        let mut cams: Vec<(String, [u64; 7])> = {
+        let mut cams: Vec<(String, [u64; 10])> = {
             let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
             m.iter().map(|(k, v)| (k.clone(), v.figures())).collect()
         };

@@ -22,6 +22,13 @@ pub struct CameraStatus {
     pub codec: Option<String>,
     /// `copy` or `transcode`: how chunks are being recorded.
     pub record_method: Option<String>,
+    /// Frames motion gating let pass without a detector run.
+    pub gated: u64,
+    /// Crops the detector ran on (motion gating's regions).
+    pub regions: u64,
+    /// Full-frame detector passes under motion gating (periodic, or when
+    /// a frame needed more crops than allowed).
+    pub full_passes: u64,
 }
 
 /// The running cameras' counters, read by the status endpoint.

@@ -278,6 +278,31 @@ impl Tracker {
             .collect()
     }
 
+    /// Where every remembered track (tracked or lost, not yet forgotten)
+    /// is expected at `now_ms`, as `x1,y1,x2,y2`; nothing is changed. The
+    /// camera pipeline's motion gating runs the detector around these, so
+    /// an object that stops moving is still looked at while it is tracked.
+    pub fn predicted(&self, now_ms: i64) -> Vec<[f32; 4]> {
+        let dt = match self.last_update_ms {
+            Some(prev) if now_ms > prev => {
+                ((now_ms - prev) as f64 / self.nominal_frame_ms()).clamp(0.0, MAX_DT_FRAMES)
+            }
+            _ => 0.0,
+        };
+        self.tracks
+            .iter()
+            .filter(|t| now_ms.saturating_sub(t.last_seen_ms) < self.cfg.max_lost_ms)
+            .map(|t| {
+                let mut kf = t.kf.clone();
+                if t.state != TrackState::Tracked {
+                    kf.freeze_height_velocity();
+                }
+                kf.predict(dt);
+                kf.bbox().map(|v| v as f32)
+            })
+            .collect()
+    }
+
     /// The frame interval currently used to turn elapsed time into `dt`,
     /// exposed so operators can see what rate the tracker inferred.
     pub fn nominal_frame_ms(&self) -> f64 {
@@ -461,6 +486,21 @@ mod tests {
 
     fn person(x1: f32, y1: f32) -> TrackInput {
         det(x1, y1, 50.0, 120.0, 0.9, 0)
+    }
+
+    #[test]
+    fn predicted_positions_follow_the_walk_and_forget_old_tracks() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        assert!(t.predicted(0).is_empty());
+        for f in 0..10i64 {
+            t.update(&[person(100.0 + 10.0 * f as f32, 50.0)], f * 200);
+        }
+        // Two frames after the last sighting: about 20 px further right.
+        let p = t.predicted(9 * 200 + 400);
+        assert_eq!(p.len(), 1);
+        assert!((p[0][0] - 210.0).abs() < 5.0, "{p:?}");
+        assert_eq!(t.tracks().len(), 1, "nothing changed");
+        assert!(t.predicted(9 * 200 + 3_000).is_empty(), "past max_lost_ms");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod compat;
 mod crash;
 mod hardening;
 mod ingest;
+mod motion;
 mod mqtt;
 mod scene;
 mod streams;

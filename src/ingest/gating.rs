@@ -1,0 +1,68 @@
+//! Motion gating for one camera: [`motion`](super::motion) says where
+//! something moved, [`regions`](super::regions) turns that and the tracked
+//! people into a plan, and the engine runs the plan (crops, a full pass,
+//! or nothing). With gating off every frame gets the full pass.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::motion::MotionDetector;
+use super::regions::{Plan, Planner};
+use super::stats::CameraStats;
+use crate::ai::task::{DetectionResult, Params};
+use crate::ai::{AiError, Engine, PersonTracker};
+use crate::config::MotionConfig;
+use crate::frame::Frame;
+
+/// One camera's gate; `None` inside when gating is off for it.
+#[derive(Debug, Clone)]
+pub struct Gating(Option<(MotionDetector, Planner)>);
+
+impl Gating {
+    /// The gate `cfg` asks for `camera`.
+    pub fn new(cfg: &MotionConfig, camera: &str) -> Self {
+        Self(cfg.enabled_for(camera).then(|| {
+            let every = i64::from(cfg.full_pass_s) * 1_000;
+            (
+                MotionDetector::new(cfg, camera),
+                Planner::new(every, cfg.max_regions),
+            )
+        }))
+    }
+
+    /// Runs person counting on `frame` where the plan says (blocking);
+    /// `None` when the plan was to run nothing. Counts into `stats`.
+    pub fn count_people(
+        &mut self,
+        engine: &Engine,
+        tracker: &mut PersonTracker,
+        frame: &Frame,
+        stats: &CameraStats,
+    ) -> Result<Option<DetectionResult>, AiError> {
+        let params = Params::default();
+        let Some((motion, planner)) = &mut self.0 else {
+            return engine.count_people(tracker, frame, &params).map(Some);
+        };
+        let at = frame
+            .timestamp_ms
+            .unwrap_or_else(|| engine.clock().now_ms());
+        let moved = motion.detect(&frame.image);
+        let model = engine.detector_input_size()?;
+        let tracked = tracker.predicted(at);
+        match planner.plan(at, frame.image.dimensions(), model, &moved.boxes, &tracked) {
+            Plan::Skip => {
+                stats.gated.fetch_add(1, Relaxed);
+                Ok(None)
+            }
+            Plan::Full => {
+                stats.full_passes.fetch_add(1, Relaxed);
+                engine.count_people(tracker, frame, &params).map(Some)
+            }
+            Plan::Regions(r) => {
+                stats.regions.fetch_add(r.len() as u64, Relaxed);
+                engine
+                    .count_people_in(tracker, frame, &params, &r)
+                    .map(Some)
+            }
+        }
+    }
+}

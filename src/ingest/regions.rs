@@ -1,0 +1,270 @@
+//! Where the detector looks in one frame (pure planning, no pixels).
+//!
+//! From the motion boxes and the tracked people's predicted boxes it
+//! chooses model-sized crops of the full-resolution frame: each target,
+//! grown by a margin, gets a square of the model's input side (larger only
+//! when the target is larger) centred on it and shifted inside the frame;
+//! crops that overlap a lot, or whose targets fit one crop together, are
+//! merged until none do. Every target is covered. A frame that would need
+//! more than `max_regions` crops, or crops that together cover half the
+//! frame or more (several inferences where one would see it all), or whose
+//! crop is the whole frame anyway, gets one full-frame pass instead, and so does any frame when the last
+//! full pass is `full_every_ms` old (people who stand still and are no
+//! longer tracked are found again). Nothing moving and nothing tracked, and
+//! no full pass due: the detector does not run at all.
+
+use super::motion::Rect;
+
+/// What to run on one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// No detector run.
+    Skip,
+    /// The whole (letterboxed) frame, as without gating.
+    Full,
+    /// These crops of the frame, `[x1, y1, x2, y2]` in frame pixels.
+    Regions(Vec<Rect>),
+}
+
+/// A target is grown by this fraction of its size on every side (at least
+/// [`MIN_MARGIN`] pixels): a walking person's next step stays in the crop.
+const MARGIN: f32 = 0.15;
+const MIN_MARGIN: f32 = 8.0;
+/// Two crops overlapping by more than this fraction of the smaller are merged.
+const MERGE_OVERLAP: f64 = 0.5;
+
+/// One camera's planning state: when the last full pass ran.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    full_every_ms: i64,
+    max_regions: usize,
+    last_full: Option<i64>,
+}
+
+impl Planner {
+    /// `full_every_ms`: the longest gap between full passes (0: only when
+    /// needed); `max_regions`: the most crops per frame.
+    pub fn new(full_every_ms: i64, max_regions: usize) -> Self {
+        Self {
+            full_every_ms,
+            max_regions: max_regions.max(1),
+            last_full: None,
+        }
+    }
+
+    /// Plans the frame taken at `now_ms` (the injectable clock's time) of
+    /// size `frame`, for a detector with a square `model` input.
+    pub fn plan(
+        &mut self,
+        now_ms: i64,
+        frame: (u32, u32),
+        model: u32,
+        motion: &[Rect],
+        tracked: &[[f32; 4]],
+    ) -> Plan {
+        let due = self.full_every_ms > 0
+            && self
+                .last_full
+                .is_none_or(|t| now_ms < t || now_ms - t >= self.full_every_ms);
+        let targets: Vec<[f32; 4]> = motion
+            .iter()
+            .map(|r| r.map(|v| v as f32))
+            .chain(tracked.iter().copied())
+            .filter_map(|b| grown(b, frame))
+            .collect();
+        let plan = if due {
+            Plan::Full
+        } else if targets.is_empty() {
+            Plan::Skip
+        } else {
+            self.crops(frame, model, &targets)
+        };
+        if plan == Plan::Full {
+            self.last_full = Some(now_ms);
+        }
+        plan
+    }
+
+    fn crops(&self, frame: (u32, u32), model: u32, targets: &[[f32; 4]]) -> Plan {
+        let mut regions: Vec<(Rect, [f32; 4])> = targets
+            .iter()
+            .map(|t| (square_around(t, frame, model), *t))
+            .collect();
+        while let Some((i, j)) = mergeable(&regions, model) {
+            let (_, b) = regions.swap_remove(j);
+            let a = regions[i].1;
+            let union = [
+                a[0].min(b[0]),
+                a[1].min(b[1]),
+                a[2].max(b[2]),
+                a[3].max(b[3]),
+            ];
+            regions[i] = (square_around(&union, frame, model), union);
+        }
+        let whole = |r: &Rect| r[2] - r[0] >= frame.0 && r[3] - r[1] >= frame.1;
+        let cropped: u64 = regions.iter().map(|(r, _)| area(r)).sum();
+        let costly = regions.len() > 1 && cropped * 2 >= area(&[0, 0, frame.0, frame.1]);
+        if regions.len() > self.max_regions || costly || regions.iter().any(|(r, _)| whole(r)) {
+            return Plan::Full;
+        }
+        Plan::Regions(regions.into_iter().map(|(r, _)| r).collect())
+    }
+}
+
+/// The first pair of crops worth merging: their targets fit one model-sized
+/// crop, or the crops overlap by more than [`MERGE_OVERLAP`] of the smaller.
+fn mergeable(regions: &[(Rect, [f32; 4])], model: u32) -> Option<(usize, usize)> {
+    for i in 0..regions.len() {
+        for j in i + 1..regions.len() {
+            let (ra, a) = regions[i];
+            let (rb, b) = regions[j];
+            let span = (a[2].max(b[2]) - a[0].min(b[0])).max(a[3].max(b[3]) - a[1].min(b[1]));
+            let smaller = area(&ra).min(area(&rb)).max(1) as f64;
+            if span <= model as f32 || overlap(&ra, &rb) as f64 > MERGE_OVERLAP * smaller {
+                return Some((i, j));
+            }
+        }
+    }
+    None
+}
+
+/// A target box grown by the margin and clipped to the frame; `None` when
+/// nothing of it is inside (a prediction that left the frame) or it is not
+/// a box at all.
+fn grown(b: [f32; 4], frame: (u32, u32)) -> Option<[f32; 4]> {
+    if !b.iter().all(|v| v.is_finite()) || b[2] <= b[0] || b[3] <= b[1] {
+        return None;
+    }
+    let mx = ((b[2] - b[0]) * MARGIN).max(MIN_MARGIN);
+    let my = ((b[3] - b[1]) * MARGIN).max(MIN_MARGIN);
+    let (w, h) = (frame.0 as f32, frame.1 as f32);
+    let g = [
+        (b[0] - mx).max(0.0),
+        (b[1] - my).max(0.0),
+        (b[2] + mx).min(w),
+        (b[3] + my).min(h),
+    ];
+    (g[2] > g[0] && g[3] > g[1]).then_some(g)
+}
+
+/// A crop of side `max(model, target)` centred on the target, shifted to
+/// lie inside the frame (and no larger than it).
+fn square_around(t: &[f32; 4], frame: (u32, u32), model: u32) -> Rect {
+    let side = (t[2] - t[0]).max(t[3] - t[1]).ceil().max(model as f32) as u32;
+    let span = |lo: f32, hi: f32, len: u32| {
+        let s = side.min(len);
+        let centre = (lo + hi) / 2.0;
+        let start = (centre - s as f32 / 2.0)
+            .round()
+            .clamp(0.0, (len - s) as f32) as u32;
+        (start, start + s)
+    };
+    let (x1, x2) = span(t[0], t[2], frame.0);
+    let (y1, y2) = span(t[1], t[3], frame.1);
+    [x1, y1, x2, y2]
+}
+
+fn area(r: &Rect) -> u64 {
+    u64::from(r[2].saturating_sub(r[0])) * u64::from(r[3].saturating_sub(r[1]))
+}
+
+fn overlap(a: &Rect, b: &Rect) -> u64 {
+    let w = a[2].min(b[2]).saturating_sub(a[0].max(b[0]));
+    let h = a[3].min(b[3]).saturating_sub(a[1].max(b[1]));
+    u64::from(w) * u64::from(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HD: (u32, u32) = (1920, 1080);
+
+    /// A planner whose first full pass is behind it.
+    fn planner() -> Planner {
+        let mut p = Planner::new(10_000, 3);
+        assert_eq!(p.plan(0, HD, 416, &[], &[]), Plan::Full, "first frame");
+        p
+    }
+
+    fn covers(r: &Rect, b: &Rect) -> bool {
+        r[0] <= b[0] && r[1] <= b[1] && r[2] >= b[2] && r[3] >= b[3]
+    }
+
+    #[test]
+    fn nothing_moving_nothing_tracked_runs_nothing_until_a_full_pass_is_due() {
+        let mut p = planner();
+        assert_eq!(p.plan(200, HD, 416, &[], &[]), Plan::Skip);
+        assert_eq!(p.plan(9_999, HD, 416, &[], &[]), Plan::Skip);
+        assert_eq!(p.plan(10_000, HD, 416, &[], &[]), Plan::Full);
+        assert_eq!(p.plan(10_200, HD, 416, &[], &[]), Plan::Skip);
+        // The clock stepping back does not stop full passes.
+        assert_eq!(p.plan(5_000, HD, 416, &[], &[]), Plan::Full);
+        // Never, when turned off (but a frame that needs it still gets one).
+        let mut never = Planner::new(0, 2);
+        assert_eq!(never.plan(0, HD, 416, &[], &[]), Plan::Skip);
+    }
+
+    #[test]
+    fn one_small_mover_gets_one_model_sized_crop_around_it() {
+        let mut p = planner();
+        let m = [1000, 500, 1040, 600];
+        let Plan::Regions(r) = p.plan(200, HD, 416, &[m], &[]) else {
+            panic!()
+        };
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0][2] - r[0][0], r[0][3] - r[0][1]), (416, 416));
+        assert!(covers(&r[0], &m));
+        // At the frame's corner the crop is shifted inside it.
+        let Plan::Regions(r) = p.plan(400, HD, 416, &[[1900, 1060, 1920, 1080]], &[]) else {
+            panic!()
+        };
+        assert_eq!(r, vec![[1504, 664, 1920, 1080]]);
+    }
+
+    #[test]
+    fn near_targets_merge_far_ones_do_not_and_every_target_is_covered() {
+        let mut p = planner();
+        let motion = [
+            [100, 100, 150, 200],
+            [300, 150, 350, 250],
+            [1500, 700, 1560, 820],
+        ];
+        let tracked = [[1600.0, 100.0, 1650.0, 220.0]];
+        let Plan::Regions(r) = p.plan(200, HD, 416, &motion, &tracked) else {
+            panic!()
+        };
+        assert_eq!(r.len(), 3, "{r:?}");
+        for m in motion {
+            assert!(r.iter().any(|c| covers(c, &m)), "{m:?} in {r:?}");
+        }
+        assert!(r.iter().any(|c| covers(c, &[1600, 100, 1650, 220])));
+        // A big mover gets a crop as big as it (the detector shrinks it).
+        let Plan::Regions(r) = p.plan(400, HD, 416, &[[200, 100, 900, 1000]], &[]) else {
+            panic!()
+        };
+        assert!(r[0][3] - r[0][1] >= 900 && covers(&r[0], &[200, 100, 900, 1000]));
+    }
+
+    #[test]
+    fn too_many_crops_or_a_small_frame_become_one_full_pass() {
+        let mut p = planner();
+        let spread: Vec<Rect> = (0..4)
+            .map(|i| [i * 480 + 10, 500, i * 480 + 50, 600])
+            .collect();
+        assert_eq!(p.plan(200, HD, 416, &spread, &[]), Plan::Full);
+        // That full pass counts: the next periodic one is 10 s after it.
+        assert_eq!(p.plan(10_100, HD, 416, &[], &[]), Plan::Skip);
+        // A frame no bigger than the model: a crop would be the frame.
+        assert_eq!(
+            p.plan(10_300, (320, 240), 416, &[[10, 10, 20, 20]], &[]),
+            Plan::Full
+        );
+        // Two crops covering most of a small frame: one full pass is cheaper.
+        let two = [[10, 10, 40, 90], [700, 480, 740, 570]];
+        assert_eq!(p.plan(10_400, (768, 576), 416, &two, &[]), Plan::Full);
+        // Predictions off the frame or broken are not targets.
+        let off = [[-500.0, 10.0, -400.0, 100.0], [f32::NAN, 0.0, 1.0, 1.0]];
+        assert_eq!(p.plan(10_600, HD, 416, &[], &off), Plan::Skip);
+    }
+}
