@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use image::RgbImage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -15,12 +16,12 @@ use super::detect::{self, obj, Mailbox, PendingFrame};
 use super::recorder::{Chunks, ListTail};
 use super::stall::StallWatch;
 use super::stats::{CameraStats, RecordInfo};
-use super::{Ctx, IngestError};
+use super::{raw, Ctx, IngestError};
 use crate::backoff::Backoff;
 use crate::nvr::store::{Camera, NewEvent, RecordMode};
 use crate::redact::Secrets;
 
-/// How often `latest.jpg` is checked for a new frame.
+/// How often `latest.ppm` is checked for a new frame.
 const FRAME_POLL: Duration = Duration::from_millis(40);
 /// How often the segment list is checked for finished chunks.
 const LIST_POLL: Duration = Duration::from_millis(500);
@@ -90,6 +91,7 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
         mailbox: &mailbox,
         health: &mut health,
         backoff: &mut backoff,
+        live_jpeg_at: 0,
     };
     loop {
         let outcome = runner.run_once(&source, &stop).await;
@@ -118,6 +120,8 @@ struct Runner<'a> {
     mailbox: &'a Mailbox,
     health: &'a mut Health,
     backoff: &'a mut Backoff,
+    /// When `latest.jpg` was last written (0: never).
+    live_jpeg_at: i64,
 }
 
 impl Runner<'_> {
@@ -130,7 +134,7 @@ impl Runner<'_> {
         if let Err(e) = std::fs::create_dir_all(&inprogress) {
             return Outcome::SpawnFailed(format!("{}: {e}", inprogress.display()));
         }
-        let latest = ctx.frames_dir.join(crate::paths::latest_frame(&cam.id));
+        let latest = ctx.frames_dir.join(crate::paths::latest_raw_frame(&cam.id));
         if let Err(e) = std::fs::create_dir_all(latest.parent().unwrap_or(&ctx.frames_dir)) {
             return Outcome::SpawnFailed(format!("{}: {e}", latest.display()));
         }
@@ -144,7 +148,7 @@ impl Runner<'_> {
         };
         let plan = Plan {
             source,
-            latest: &latest,
+            frames: Some(&latest),
             cfg: &ctx.cfg,
             fps: if cam.detect_fps > 0.0 {
                 cam.detect_fps
@@ -172,9 +176,9 @@ impl Runner<'_> {
         let outcome = loop {
             tokio::select! {
                 _ = frame_tick.tick() => {
-                    if let Some(jpeg) = frames.new_frame() {
+                    if let Some(bytes) = frames.new_frame() {
                         silence.frame(ctx.clock.mono());
-                        self.on_frame(jpeg).await;
+                        self.on_frame(bytes).await;
                     }
                 }
                 _ = list_tick.tick() => {
@@ -255,22 +259,46 @@ impl Runner<'_> {
         Outcome::Unrecordable(msg)
     }
 
-    /// A frame arrived (ffmpeg replaced `latest.jpg`): count it, offer it to the detector.
-    async fn on_frame(&mut self, jpeg: Vec<u8>) {
+    /// A frame arrived (ffmpeg replaced `latest.ppm`): count it, refresh
+    /// the live JPEG when it is due, offer it to the detector.
+    async fn on_frame(&mut self, bytes: Vec<u8>) {
         let now = self.ctx.clock.now_ms();
+        let image = match raw::parse_ppm(bytes, self.ctx.max_pixels) {
+            Ok(i) => Arc::new(i),
+            Err(e) => {
+                self.stats.set_error(Some(e.to_string()));
+                return;
+            }
+        };
         self.stats.frames.fetch_add(1, Relaxed);
         self.stats.last_frame_at.store(now, Relaxed);
         if !self.health.online {
             self.came_up(now).await;
         }
+        self.live_jpeg(now, &image).await;
         if self.cam.detect_fps > 0.0 {
-            let f = PendingFrame {
-                jpeg: Arc::new(jpeg),
-                at_ms: now,
-            };
+            let f = PendingFrame { image, at_ms: now };
             if self.mailbox.put(f) {
                 self.stats.dropped.fetch_add(1, Relaxed);
             }
+        }
+    }
+
+    /// Replaces `latest.jpg` (the snapshot route's frame) at most once per
+    /// [`raw::LIVE_JPEG_EVERY_MS`]: the one steady JPEG encode per camera.
+    async fn live_jpeg(&mut self, now: i64, image: &Arc<RgbImage>) {
+        if now - self.live_jpeg_at < raw::LIVE_JPEG_EVERY_MS && self.live_jpeg_at != 0 {
+            return;
+        }
+        self.live_jpeg_at = now;
+        let path = self
+            .ctx
+            .frames_dir
+            .join(crate::paths::latest_frame(&self.cam.id));
+        let image = image.clone();
+        let wrote = tokio::task::spawn_blocking(move || raw::write_jpeg(&path, &image)).await;
+        if let Ok(Err(e)) = wrote {
+            tracing::warn!(camera = %self.cam.id, error = %e, "cannot write the live frame");
         }
     }
 

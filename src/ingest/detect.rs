@@ -11,21 +11,22 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use image::RgbImage;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
-use super::{write_atomic, Ctx, IngestError};
+use super::{Ctx, IngestError};
 use crate::ai::task::Params;
-use crate::frame::{decode_camera_frame, Frame};
+use crate::frame::Frame;
 use crate::nvr::store::NewEvent;
 
-/// One encoded frame and when it arrived.
+/// One raw frame and when it arrived.
 #[derive(Debug, Clone)]
 pub struct PendingFrame {
-    pub jpeg: Arc<Vec<u8>>,
+    pub image: Arc<RgbImage>,
     pub at_ms: i64,
 }
 
@@ -88,19 +89,17 @@ pub async fn run(
         if stop.is_cancelled() {
             break;
         }
-        let (cam, jpeg, at, max_pixels, tracker) = (
+        let (cam, image, at, tracker) = (
             camera.clone(),
-            frame.jpeg.clone(),
+            frame.image.clone(),
             frame.at_ms,
-            ctx.max_pixels,
             tracker.clone(),
         );
         let result = ctx
             .engine
             .submit_camera(move |e| {
-                let image = decode_camera_frame(&jpeg, max_pixels)?;
                 let f = Frame {
-                    image,
+                    image: RgbImage::clone(&image),
                     camera: Some(cam),
                     timestamp_ms: Some(at),
                 };
@@ -129,7 +128,7 @@ pub async fn run(
                 continue;
             }
         };
-        let out = events.update(frame.at_ms, &seen, &frame.jpeg);
+        let out = events.update(frame.at_ms, &seen, &frame.image);
         write_all(&ctx, &camera, &stats, &model, out).await;
     }
     let out = events.end_all(ctx.clock.now_ms());
@@ -141,7 +140,7 @@ async fn write_all(
     camera: &str,
     stats: &CameraStats,
     model: &(String, Option<String>),
-    out: Vec<Emitted<Arc<Vec<u8>>>>,
+    out: Vec<Emitted<Arc<RgbImage>>>,
 ) {
     for e in out {
         match to_event(ctx, camera, model, e).await {
@@ -157,7 +156,7 @@ async fn to_event(
     ctx: &Ctx,
     camera: &str,
     model: &(String, Option<String>),
-    e: Emitted<Arc<Vec<u8>>>,
+    e: Emitted<Arc<RgbImage>>,
 ) -> Result<NewEvent, IngestError> {
     let base = NewEvent {
         camera_id: camera.to_owned(),
@@ -213,7 +212,8 @@ async fn to_event(
     })
 }
 
-/// Writes `<snapshots>/<camera>/<at>-<track>-<what>.jpg`; returns its path
+/// Encodes the frame (the only JPEG encode on the detection path) and
+/// writes `<snapshots>/<camera>/<at>-<track>-<what>.jpg`; returns its path
 /// relative to the snapshots dir, as stored on the event.
 async fn snapshot(
     ctx: &Ctx,
@@ -221,11 +221,11 @@ async fn snapshot(
     at: i64,
     track: u64,
     what: &str,
-    jpeg: Arc<Vec<u8>>,
+    image: Arc<RgbImage>,
 ) -> Result<String, IngestError> {
     let rel = format!("{camera}/{at}-{track}-{what}.jpg");
     let path = ctx.snapshots_dir.join(&rel);
-    tokio::task::spawn_blocking(move || write_atomic(&path, &jpeg))
+    tokio::task::spawn_blocking(move || super::raw::write_jpeg(&path, &image))
         .await
         .map_err(|_| IngestError::Internal("writing a snapshot"))??;
     Ok(rel)

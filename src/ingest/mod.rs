@@ -2,7 +2,7 @@
 //! chunks and hands decoded frames to the detector; tracks become events.
 //!
 //! - [`command`]: the ffmpeg command line (record by stream copy or H.264
-//!   transcode + MJPEG frames); [`codec`]: which of the two (`record_mode`).
+//!   transcode + raw rgb24 frames, [`raw`]); [`codec`]: which of the two (`record_mode`).
 //! - [`camera`]: one camera's supervisor loop (spawn, read, [`stall`],
 //!   restart with [`crate::backoff`]), health events; [`child`]: the ffmpeg
 //!   process itself (shim, stop with `q`, frames and log through files, and
@@ -21,6 +21,7 @@ pub(crate) mod codec;
 pub(crate) mod command;
 pub mod demo;
 pub(crate) mod detect;
+pub(crate) mod raw;
 pub mod recorder;
 pub(crate) mod retention;
 pub(crate) mod stall;
