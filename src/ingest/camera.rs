@@ -277,7 +277,11 @@ impl Runner<'_> {
         }
         self.live_jpeg(now, &image).await;
         if self.cam.detect_fps > 0.0 {
-            let f = PendingFrame { image, at_ms: now };
+            let f = PendingFrame {
+                image,
+                at_ms: now,
+                read: std::time::Instant::now(),
+            };
             if self.mailbox.put(f) {
                 self.stats.dropped.fetch_add(1, Relaxed);
             }

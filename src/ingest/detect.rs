@@ -5,11 +5,16 @@
 //!
 //! The camera reader never waits for the detector: frames pass through a
 //! one-frame [`Mailbox`], so when detection falls behind the older frame is
-//! replaced and counted as dropped, and memory stays bounded.
+//! replaced and counted as dropped (per camera), and memory stays bounded:
+//! one frame in the mailbox and one in flight per camera. The worker takes
+//! a runner first ([`crate::ai::Engine::camera_turn`]: first come first
+//! served, so with more cameras than runners they take turns and none
+//! starves), then the newest frame; it records each frame's latency from
+//! being read to its events written.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use serde_json::json;
@@ -28,6 +33,8 @@ use crate::nvr::store::NewEvent;
 pub struct PendingFrame {
     pub image: Arc<RgbImage>,
     pub at_ms: i64,
+    /// When it was read (monotonic), for the frame-to-event latency.
+    pub read: Instant,
 }
 
 /// Holds at most one frame: a newer one replaces it.
@@ -51,14 +58,24 @@ impl Mailbox {
         replaced
     }
 
-    /// The newest frame, waiting for one if there is none.
-    pub async fn take(&self) -> PendingFrame {
+    /// Waits until a frame is there, without taking it.
+    pub async fn ready(&self) {
         loop {
-            if let Some(f) = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return f;
+            if self
+                .slot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+            {
+                return;
             }
             self.notify.notified().await;
         }
+    }
+
+    /// The newest frame, if there is one.
+    pub fn try_take(&self) -> Option<PendingFrame> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -77,18 +94,24 @@ pub async fn run(
     let model = (model_id.clone(), ctx.engine.model_sha256(&model_id));
     let tracker = Arc::new(Mutex::new(ctx.engine.person_tracker()));
     loop {
-        let frame = tokio::select! {
-            f = mailbox.take() => f,
+        tokio::select! {
+            _ = mailbox.ready() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 let out = events.tick(ctx.clock.now_ms());
                 write_all(&ctx, &camera, &stats, &model, out).await;
                 continue;
             }
             _ = stop.cancelled() => break,
-        };
-        if stop.is_cancelled() {
-            break;
         }
+        // The runner first, then the newest frame: a camera that waited its
+        // turn analyses what it sees now, not what it saw when it queued.
+        let turn = tokio::select! {
+            t = ctx.engine.camera_turn() => t,
+            _ = stop.cancelled() => break,
+        };
+        let (Ok(turn), Some(frame)) = (turn, mailbox.try_take()) else {
+            continue;
+        };
         let (cam, image, at, tracker) = (
             camera.clone(),
             frame.image.clone(),
@@ -97,7 +120,7 @@ pub async fn run(
         );
         let result = ctx
             .engine
-            .submit_camera(move |e| {
+            .run_camera(turn, move |e| {
                 let f = Frame {
                     image: RgbImage::clone(&image),
                     camera: Some(cam),
@@ -130,6 +153,7 @@ pub async fn run(
         };
         let out = events.update(frame.at_ms, &seen, &frame.image);
         write_all(&ctx, &camera, &stats, &model, out).await;
+        stats.latency.0.observe(frame.read.elapsed().as_secs_f64());
     }
     let out = events.end_all(ctx.clock.now_ms());
     write_all(&ctx, &camera, &stats, &model, out).await;

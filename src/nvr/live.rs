@@ -22,6 +22,11 @@ pub struct CameraStatus {
     pub codec: Option<String>,
     /// `copy` or `transcode`: how chunks are being recorded.
     pub record_method: Option<String>,
+    /// The pid of the ffmpeg that decodes the `detect_url` sub-stream, if any.
+    pub detect_ffmpeg_pid: Option<u32>,
+    /// 95th percentile of frame-to-event latency (frame read to its events
+    /// written), milliseconds, as the bound of its histogram bucket.
+    pub latency_p95_ms: Option<u64>,
 }
 
 /// The running cameras' counters, read by the status endpoint.
