@@ -11,7 +11,8 @@ use crate::nvr::live::{CameraStatus, LiveCameras};
 /// Frame-to-event latency bounds, seconds: fine below a second (the goal
 /// is a p95 under 1 s), coarse above.
 pub const FRAME_LATENCY_BUCKETS_S: &[f64] = &[
-    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+    60.0, 300.0,
 ];
 
 /// A camera's frame-to-event latency histogram.

@@ -18,4 +18,5 @@ mod crash;
 mod hardening;
 mod ingest;
 mod mqtt;
+mod pipeline;
 mod streams;
