@@ -155,11 +155,13 @@ def main():
     ap.add_argument("--window", type=float, default=60.0)
     ap.add_argument("--motion", action="append", choices=["on", "off"], default=[])
     ap.add_argument("--workers", action="append", type=int, default=[])
+    ap.add_argument("--clips", help="reuse (or keep) the made clips in this folder")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models", "dist"))
     a = ap.parse_args()
     mixes = [tuple(int(x) for x in m.split(":")) for m in (a.mix or ["1:7", "5:0"])]
-    work = tempfile.mkdtemp(prefix="onvr-bench-clip-")
-    clips = make_clips(work)
+    work = a.clips or tempfile.mkdtemp(prefix="onvr-bench-clip-")
+    have = {k: os.path.join(work, f) for k, f in (("busy", "vtest.mp4"), ("quiet", "quiet.mp4"))}
+    clips = have if all(os.path.exists(p) for p in have.values()) else make_clips(work)
     print(json.dumps({"machine": f"{os.cpu_count()} CPUs, " + open("/proc/cpuinfo").read().split("model name")[1]
                       .split("\n")[0].strip(" :\t"), "binary": a.binary}), flush=True)
     for busy, quiet in mixes:
@@ -168,7 +170,8 @@ def main():
                 r = run(a.binary, os.path.abspath(a.models), clips, busy, quiet, a.fps, a.warmup, a.window,
                         motion, workers)
                 print(json.dumps(r), flush=True)
-    shutil.rmtree(work, ignore_errors=True)
+    if not a.clips:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
