@@ -90,7 +90,14 @@ pub async fn run(
 ) {
     let c = &ctx.cfg;
     let mut events = TrackEvents::new(c.min_hits, ctx.leave_after_ms, c.count_debounce_ms);
-    let model_id = ctx.engine.default_model().to_owned();
+    let model_id = match ctx.cfg.detect_models.get(&camera) {
+        Some(m) => m.clone(),
+        None => ctx.engine.default_model().to_owned(),
+    };
+    let params = Params {
+        model: Some(model_id.clone()),
+        ..Params::default()
+    };
     let model = (model_id.clone(), ctx.engine.model_sha256(&model_id));
     let tracker = Arc::new(Mutex::new(ctx.engine.person_tracker()));
     loop {
@@ -112,11 +119,12 @@ pub async fn run(
         let (Ok(turn), Some(frame)) = (turn, mailbox.try_take()) else {
             continue;
         };
-        let (cam, image, at, tracker) = (
+        let (cam, image, at, tracker, params) = (
             camera.clone(),
             frame.image.clone(),
             frame.at_ms,
             tracker.clone(),
+            params.clone(),
         );
         let result = ctx
             .engine
@@ -127,7 +135,7 @@ pub async fn run(
                     timestamp_ms: Some(at),
                 };
                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-                e.count_people(&mut t, &f, &Params::default())
+                e.count_people(&mut t, &f, &params)
             })
             .await;
         let seen: Vec<Sighting> = match result {
