@@ -25,3 +25,4 @@ mod nvr_auth;
 mod nvr_events;
 mod nvr_hardening;
 mod parity_ort;
+mod pipeline;
