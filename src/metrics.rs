@@ -227,6 +227,20 @@ mod tests {
     }
 
     #[test]
+    fn the_quantile_is_the_bound_of_its_bucket() {
+        let h = Histogram::new(&[0.1, 0.5, 1.0]);
+        assert_eq!(h.quantile_bound(0.95), None);
+        for _ in 0..19 {
+            h.observe(0.05);
+        }
+        h.observe(0.7);
+        assert_eq!(h.quantile_bound(0.95), Some(0.1));
+        assert_eq!(h.quantile_bound(1.0), Some(1.0));
+        h.observe(3.0);
+        assert_eq!(h.quantile_bound(1.0), None, "past the last bound");
+    }
+
+    #[test]
     fn exposition_escapes_and_cumulates() {
         let h = Histogram::new(&[0.1, 1.0]);
         h.observe(0.05);

@@ -121,6 +121,42 @@ mod tests {
         assert!(parse_ppm(b"P6".to_vec(), 100).is_err());
     }
 
+    /// A real frame from ffmpeg parses; the same file cut short (what a
+    /// writer killed mid-frame leaves, were it not renamed into place
+    /// whole) is refused, never analysed.
+    #[test]
+    fn a_real_ffmpeg_frame_parses_and_its_torn_copy_is_refused() {
+        let dir = std::env::temp_dir().join(format!("onvr-raw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("f.ppm");
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/models/dist/samples");
+        let img = std::fs::read_dir(src)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "jpg"))
+            .unwrap();
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&img)
+            .args(["-pix_fmt", "rgb24", "-c:v", "ppm", "-f", "image2"])
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let bytes = std::fs::read(&out).unwrap();
+        let frame = parse_ppm(bytes.clone(), 40_000_000).unwrap();
+        let (w, h) = frame.dimensions();
+        assert!(w > 100 && h > 100);
+        let torn = bytes[..bytes.len() / 2].to_vec();
+        assert!(matches!(
+            parse_ppm(torn, 40_000_000),
+            Err(RawFrameError::Length { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn jpeg_round_trips_the_frame_size() {
         let img = parse_ppm(ppm(32, 16, 0), 10_000).unwrap();

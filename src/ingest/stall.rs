@@ -87,6 +87,23 @@ mod tests {
     use crate::clock::{Clock, ManualClock};
 
     #[test]
+    fn chunk_growth_counts_only_this_runs_chunks_growing() {
+        let dir = std::env::temp_dir().join(format!("onvr-growth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut g = ChunkGrowth::new(&dir, 7);
+        assert!(!g.grew(), "no chunk yet");
+        std::fs::write(dir.join("7-000000.mp4"), [0u8; 10]).unwrap();
+        std::fs::write(dir.join("8-000000.mp4"), [0u8; 99]).unwrap();
+        assert!(g.grew());
+        assert!(!g.grew(), "same size: no growth");
+        std::fs::write(dir.join("8-000000.mp4"), [0u8; 200]).unwrap();
+        assert!(!g.grew(), "another run's chunk");
+        std::fs::write(dir.join("7-000000.mp4"), [0u8; 20]).unwrap();
+        assert!(g.grew());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_first_frame_gets_the_grace_then_the_stall_timeout_applies() {
         let clock = ManualClock::new(0);
         clock.advance(5_000);
