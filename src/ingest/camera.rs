@@ -225,7 +225,8 @@ impl Runner<'_> {
         let mut list_tick = tokio::time::interval(LIST_POLL);
         let outcome = loop {
             tokio::select! {
-                _ = frame_tick.tick() => {
+                // The recording-only run leaves the frames to the sub-stream's run.
+                _ = frame_tick.tick(), if role != Role::RecordOnly => {
                     if let Some(bytes) = frames.new_frame() {
                         silence.frame(ctx.clock.mono());
                         self.on_frame(bytes).await;

@@ -46,6 +46,10 @@ fn video_width(file: &Path) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+fn n(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap()
+}
+
 fn get_bytes(d: &Daemon, token: &str, path: &str) -> Vec<u8> {
     let r = client()
         .get(d.nvr_url(path))
@@ -117,6 +121,13 @@ fn sub_stream_is_analysed_while_the_main_stream_records_and_its_loss_spares_the_
         "{st}"
     );
     assert_eq!(st["online"], true);
+    // Each sub-stream frame is read once, by the sub-stream's run alone: at
+    // most the detect rate (5 fps) arrives, not twice it.
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(6));
+    let later = get_auth(&d, &token, "/api/v1/cameras/door/status");
+    let rate = (n(&later, "frames") - n(&st, "frames")) as f64 / t0.elapsed().as_secs_f64();
+    assert!(rate <= 7.5, "{rate} frames/s read at 5 fps");
 
     // The sub-stream dies: the status says so, the recording goes on.
     sub.stop();
@@ -158,7 +169,6 @@ fn busy_cameras_take_turns_count_their_own_drops_and_measure_latency() {
         );
     }
     let status = |id: &str| get_auth(&d, &token, &format!("/api/v1/cameras/{id}/status"));
-    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
     wait_for(2 * MIN, || {
         cams.iter()
             .all(|c| n(&status(c), "analysed") >= 4)
