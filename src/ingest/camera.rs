@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use image::RgbImage;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -116,7 +115,6 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
         // after a clean start has `down_ms: null`.
         health: Health::default(),
         backoff: Backoff::new(ctx.cfg.backoff_min_ms, ctx.cfg.backoff_max_ms),
-        live_jpeg_at: 0,
     };
     match feed {
         Some(f) => {
@@ -160,8 +158,6 @@ struct Runner<'a> {
     role: Role,
     health: Health,
     backoff: Backoff,
-    /// When `latest.jpg` was last written (0: never).
-    live_jpeg_at: i64,
 }
 
 impl Runner<'_> {
@@ -322,8 +318,7 @@ impl Runner<'_> {
         Outcome::Unrecordable(msg)
     }
 
-    /// A frame arrived (ffmpeg replaced `latest.ppm`): count it, refresh
-    /// the live JPEG when it is due, offer it to the detector.
+    /// A frame arrived (ffmpeg replaced `latest.ppm`): count it, offer it to the detector.
     async fn on_frame(&mut self, bytes: Vec<u8>) {
         let now = self.ctx.clock.now_ms();
         let image = match raw::parse_ppm(bytes, self.ctx.max_pixels) {
@@ -338,7 +333,6 @@ impl Runner<'_> {
         if self.role == Role::Whole {
             self.alive().await;
         }
-        self.live_jpeg(now, &image).await;
         if self.cam.detect_fps > 0.0 {
             let f = PendingFrame {
                 image,
@@ -348,24 +342,6 @@ impl Runner<'_> {
             if self.mailbox.put(f) {
                 self.stats.dropped.fetch_add(1, Relaxed);
             }
-        }
-    }
-
-    /// Replaces `latest.jpg` (the snapshot route's frame) at most once per
-    /// [`raw::LIVE_JPEG_EVERY_MS`]: the one steady JPEG encode per camera.
-    async fn live_jpeg(&mut self, now: i64, image: &Arc<RgbImage>) {
-        if now - self.live_jpeg_at < raw::LIVE_JPEG_EVERY_MS && self.live_jpeg_at != 0 {
-            return;
-        }
-        self.live_jpeg_at = now;
-        let path = self
-            .ctx
-            .frames_dir
-            .join(crate::paths::latest_frame(&self.cam.id));
-        let image = image.clone();
-        let wrote = tokio::task::spawn_blocking(move || raw::write_jpeg(&path, &image)).await;
-        if let Ok(Err(e)) = wrote {
-            tracing::warn!(camera = %self.cam.id, error = %e, "cannot write the live frame");
         }
     }
 

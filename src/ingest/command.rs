@@ -73,7 +73,8 @@ pub fn input_args(source: &Source, cfg: &IngestConfig, live: bool) -> Vec<OsStri
 pub struct Plan<'a> {
     pub source: &'a Source,
     /// `Some(file)`: decode frames into this raw PPM, replaced atomically
-    /// at `fps`; `None`: record only (the sub-stream feeds the detector).
+    /// at `fps`, and once a second into the JPEG of the same name (the live
+    /// frame); `None`: record only (the sub-stream feeds the detector).
     pub frames: Option<&'a Path>,
     pub cfg: &'a IngestConfig,
     /// Frames per second handed to the detector (to `latest.ppm`).
@@ -162,6 +163,30 @@ impl Plan<'_> {
             ];
             a.extend(frames.iter().map(OsString::from));
             a.push(latest.into());
+            // The live JPEG beside it (the snapshot route, `/infer` by URI),
+            // once a second: ffmpeg's encoder costs ~6 ms a frame, ours ~80.
+            let live = format!(
+                "fps=1,scale='min({},iw)':-2",
+                self.cfg.max_frame_width.max(16)
+            );
+            let jpeg = [
+                "-map",
+                "0:v:0",
+                "-vf",
+                &live,
+                "-c:v",
+                "mjpeg",
+                "-q:v",
+                "4",
+                "-f",
+                "image2",
+                "-update",
+                "1",
+                "-atomic_writing",
+                "1",
+            ];
+            a.extend(jpeg.iter().map(OsString::from));
+            a.push(latest.with_extension("jpg").into());
         }
         a
     }
@@ -216,7 +241,8 @@ mod tests {
             joined.contains("-segment_list /r/c/.inprogress/42.csv /r/c/.inprogress/42-%06d.mp4")
         );
         assert!(joined.ends_with(
-            "-vf fps=5,scale='min(1280,iw)':-2 -pix_fmt rgb24 -c:v ppm -f image2 -update 1 -atomic_writing 1 /f/c/latest.ppm"
+            "-vf fps=5,scale='min(1280,iw)':-2 -pix_fmt rgb24 -c:v ppm -f image2 -update 1 -atomic_writing 1 /f/c/latest.ppm \
+             -map 0:v:0 -vf fps=1,scale='min(1280,iw)':-2 -c:v mjpeg -q:v 4 -f image2 -update 1 -atomic_writing 1 /f/c/latest.jpg"
         ));
         assert!(!joined.contains("-stream_loop"));
     }
