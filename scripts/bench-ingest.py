@@ -1,21 +1,30 @@
 #!/usr/bin/env python3
-"""Benchmark: CPU per camera, and how many cameras a box sustains without
-dropping detection frames.
+"""Benchmark: CPU per camera, frames analysed and dropped per camera, and
+frame-to-event latency, with busy and quiet cameras.
 
-Starts the given opennvr-edge binary on a temp data dir with N cameras that
-replay the vtest street clip (H.264, real time, looped) at DETECT_FPS, lets it
-warm up, then measures over WINDOW seconds: CPU time of the daemon and of each
-ffmpeg child (from /proc), and frames received / analysed / dropped (from
-GET /api/v1/cameras/{id}/status). Prints one JSON line per N.
+Starts the given opennvr-edge binary on a temp data dir with BUSY cameras
+that replay the vtest street clip (H.264, real time, looped) and QUIET
+cameras that replay a still street with sensor noise (a real background:
+the temporal median of vtest's frames, ffmpeg's `noise` filter per frame)
+where people cross for 5 s every 30 s, at DETECT_FPS. After a warm-up it
+measures over WINDOW seconds: CPU time of the daemon and of every ffmpeg
+child (from /proc), frames received / analysed / dropped per camera and
+the p95 frame-to-event latency (GET /api/v1/cameras/{id}/status; null on
+builds before it was measured), CPU seconds per analysed frame (less
+sensitive to other load on the box than drops), and the load average.
+Prints one JSON line per run.
 
-  scripts/bench-ingest.py target/release/opennvr-edge 1 2 3 [--fps 5] [--window 60]
+  scripts/bench-ingest.py BINARY --mix 1:7 --mix 5:0 [--fps 5] [--window 60]
+      [--motion on --motion off] [--workers 1 --workers 0]
 
---no-motion turns motion gating off (the ungated baseline, OPENNVR_MOTION=false);
---quiet replays a quiet camera instead of vtest: Debian's real still of a street
-facade (leuvenA.jpg) with temporal sensor noise, H.264 like the camera would send.
+--mix BUSY:QUIET (repeatable); --motion sets `[ingest.motion] enabled`
+(OPENNVR_MOTION) per run, so the ungated baseline runs in the same
+invocation (omit it for builds without gating); --workers sets `[ai]
+workers` (0: one per core). Every combination is run.
 
-Use a release build: a debug build measures the compiler, not the pipeline.
+Use an optimised build where you can: a debug build measures the compiler.
 """
+
 import argparse
 import json
 import os
@@ -27,7 +36,6 @@ import time
 import urllib.request
 
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
-STILL = "/usr/share/doc/opencv-doc/examples/data/leuvenA.jpg"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -46,12 +54,22 @@ def call(url, body=None, token=None):
         return json.load(r)
 
 
-def run(binary, models, clip, n, fps, warmup, window, motion=True):
+def status(base, tok, cam):
+    return call(f"{base}/api/v1/cameras/{cam}/status", token=tok)
+
+
+def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers):
     data = tempfile.mkdtemp(prefix="onvr-bench-")
     env = dict(os.environ, OPENNVR_DATA_DIR=data, OPENNVR_MODELS_DIR=models,
-               OPENNVR_AI_LISTEN="127.0.0.1:0", OPENNVR_NVR_LISTEN="127.0.0.1:0", OPENNVR_LOG="warn",
-               OPENNVR_MOTION=str(motion).lower())
+               OPENNVR_AI_LISTEN="127.0.0.1:0", OPENNVR_NVR_LISTEN="127.0.0.1:0", OPENNVR_LOG="warn")
     env.pop("OPENNVR_CONFIG", None)
+    if motion is not None:
+        env["OPENNVR_MOTION"] = "true" if motion else "false"
+    if workers is not None:
+        cfg = os.path.join(data, "bench.toml")
+        with open(cfg, "w") as f:
+            f.write(f"[ai]\nworkers = {workers}\n")
+        env["OPENNVR_CONFIG"] = cfg
     p = subprocess.Popen([binary, "run"], env=env, stdout=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
@@ -59,35 +77,49 @@ def run(binary, models, clip, n, fps, warmup, window, motion=True):
         base = f"http://{nvr}"
         pw = open(os.path.join(data, "initial-admin-password")).read().strip()
         tok = call(f"{base}/api/v1/auth/login-json", {"username": "admin", "password": pw})["access_token"]
-        cams = [f"cam{i}" for i in range(n)]
-        for c in cams:
+        cams = {f"busy{i}": clips["busy"] for i in range(busy)}
+        cams.update({f"quiet{i}": clips["quiet"] for i in range(quiet)})
+        for c, clip in cams.items():
             call(f"{base}/api/v1/cameras", {"id": c, "source_url": f"file://{clip}", "detect_fps": fps}, tok)
         time.sleep(warmup)
 
         def sample():
-            st = {c: call(f"{base}/api/v1/cameras/{c}/status", token=tok) for c in cams}
-            ff = sum(cpu_s(s["ffmpeg_pid"]) for s in st.values())
+            st = {c: status(base, tok, c) for c in cams}
+            pids = [s.get(k) for s in st.values() for k in ("ffmpeg_pid", "detect_ffmpeg_pid")]
+            ff = sum(cpu_s(pid) for pid in pids if pid)
             return time.monotonic(), cpu_s(p.pid), ff, st
 
         t0, d0, f0, s0 = sample()
         time.sleep(window)
         t1, d1, f1, s1 = sample()
         dt = t1 - t0
+        n = len(cams)
+        per_cam = {}
+        for c in cams:
+            d = {k: s1[c].get(k, 0) - s0[c].get(k, 0)
+                 for k in ("frames", "analysed", "dropped", "gated", "regions", "full_passes")}
+            d["latency_p95_ms"] = s1[c].get("latency_p95_ms")
+            per_cam[c] = d
 
-        def delta(key):
-            return sum(s1[c][key] - s0[c][key] for c in cams)
+        def total(key, prefix=""):
+            return sum(v[key] for c, v in per_cam.items() if c.startswith(prefix))
 
-        frames, analysed, dropped = delta("frames"), delta("analysed"), delta("dropped")
+        analysed = total("analysed")
+        cpu = (d1 - d0) + (f1 - f0)
         return {
-            "cameras": n, "detect_fps": fps, "window_s": round(dt, 1),
+            "busy": busy, "quiet": quiet, "detect_fps": fps, "motion": motion, "workers": workers,
+            "window_s": round(dt, 1), "loadavg_1m": os.getloadavg()[0],
             "daemon_cpu_pct": round(100 * (d1 - d0) / dt, 1),
-            "ffmpeg_cpu_pct_per_camera": round(100 * (f1 - f0) / dt / n, 1),
-            "total_cpu_pct_per_camera": round(100 * ((d1 - d0) + (f1 - f0)) / dt / n, 1),
-            "frames": frames, "analysed": analysed, "dropped": dropped,
-            "dropped_pct": round(100 * dropped / max(frames, 1), 1),
-            "restarts": delta("restarts"),
-            "motion": motion, "gated": delta("gated"), "regions": delta("regions"),
-            "full_passes": delta("full_passes"),
+            "ffmpeg_cpu_pct": round(100 * (f1 - f0) / dt, 1),
+            "total_cpu_pct_per_camera": round(100 * cpu / dt / n, 1),
+            "daemon_cpu_ms_per_analysed_frame": round(1000 * (d1 - d0) / max(analysed, 1), 1),
+            "frames": total("frames"), "analysed": analysed, "dropped": total("dropped"),
+            "dropped_pct": round(100 * total("dropped") / max(total("frames"), 1), 1),
+            "busy_dropped_pct": round(100 * total("dropped", "busy") / max(total("frames", "busy"), 1), 1),
+            "quiet_dropped_pct": round(100 * total("dropped", "quiet") / max(total("frames", "quiet"), 1), 1),
+            "worst_p95_ms": max((v["latency_p95_ms"] or 0 for v in per_cam.values()), default=0) or None,
+            "restarts": sum(s1[c]["restarts"] - s0[c]["restarts"] for c in cams),
+            "per_camera": per_cam,
         }
     finally:
         p.terminate()
@@ -95,29 +127,52 @@ def run(binary, models, clip, n, fps, warmup, window, motion=True):
         shutil.rmtree(data, ignore_errors=True)
 
 
+def make_clips(work):
+    """The busy clip (vtest as H.264) and the quiet one (still + noise + crossings)."""
+    busy = os.path.join(work, "vtest.mp4")
+    x264 = ["-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", "-g", "10"]
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", VTEST] + x264 + [busy], check=True)
+    still = os.path.join(work, "street.png")
+    # The temporal median of 101 frames: the street without its walkers.
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", VTEST,
+                    "-vf", "tmedian=radius=50,select=eq(n\\,100)", "-frames:v", "1", still], check=True)
+    quiet = os.path.join(work, "quiet.mp4")
+    # 30 s at 10 fps: the still with per-frame sensor noise; vtest's walkers
+    # cross the same street from 20 s to 25 s.
+    graph = ("[1:v]trim=0:5,setpts=PTS-STARTPTS+20/TB[walk];"
+             "[0:v][walk]overlay=eof_action=pass,noise=alls=8:allf=t,format=yuv420p")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-framerate", "10", "-i", still,
+                    "-i", VTEST, "-filter_complex", graph, "-t", "30", "-r", "10"] + x264[1:] + [quiet],
+                   check=True)
+    return {"busy": busy, "quiet": quiet}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
-    ap.add_argument("cameras", type=int, nargs="+")
+    ap.add_argument("--mix", action="append", default=[], help="BUSY:QUIET cameras (repeatable)")
     ap.add_argument("--fps", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=15.0)
     ap.add_argument("--window", type=float, default=60.0)
-    ap.add_argument("--no-motion", action="store_true", help="motion gating off (ungated baseline)")
-    ap.add_argument("--quiet", action="store_true", help="a quiet camera (real still + noise), not vtest")
+    ap.add_argument("--motion", action="append", choices=["on", "off"], default=[])
+    ap.add_argument("--workers", action="append", type=int, default=[])
+    ap.add_argument("--clips", help="reuse (or keep) the made clips in this folder")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models", "dist"))
     a = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="onvr-bench-clip-")
-    clip = os.path.join(work, "vtest.mp4")
-    src = ["-loop", "1", "-framerate", "10", "-i", STILL, "-t", "60", "-vf",
-           "scale=752:564,noise=alls=24:allf=t+u"] if a.quiet else ["-i", VTEST]
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *src, "-an", "-c:v", "libx264", "-preset", "veryfast",
-                    "-crf", "26", "-pix_fmt", "yuv420p", "-g", "10", clip], check=True)
+    mixes = [tuple(int(x) for x in m.split(":")) for m in (a.mix or ["1:7", "5:0"])]
+    work = a.clips or tempfile.mkdtemp(prefix="onvr-bench-clip-")
+    have = {k: os.path.join(work, f) for k, f in (("busy", "vtest.mp4"), ("quiet", "quiet.mp4"))}
+    clips = have if all(os.path.exists(p) for p in have.values()) else make_clips(work)
     print(json.dumps({"machine": f"{os.cpu_count()} CPUs, " + open("/proc/cpuinfo").read().split("model name")[1]
-                      .split("\n")[0].strip(" :\t")}), flush=True)
-    for n in a.cameras:
-        print(json.dumps(run(a.binary, os.path.abspath(a.models), clip, n, a.fps, a.warmup, a.window,
-                             not a.no_motion)), flush=True)
-    shutil.rmtree(work, ignore_errors=True)
+                      .split("\n")[0].strip(" :\t"), "binary": a.binary}), flush=True)
+    for busy, quiet in mixes:
+        for motion in [m == "on" for m in a.motion] or [None]:
+            for workers in a.workers or [None]:
+                r = run(a.binary, os.path.abspath(a.models), clips, busy, quiet, a.fps, a.warmup, a.window,
+                        motion, workers)
+                print(json.dumps(r), flush=True)
+    if not a.clips:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

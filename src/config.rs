@@ -64,9 +64,13 @@ pub struct AiConfig {
     pub max_image_pixels: u64,
     /// Requests allowed to wait for or hold an inference slot; the next gets 503.
     pub queue_depth: usize,
-    /// Inferences that run at once; each already uses all `threads`.
+    /// Inferences that run at once (camera frames and API requests share
+    /// them); 0 = one per core. tract parallelises only the matrix products
+    /// of one inference, so several runners keep the cores busier when
+    /// several cameras have frames waiting (docs/performance.md).
     pub workers: usize,
-    /// Threads for matrix products inside one inference; 0 = all cores.
+    /// Threads for matrix products inside one inference; 0 = the cores
+    /// shared out among the `workers` (at least 1 each).
     pub threads: usize,
     /// Request body bytes buffered across all admitted requests at once; a
     /// request that would pass it gets 503, so stalled uploads cannot hold
@@ -93,6 +97,29 @@ pub struct AiConfig {
     pub stream_idle_timeout_s: u64,
     /// Largest frame one stream message may carry, bytes.
     pub stream_max_frame_bytes: usize,
+}
+
+impl AiConfig {
+    /// The number of runners: `workers`, or one per core when 0.
+    pub fn runners(&self) -> usize {
+        match self.workers {
+            0 => cores(),
+            n => n,
+        }
+    }
+
+    /// tract's threads per inference: `threads`, or the cores shared out
+    /// among the runners when 0.
+    pub fn tract_threads(&self) -> usize {
+        match self.threads {
+            0 => (cores() / self.runners()).max(1),
+            n => n,
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Default for AiConfig {
@@ -363,6 +390,11 @@ pub struct IngestConfig {
     /// Motion gating: the detector runs only around motion and tracked
     /// people, plus a full-frame pass now and then (`[ingest.motion]`).
     pub motion: MotionConfig,
+    /// The detector per camera id (a model id of the manifest), for cameras
+    /// that should not use `[detector] model`: `yolov4-tiny-320` costs ~0.6x
+    /// of 416 (recall against 416 in docs/performance.md). An unknown id
+    /// makes that camera's frames fail with the reason in its status.
+    pub detect_models: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for IngestConfig {
@@ -384,6 +416,7 @@ impl Default for IngestConfig {
             probe_timeout_s: 15,
             transcode_preset: "veryfast".into(),
             motion: MotionConfig::default(),
+            detect_models: Default::default(),
         }
     }
 }

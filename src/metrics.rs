@@ -191,6 +191,24 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         self.count.load(Relaxed)
     }
+
+    /// The bound of the bucket that holds the `q` quantile (0..=1), an
+    /// upper estimate; `None` with no observations or past the last bound.
+    pub fn quantile_bound(&self, q: f64) -> Option<f64> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).max(1);
+        let mut cumulative = 0;
+        for (bound, n) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += n.load(Relaxed);
+            if cumulative >= rank {
+                return Some(*bound);
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +224,20 @@ mod tests {
             out.family("t_seconds", "Latency.", Kind::Histogram);
             out.histogram("t_seconds", &[("task", "x")], &self.0);
         }
+    }
+
+    #[test]
+    fn the_quantile_is_the_bound_of_its_bucket() {
+        let h = Histogram::new(&[0.1, 0.5, 1.0]);
+        assert_eq!(h.quantile_bound(0.95), None);
+        for _ in 0..19 {
+            h.observe(0.05);
+        }
+        h.observe(0.7);
+        assert_eq!(h.quantile_bound(0.95), Some(0.1));
+        assert_eq!(h.quantile_bound(1.0), Some(1.0));
+        h.observe(3.0);
+        assert_eq!(h.quantile_bound(1.0), None, "past the last bound");
     }
 
     #[test]

@@ -69,10 +69,17 @@ impl DataDir {
     }
 }
 
-/// A camera's latest frame, relative to the frames root: ffmpeg writes it,
-/// the detector reads it, `GET /api/v1/cameras/{id}/snapshot.jpg` serves it.
+/// A camera's latest frame as JPEG, relative to the frames root: the camera
+/// task encodes it from the raw frames at most once a second, `GET
+/// /api/v1/cameras/{id}/snapshot.jpg` serves it.
 pub fn latest_frame(camera: &str) -> String {
     format!("{camera}/latest.jpg")
+}
+
+/// A camera's latest raw frame (rgb24 PPM), relative to the frames root:
+/// ffmpeg writes it, the camera task reads it (`ingest::raw`).
+pub fn latest_raw_frame(camera: &str) -> String {
+    format!("{camera}/latest.ppm")
 }
 
 /// The recordings tree: `<camera>/<start_ms>.mp4` finished chunks (index

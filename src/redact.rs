@@ -176,6 +176,19 @@ impl Secrets {
         Secrets { values }
     }
 
+    /// The secrets of a camera's source URL and, when it has one, of its
+    /// sub-stream (`detect_url`): every text about the camera is scrubbed of both.
+    pub fn of_camera(source_url: &str, detect_url: Option<&str>) -> Secrets {
+        let mut s = Self::of_url(source_url);
+        if let Some(d) = detect_url {
+            s.values.extend(Self::of_url(d).values);
+            s.values
+                .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+            s.values.dedup();
+        }
+        s
+    }
+
     /// `s` with URL patterns masked ([`text`]) and every known secret value
     /// replaced by [`MASK`], wherever it appears.
     pub fn scrub(&self, s: &str) -> String {

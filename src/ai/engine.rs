@@ -67,6 +67,10 @@ impl PersonTracker {
         self.0.predicted(now_ms)
     }
 }
+/// A runner held for one camera frame ([`Engine::camera_turn`]); dropping
+/// it unused hands the runner on.
+#[derive(Debug)]
+pub struct CameraTurn(Pass);
 
 /// An admitted request: its place in the queue and the body bytes it may
 /// buffer. Held until the work it admits is done (it moves into the
@@ -133,7 +137,7 @@ impl Engine {
             body_budget: Arc::new(Semaphore::new(
                 cfg.ai.body_budget_bytes.clamp(1, u32::MAX as usize),
             )),
-            runners: Gate::new(cfg.ai.workers),
+            runners: Gate::new(cfg.ai.runners()),
             metrics: InferMetrics::default(),
         }
     }
@@ -245,16 +249,23 @@ impl Engine {
         .await
     }
 
-    /// Runs the camera pipeline's blocking work `f`: no admission (each
-    /// camera has one frame in flight), and ahead of API work for the next
-    /// free runner, so `/infer` load cannot starve the cameras.
-    pub async fn submit_camera<R, F>(self: &Arc<Self>, f: F) -> Result<R, AiError>
+    /// Waits for a runner for the camera pipeline: no admission (each
+    /// camera has one frame in flight), ahead of API work, so `/infer` load
+    /// cannot starve the cameras, and first come first served among the
+    /// cameras (each waits at most once at a time: round-robin). The camera
+    /// takes its newest frame only once it holds the turn, so the frame it
+    /// analyses is the freshest, not the one it had when it queued.
+    pub async fn camera_turn(self: &Arc<Self>) -> Result<CameraTurn, AiError> {
+        Ok(CameraTurn(self.runners.enter(Priority::Camera).await?))
+    }
+
+    /// Runs the camera pipeline's blocking work `f` on the runner `turn` holds.
+    pub async fn run_camera<R, F>(self: &Arc<Self>, turn: CameraTurn, f: F) -> Result<R, AiError>
     where
         R: Send + 'static,
         F: FnOnce(&Engine) -> Result<R, AiError> + Send + 'static,
     {
-        let pass = self.runners.enter(Priority::Camera).await?;
-        self.spawn(pass, f).await
+        self.spawn(turn.0, f).await
     }
 
     async fn spawn<R, F>(self: &Arc<Self>, pass: Pass, f: F) -> Result<R, AiError>

@@ -19,7 +19,7 @@ mod stats;
 pub(crate) mod task;
 pub(crate) mod yolo;
 
-pub use engine::{Admission, Engine, PersonTracker};
+pub use engine::{Admission, CameraTurn, Engine, PersonTracker};
 pub use error::AiError;
 pub use models::AdapterInfo;
 pub use stats::ModelHealth;

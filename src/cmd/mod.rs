@@ -38,7 +38,7 @@ pub fn open_catalog(cfg: &Config) -> anyhow::Result<Catalog> {
 
 /// The engine every command shares: tract on the CPU, the wall clock.
 pub fn build_engine(cfg: &Config) -> anyhow::Result<Arc<Engine>> {
-    TractBackend::set_threads(cfg.ai.threads);
+    TractBackend::set_threads(cfg.ai.tract_threads());
     let catalog = open_catalog(cfg)?;
     Ok(Arc::new(Engine::new(
         cfg,

@@ -132,13 +132,6 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, FrameErro
     decode(bytes, max_pixels, true)
 }
 
-/// [`decode_image`] for a camera's frame, which ffmpeg wrote whole and then
-/// renamed into place: the scan walk that finds torn uploads is skipped on
-/// this hot path (every frame of every camera).
-pub fn decode_camera_frame(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, FrameError> {
-    decode(bytes, max_pixels, false)
-}
-
 fn decode(bytes: &[u8], max_pixels: u64, walk_scans: bool) -> Result<RgbImage, FrameError> {
     let reader = || {
         ImageReader::new(Cursor::new(bytes))

@@ -13,14 +13,14 @@ use super::codec;
 use super::command::{Encode, Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
 use super::recorder::{Chunks, ListTail};
-use super::stall::StallWatch;
+use super::stall::{ChunkGrowth, StallWatch};
 use super::stats::{CameraStats, RecordInfo};
-use super::{Ctx, IngestError};
+use super::{raw, Ctx, IngestError};
 use crate::backoff::Backoff;
 use crate::nvr::store::{Camera, NewEvent, RecordMode};
 use crate::redact::Secrets;
 
-/// How often `latest.jpg` is checked for a new frame.
+/// How often `latest.ppm` is checked for a new frame.
 const FRAME_POLL: Duration = Duration::from_millis(40);
 /// How often the segment list is checked for finished chunks.
 const LIST_POLL: Duration = Duration::from_millis(500);
@@ -51,16 +51,36 @@ struct Health {
     reported_down: bool,
 }
 
+/// What one ffmpeg of a camera does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Records (when the camera records) and decodes frames: one stream.
+    Whole,
+    /// Records the main stream only; its heartbeat is the chunks growing.
+    RecordOnly,
+    /// Decodes the `detect_url` sub-stream only. Its failures are logged and
+    /// retried on their own backoff; they never touch the recording.
+    Feed,
+}
+
 /// Runs the camera until `stop` is cancelled (shutdown, or the camera was
-/// edited or removed).
+/// edited or removed). A camera with a `detect_url` that records runs two
+/// ffmpeg processes: one records `source_url` by stream copy, the other
+/// decodes the sub-stream for the detector, so a failing sub-stream never
+/// stops the recording (one process with two inputs would end both).
 pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationToken) {
     let stats = ctx.stats.camera(&cam.id);
     // Every text about this camera that leaves ingest (status, events, log) is scrubbed with it.
-    let secrets = Secrets::of_url(&cam.source_url);
-    let source = match Source::parse(&cam.source_url) {
+    let secrets = Secrets::of_camera(&cam.source_url, cam.detect_url.as_deref());
+    let parse =
+        |u: &str| Source::parse(u).map_err(|e| secrets.scrub(&IngestError::from(e).to_string()));
+    let sources = parse(&cam.source_url).and_then(|main| {
+        let sub = cam.detect_url.as_deref().map(parse).transpose()?;
+        Ok((main, sub))
+    });
+    let (main, sub) = match sources {
         Ok(s) => s,
         Err(e) => {
-            let e = secrets.scrub(&IngestError::from(e).to_string());
             tracing::warn!(camera = %cam.id, error = %e, "camera not started");
             stats.set_error(Some(e));
             stop.cancelled().await;
@@ -77,35 +97,54 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
             stop.clone(),
         ))
     });
-    let mut backoff = Backoff::new(ctx.cfg.backoff_min_ms, ctx.cfg.backoff_max_ms);
-    // `down_since` stays unset until a failure: the first `camera_online`
-    // after a clean start has `down_ms: null`.
-    let mut health = Health::default();
-    let mut runner = Runner {
+    let (main, feed, role) = match sub {
+        Some(sub) if cam.record => (main, Some(sub), Role::RecordOnly),
+        // Nothing to record: the sub-stream is all this camera needs.
+        Some(sub) => (sub, None, Role::Whole),
+        None => (main, None, Role::Whole),
+    };
+    let runner = |role| Runner {
         ctx: &ctx,
         chunks: &chunks,
         cam: &cam,
         secrets: &secrets,
         stats: &stats,
         mailbox: &mailbox,
-        health: &mut health,
-        backoff: &mut backoff,
+        role,
+        // `down_since` stays unset until a failure: the first `camera_online`
+        // after a clean start has `down_ms: null`.
+        health: Health::default(),
+        backoff: Backoff::new(ctx.cfg.backoff_min_ms, ctx.cfg.backoff_max_ms),
     };
+    match feed {
+        Some(f) => {
+            tokio::join!(
+                supervise(runner(role), &main, &stop),
+                supervise(runner(Role::Feed), &f, &stop)
+            );
+        }
+        None => supervise(runner(role), &main, &stop).await,
+    }
+    if let Some(d) = detector {
+        let _ = d.await;
+    }
+}
+
+/// Runs and restarts one ffmpeg of the camera until `stop`.
+async fn supervise(mut runner: Runner<'_>, source: &Source, stop: &CancellationToken) {
     loop {
-        let outcome = runner.run_once(&source, &stop).await;
-        stats.pid.store(0, Relaxed);
-        stats.online.store(false, Relaxed);
+        let outcome = runner.run_once(source, stop).await;
+        runner.set_pid(0);
+        if runner.role != Role::Feed {
+            runner.stats.online.store(false, Relaxed);
+        }
         if matches!(outcome, Outcome::Stopped) {
             break;
         }
         runner.went_down(&outcome).await;
-        stats.restarts.fetch_add(1, Relaxed);
-        if !runner.backoff.wait(&*ctx.clock, &stop).await {
+        if !runner.backoff.wait(&*runner.ctx.clock, stop).await {
             break;
         }
-    }
-    if let Some(d) = detector {
-        let _ = d.await;
     }
 }
 
@@ -116,54 +155,65 @@ struct Runner<'a> {
     secrets: &'a Secrets,
     stats: &'a CameraStats,
     mailbox: &'a Mailbox,
-    health: &'a mut Health,
-    backoff: &'a mut Backoff,
+    role: Role,
+    health: Health,
+    backoff: Backoff,
 }
 
 impl Runner<'_> {
     /// One ffmpeg process, from spawn to exit.
     async fn run_once(&mut self, source: &Source, stop: &CancellationToken) -> Outcome {
         let (ctx, cam) = (self.ctx, self.cam);
-        let run_id = ctx.clock.now_ms();
+        let (role, run_id) = (self.role, ctx.clock.now_ms());
         let inprogress = self.chunks.inprogress_dir(&cam.id);
-        // Also where the run's ffmpeg log goes, so it exists without recording too.
-        if let Err(e) = std::fs::create_dir_all(&inprogress) {
-            return Outcome::SpawnFailed(format!("{}: {e}", inprogress.display()));
-        }
-        let latest = ctx.frames_dir.join(crate::paths::latest_frame(&cam.id));
-        if let Err(e) = std::fs::create_dir_all(latest.parent().unwrap_or(&ctx.frames_dir)) {
-            return Outcome::SpawnFailed(format!("{}: {e}", latest.display()));
+        let latest = ctx.frames_dir.join(crate::paths::latest_raw_frame(&cam.id));
+        let frames_dir = latest.parent().unwrap_or(&ctx.frames_dir).to_owned();
+        // Where the run's ffmpeg log and pid go (inprogress also without
+        // recording, so it exists); the feed's beside its frames, out of
+        // the recorder's way.
+        let run_dir = if role == Role::Feed {
+            frames_dir.clone()
+        } else {
+            inprogress.clone()
+        };
+        for dir in [&inprogress, &frames_dir] {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                return Outcome::SpawnFailed(format!("{}: {e}", dir.display()));
+            }
         }
         // A probe may wait on a silent camera: stopping must not wait for it.
         let encode = tokio::select! {
-            r = self.record_plan(source) => match r {
+            r = self.record_plan(source), if role != Role::Feed => match r {
                 Ok(e) => e,
                 Err(e) => return Outcome::ProbeFailed(e.to_string()),
             },
+            _ = std::future::ready(()), if role == Role::Feed => Encode::Copy,
             _ = stop.cancelled() => return Outcome::Stopped,
         };
+        let records = cam.record && role != Role::Feed;
         let plan = Plan {
             source,
-            latest: &latest,
+            frames: (role != Role::RecordOnly).then_some(latest.as_path()),
             cfg: &ctx.cfg,
             fps: if cam.detect_fps > 0.0 {
                 cam.detect_fps
             } else {
                 1.0
             },
-            record_into: cam.record.then_some(inprogress.as_path()),
+            record_into: records.then_some(inprogress.as_path()),
             encode,
             run_id,
         };
-        let log = inprogress.join(format!("{run_id}.log"));
-        let pid_file = pid_file(&inprogress, run_id);
+        let log = run_dir.join(format!("{run_id}.log"));
+        let pid_file = pid_file(&run_dir, run_id);
         let mut child = match spawn(&ctx.cfg.ffmpeg, &plan, &log, &pid_file) {
             Ok(c) => c,
             Err(e) => return Outcome::SpawnFailed(e.to_string()),
         };
         let ffmpeg_pid = read_pid(&pid_file).await;
-        self.stats.pid.store(ffmpeg_pid.unwrap_or(0), Relaxed);
+        self.set_pid(ffmpeg_pid.unwrap_or(0));
         let mut list = ListTail::new(Plan::list_path(&inprogress, run_id));
+        let mut growth = ChunkGrowth::new(&inprogress, run_id);
         let mut frames = FrameWatch::new(latest);
         let stall = Duration::from_secs(u64::from(ctx.cfg.stall_timeout_s.max(1)));
         let mut silence = StallWatch::new(stall, ctx.clock.mono());
@@ -171,14 +221,21 @@ impl Runner<'_> {
         let mut list_tick = tokio::time::interval(LIST_POLL);
         let outcome = loop {
             tokio::select! {
-                _ = frame_tick.tick() => {
-                    if let Some(jpeg) = frames.new_frame() {
+                // The recording-only run leaves the frames to the sub-stream's run.
+                _ = frame_tick.tick(), if role != Role::RecordOnly => {
+                    if let Some(bytes) = frames.new_frame() {
                         silence.frame(ctx.clock.mono());
-                        self.on_frame(jpeg).await;
+                        self.on_frame(bytes).await;
                     }
                 }
                 _ = list_tick.tick() => {
-                    self.index(&mut list, run_id).await;
+                    if records {
+                        self.index(&mut list, run_id).await;
+                    }
+                    if role == Role::RecordOnly && growth.grew() {
+                        silence.frame(ctx.clock.mono());
+                        self.alive().await;
+                    }
                     cap_log(&log);
                     if let Some(silent) = silence.stalled(ctx.clock.mono()) {
                         break Outcome::Stalled(silent.as_millis() as u64);
@@ -195,16 +252,22 @@ impl Runner<'_> {
         )
         .await;
         let log_text = log_tail(&log);
-        self.index(&mut list, run_id).await;
-        match self.chunks.close_run(&cam.id, run_id).await {
-            Ok((n, _)) => {
-                self.stats.chunks.fetch_add(n as u64, Relaxed);
+        if role == Role::Feed {
+            // Nothing of a feed's run outlives it.
+            let _ = std::fs::remove_file(&log);
+            let _ = std::fs::remove_file(&pid_file);
+        } else {
+            self.index(&mut list, run_id).await;
+            match self.chunks.close_run(&cam.id, run_id).await {
+                Ok((n, _)) => {
+                    self.stats.chunks.fetch_add(n as u64, Relaxed);
+                }
+                Err(e) => tracing::error!(camera = %cam.id, error = %e, "cannot close run"),
             }
-            Err(e) => tracing::error!(camera = %cam.id, error = %e, "cannot close run"),
         }
         match outcome {
             Outcome::Exited(_) => {
-                if let Some(line) = codec::record_failure(&log_text).filter(|_| cam.record) {
+                if let Some(line) = codec::record_failure(&log_text).filter(|_| records) {
                     return self.unrecordable(source, encode, line).await;
                 }
                 let last_error = last_line_of(&log_text);
@@ -255,18 +318,26 @@ impl Runner<'_> {
         Outcome::Unrecordable(msg)
     }
 
-    /// A frame arrived (ffmpeg replaced `latest.jpg`): count it, offer it to the detector.
-    async fn on_frame(&mut self, jpeg: Vec<u8>) {
+    /// A frame arrived (ffmpeg replaced `latest.ppm`): count it, offer it to the detector.
+    async fn on_frame(&mut self, bytes: Vec<u8>) {
         let now = self.ctx.clock.now_ms();
+        let image = match raw::parse_ppm(bytes, self.ctx.max_pixels) {
+            Ok(i) => Arc::new(i),
+            Err(e) => {
+                self.stats.set_error(Some(e.to_string()));
+                return;
+            }
+        };
         self.stats.frames.fetch_add(1, Relaxed);
         self.stats.last_frame_at.store(now, Relaxed);
-        if !self.health.online {
-            self.came_up(now).await;
+        if self.role == Role::Whole {
+            self.alive().await;
         }
         if self.cam.detect_fps > 0.0 {
             let f = PendingFrame {
-                jpeg: Arc::new(jpeg),
+                image,
                 at_ms: now,
+                read: std::time::Instant::now(),
             };
             if self.mailbox.put(f) {
                 self.stats.dropped.fetch_add(1, Relaxed);
@@ -292,6 +363,22 @@ impl Runner<'_> {
         }
     }
 
+    /// The camera's ffmpeg shows life (a frame, or its chunks grew): the
+    /// first sign after a start or an outage brings the camera online.
+    async fn alive(&mut self) {
+        if !self.health.online {
+            self.came_up(self.ctx.clock.now_ms()).await;
+        }
+    }
+
+    /// Shows the run's ffmpeg pid in the status (the feed's as `detect_ffmpeg_pid`).
+    fn set_pid(&self, pid: u32) {
+        match self.role {
+            Role::Feed => self.stats.detect_pid.store(pid, Relaxed),
+            _ => self.stats.pid.store(pid, Relaxed),
+        }
+    }
+
     async fn came_up(&mut self, now: i64) {
         self.health.online = true;
         self.stats.online.store(true, Relaxed);
@@ -309,6 +396,10 @@ impl Runner<'_> {
     /// Reports the camera down once per outage (`camera_stalled` when we
     /// killed a silent ffmpeg, `camera_offline` otherwise).
     async fn went_down(&mut self, outcome: &Outcome) {
+        if self.role == Role::Feed {
+            return self.feed_down(outcome);
+        }
+        self.stats.restarts.fetch_add(1, Relaxed);
         let now = self.ctx.clock.now_ms();
         // ffmpeg's lines repeat the camera's URL: scrubbed before they reach
         // the status, the event (SSE, MQTT) or the log.
@@ -345,6 +436,20 @@ impl Runner<'_> {
         let last = self.stats.last_frame_at.load(Relaxed);
         payload["last_frame_at"] = if last > 0 { json!(last) } else { json!(null) };
         self.event(kind, now, payload).await;
+    }
+
+    /// The sub-stream's ffmpeg ended: said in the status and the log (the
+    /// recording goes on, so no outage event); it restarts on its backoff.
+    fn feed_down(&self, outcome: &Outcome) {
+        let why = match outcome {
+            Outcome::Stalled(ms) => format!("stalled for {ms} ms"),
+            Outcome::Exited(e) | Outcome::SpawnFailed(e) => e.clone(),
+            Outcome::ProbeFailed(e) | Outcome::Unrecordable(e) => e.clone(),
+            Outcome::Stopped => return,
+        };
+        let e = format!("detect_url: {}", self.secrets.scrub(&why));
+        tracing::warn!(camera = %self.cam.id, error = %e, "sub-stream down");
+        self.stats.set_error(Some(e));
     }
 
     async fn event(&self, kind: &str, at: i64, payload: serde_json::Value) {

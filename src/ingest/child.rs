@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 
 use super::command::Plan;
 
-/// Largest JPEG accepted from ffmpeg; far above any real frame.
+/// Largest raw frame accepted from ffmpeg (a 4K rgb24 frame is 25 MB).
 const MAX_FRAME_BYTES: usize = 32 << 20;
 /// How long a stopping ffmpeg gets to close its chunk before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -195,7 +195,7 @@ pub fn last_line_of(text: &str) -> &str {
         .unwrap_or_default()
 }
 
-/// Notices each new `latest.jpg`: ffmpeg writes it atomically (temp file,
+/// Notices each new `latest.ppm`: ffmpeg writes it atomically (temp file,
 /// rename), so a new (inode, mtime) is a new, complete frame. The mtime is
 /// there because a freed inode number is often reused by the next file.
 pub struct FrameWatch {
@@ -204,7 +204,7 @@ pub struct FrameWatch {
 }
 
 impl FrameWatch {
-    /// Starts from whatever `latest.jpg` is there now (an old run's frame).
+    /// Starts from whatever `latest.ppm` is there now (an old run's frame).
     pub fn new(path: PathBuf) -> Self {
         let seen = inode(&path);
         Self { path, seen }

@@ -1,6 +1,8 @@
 //! The ffmpeg command line for one camera: one process that both records
 //! (stream copy into MP4 chunks) and decodes frames for detection, which it
-//! writes as `latest.jpg` (temp file + rename, so never torn).
+//! writes raw as `latest.ppm` (rgb24; temp file + rename, so never torn;
+//! see `raw`). A camera with a `detect_url` runs two: one records the main
+//! stream, the other decodes the sub-stream (`camera`).
 //!
 //! One process per camera means the camera is opened once (many cameras
 //! allow only a few RTSP sessions) and recording never depends on the
@@ -70,10 +72,12 @@ pub fn input_args(source: &Source, cfg: &IngestConfig, live: bool) -> Vec<OsStri
 #[derive(Debug, Clone)]
 pub struct Plan<'a> {
     pub source: &'a Source,
-    /// Where frames go: ffmpeg replaces this JPEG atomically at `fps`.
-    pub latest: &'a Path,
+    /// `Some(file)`: decode frames into this raw PPM, replaced atomically
+    /// at `fps`, and once a second into the JPEG of the same name (the live
+    /// frame); `None`: record only (the sub-stream feeds the detector).
+    pub frames: Option<&'a Path>,
     pub cfg: &'a IngestConfig,
-    /// Frames per second handed to the detector (and to `latest.jpg`).
+    /// Frames per second handed to the detector (to `latest.ppm`).
     pub fps: f64,
     /// `Some(dir)`: record chunks into `dir` (the camera's `.inprogress`).
     pub record_into: Option<&'a Path>,
@@ -92,7 +96,7 @@ impl Plan<'_> {
     /// The arguments after `ffmpeg`.
     pub fn args(&self) -> Vec<OsString> {
         // No -nostdin: the supervisor stops ffmpeg with `q` on stdin.
-        // -y: latest.jpg is replaced, and ffmpeg would otherwise ask on stdin.
+        // -y: latest.ppm is replaced, and ffmpeg would otherwise ask on stdin.
         let mut a: Vec<OsString> = ["-hide_banner", "-loglevel", "error", "-nostats", "-y"]
             .map(OsString::from)
             .into();
@@ -135,29 +139,55 @@ impl Plan<'_> {
             a.push(Self::list_path(dir, self.run_id).into());
             a.push(dir.join(format!("{}-%06d.mp4", self.run_id)).into());
         }
-        let filter = format!(
-            "fps={},scale='min({},iw)':-2",
-            fmt_fps(self.fps),
-            self.cfg.max_frame_width.max(16)
-        );
-        let frames = [
-            "-map",
-            "0:v:0",
-            "-vf",
-            &filter,
-            "-c:v",
-            "mjpeg",
-            "-q:v",
-            "4",
-            "-f",
-            "image2",
-            "-update",
-            "1",
-            "-atomic_writing",
-            "1",
-        ];
-        a.extend(frames.iter().map(OsString::from));
-        a.push(self.latest.into());
+        if let Some(latest) = self.frames {
+            let filter = format!(
+                "fps={},scale='min({},iw)':-2",
+                fmt_fps(self.fps),
+                self.cfg.max_frame_width.max(16)
+            );
+            let frames = [
+                "-map",
+                "0:v:0",
+                "-vf",
+                &filter,
+                "-pix_fmt",
+                "rgb24",
+                "-c:v",
+                "ppm",
+                "-f",
+                "image2",
+                "-update",
+                "1",
+                "-atomic_writing",
+                "1",
+            ];
+            a.extend(frames.iter().map(OsString::from));
+            a.push(latest.into());
+            // The live JPEG beside it (the snapshot route, `/infer` by URI),
+            // once a second: ffmpeg's encoder costs ~6 ms a frame, ours ~80.
+            let live = format!(
+                "fps=1,scale='min({},iw)':-2",
+                self.cfg.max_frame_width.max(16)
+            );
+            let jpeg = [
+                "-map",
+                "0:v:0",
+                "-vf",
+                &live,
+                "-c:v",
+                "mjpeg",
+                "-q:v",
+                "4",
+                "-f",
+                "image2",
+                "-update",
+                "1",
+                "-atomic_writing",
+                "1",
+            ];
+            a.extend(jpeg.iter().map(OsString::from));
+            a.push(latest.with_extension("jpg").into());
+        }
         a
     }
 }
@@ -185,7 +215,7 @@ mod tests {
         let cfg = IngestConfig::default();
         Plan {
             source: src,
-            latest: Path::new("/f/c/latest.jpg"),
+            frames: Some(Path::new("/f/c/latest.ppm")),
             cfg: &cfg,
             fps: 5.0,
             record_into: record,
@@ -211,7 +241,8 @@ mod tests {
             joined.contains("-segment_list /r/c/.inprogress/42.csv /r/c/.inprogress/42-%06d.mp4")
         );
         assert!(joined.ends_with(
-            "-vf fps=5,scale='min(1280,iw)':-2 -c:v mjpeg -q:v 4 -f image2 -update 1 -atomic_writing 1 /f/c/latest.jpg"
+            "-vf fps=5,scale='min(1280,iw)':-2 -pix_fmt rgb24 -c:v ppm -f image2 -update 1 -atomic_writing 1 /f/c/latest.ppm \
+             -map 0:v:0 -vf fps=1,scale='min(1280,iw)':-2 -c:v mjpeg -q:v 4 -f image2 -update 1 -atomic_writing 1 /f/c/latest.jpg"
         ));
         assert!(!joined.contains("-stream_loop"));
     }

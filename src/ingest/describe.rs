@@ -32,29 +32,31 @@ pub type Outcome = Result<Description, String>;
 /// ever owed, so it stays bounded by the queue.
 pub type Reply = UnboundedSender<(u64, Outcome)>;
 
-/// Describes one JPEG (blocking; runs on the describer's thread).
-pub type DescribeFn = dyn Fn(&[u8]) -> Outcome + Send + Sync;
+/// Describes one snapshot (blocking; runs on the describer's thread). The
+/// daemon's snapshots are decoded frames ([`image::RgbImage`]); the unit
+/// tests describe plain bytes.
+pub type DescribeFn<T> = dyn Fn(&T) -> Outcome + Send + Sync;
 
-struct Job {
-    jpeg: Arc<Vec<u8>>,
+struct Job<T> {
+    snapshot: Arc<T>,
     seq: u64,
     reply: Reply,
 }
 
 /// The bounded queue in front of the describer thread; the thread ends
 /// when this is dropped.
-pub struct Describer {
-    tx: SyncSender<Job>,
+pub struct Describer<T = image::RgbImage> {
+    tx: SyncSender<Job<T>>,
 }
 
 /// The nice value of the describer thread: it yields to detection.
 const NICE: i32 = 10;
 
-impl Describer {
+impl<T: Send + Sync + 'static> Describer<T> {
     /// Starts the thread, which runs `describe` on queued snapshots, one at
     /// a time, `queue` of them waiting at most.
-    pub fn start(describe: Arc<DescribeFn>, queue: usize) -> Describer {
-        let (tx, rx) = sync_channel::<Job>(queue.max(1));
+    pub fn start(describe: Arc<DescribeFn<T>>, queue: usize) -> Describer<T> {
+        let (tx, rx) = sync_channel::<Job<T>>(queue.max(1));
         let spawned = std::thread::Builder::new()
             .name("describer".into())
             .spawn(move || {
@@ -64,7 +66,7 @@ impl Describer {
                     if job.reply.is_closed() {
                         continue;
                     }
-                    let out = catch_unwind(AssertUnwindSafe(|| describe(&job.jpeg)))
+                    let out = catch_unwind(AssertUnwindSafe(|| describe(&job.snapshot)))
                         .unwrap_or_else(|_| Err("the describer panicked".into()));
                     let _ = job.reply.send((job.seq, out));
                 }
@@ -76,11 +78,17 @@ impl Describer {
         Describer { tx }
     }
 
-    /// Queues `jpeg` for description; its result comes back on `reply` as
+    /// Queues `snapshot` for description; its result comes back on `reply` as
     /// `(seq, outcome)`. `false` when the queue is full (nothing queued).
-    pub fn request(&self, jpeg: Arc<Vec<u8>>, seq: u64, reply: &Reply) -> bool {
+    pub fn request(&self, snapshot: Arc<T>, seq: u64, reply: &Reply) -> bool {
         let reply = reply.clone();
-        self.tx.try_send(Job { jpeg, seq, reply }).is_ok()
+        self.tx
+            .try_send(Job {
+                snapshot,
+                seq,
+                reply,
+            })
+            .is_ok()
     }
 }
 
@@ -106,11 +114,15 @@ mod tests {
 
     /// A describe function that says when it starts a snapshot, then waits
     /// for a go from the test.
-    fn gated() -> (Arc<DescribeFn>, std::sync::mpsc::Sender<()>, Started) {
+    fn gated() -> (
+        Arc<DescribeFn<Vec<u8>>>,
+        std::sync::mpsc::Sender<()>,
+        Started,
+    ) {
         let (go, gate) = std::sync::mpsc::channel::<()>();
         let (started_tx, started) = std::sync::mpsc::channel::<()>();
         let (gate, started_tx) = (Mutex::new(gate), Mutex::new(started_tx));
-        let f: Arc<DescribeFn> = Arc::new(move |jpeg: &[u8]| {
+        let f: Arc<DescribeFn<Vec<u8>>> = Arc::new(move |jpeg: &Vec<u8>| {
             let _ = started_tx.lock().unwrap().send(());
             gate.lock().unwrap().recv().map_err(|e| e.to_string())?;
             if jpeg == b"boom" {

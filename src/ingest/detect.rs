@@ -7,29 +7,38 @@
 //!
 //! The camera reader never waits for the detector: frames pass through a
 //! one-frame [`Mailbox`], so when detection falls behind the older frame is
-//! replaced and counted as dropped, and memory stays bounded.
+//! replaced and counted as dropped (per camera), and memory stays bounded:
+//! one frame in the mailbox and one in flight per camera. The worker takes
+//! a runner first ([`crate::ai::Engine::camera_turn`]: first come first
+//! served, so with more cameras than runners they take turns and none
+//! starves), then the newest frame; it records each frame's latency from
+//! being read to its events written.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use image::RgbImage;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::outlet;
 use super::gating::Gating;
+use super::outlet;
 use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
-use super::{write_atomic, Ctx, IngestError};
-use crate::frame::{decode_camera_frame, Frame};
+use super::{Ctx, IngestError};
+use crate::ai::task::Params;
+use crate::frame::Frame;
 use crate::nvr::store::NewEvent;
 
-/// One encoded frame and when it arrived.
+/// One raw frame and when it arrived.
 #[derive(Debug, Clone)]
 pub struct PendingFrame {
-    pub jpeg: Arc<Vec<u8>>,
+    pub image: Arc<RgbImage>,
     pub at_ms: i64,
+    /// When it was read (monotonic), for the frame-to-event latency.
+    pub read: Instant,
 }
 
 /// Holds at most one frame: a newer one replaces it.
@@ -53,14 +62,24 @@ impl Mailbox {
         replaced
     }
 
-    /// The newest frame, waiting for one if there is none.
-    pub async fn take(&self) -> PendingFrame {
+    /// Waits until a frame is there, without taking it.
+    pub async fn ready(&self) {
         loop {
-            if let Some(f) = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return f;
+            if self
+                .slot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+            {
+                return;
             }
             self.notify.notified().await;
         }
+    }
+
+    /// The newest frame, if there is one.
+    pub fn try_take(&self) -> Option<PendingFrame> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -76,7 +95,14 @@ pub async fn run(
     let c = &ctx.cfg;
     let mut events = TrackEvents::new(c.min_hits, ctx.leave_after_ms, c.count_debounce_ms)
         .with_count_interval(c.count_min_interval_ms);
-    let model_id = ctx.engine.default_model().to_owned();
+    let model_id = match ctx.cfg.detect_models.get(&camera) {
+        Some(m) => m.clone(),
+        None => ctx.engine.default_model().to_owned(),
+    };
+    let params = Params {
+        model: Some(model_id.clone()),
+        ..Params::default()
+    };
     let model = (model_id.clone(), ctx.engine.model_sha256(&model_id));
     let tracker = Arc::new(Mutex::new(ctx.engine.person_tracker()));
     let (tx, rx) = tokio::sync::mpsc::channel(outlet::CHANNEL);
@@ -89,39 +115,44 @@ pub async fn run(
     ));
     let gate = Arc::new(Mutex::new(Gating::new(&c.motion, &camera)));
     loop {
-        let frame = tokio::select! {
-            f = mailbox.take() => f,
+        tokio::select! {
+            _ = mailbox.ready() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 let out = events.tick(ctx.clock.now_ms());
                 hand_over(&tx, &camera, out).await;
                 continue;
             }
             _ = stop.cancelled() => break,
-        };
-        if stop.is_cancelled() {
-            break;
         }
-        let (cam, jpeg, at, max_pixels, tracker) = (
+        // The runner first, then the newest frame: a camera that waited its
+        // turn analyses what it sees now, not what it saw when it queued.
+        let turn = tokio::select! {
+            t = ctx.engine.camera_turn() => t,
+            _ = stop.cancelled() => break,
+        };
+        let (Ok(turn), Some(frame)) = (turn, mailbox.try_take()) else {
+            continue;
+        };
+        let (cam, image, at, tracker, params) = (
             camera.clone(),
-            frame.jpeg.clone(),
+            frame.image.clone(),
             frame.at_ms,
-            ctx.max_pixels,
             tracker.clone(),
+            params.clone(),
         );
         let (gate, counters) = (gate.clone(), stats.clone());
         let result = ctx
             .engine
-            .submit_camera(move |e| {
-                let image = decode_camera_frame(&jpeg, max_pixels)?;
+            .run_camera(turn, move |e| {
                 let f = Frame {
-                    image,
+                    image: RgbImage::clone(&image),
                     camera: Some(cam),
                     timestamp_ms: Some(at),
                 };
                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                 // Motion gating (ingest::gating): crops, a full pass, or nothing.
                 let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
-                g.count_people(e, &mut t, &f, &counters)
+                g.count_people(e, &mut t, &f, &params, &counters)
             })
             .await;
         let seen: Vec<Sighting> = match result {
@@ -150,8 +181,9 @@ pub async fn run(
                 continue;
             }
         };
-        let out = events.update(frame.at_ms, &seen, &frame.jpeg);
+        let out = events.update(frame.at_ms, &seen, &frame.image);
         hand_over(&tx, &camera, out).await;
+        stats.latency.0.observe(frame.read.elapsed().as_secs_f64());
     }
     let out = events.end_all(ctx.clock.now_ms());
     hand_over(&tx, &camera, out).await;
@@ -164,9 +196,9 @@ pub async fn run(
 /// Gives emitted events to the camera's outlet, in order. Waits only when
 /// [`outlet::CHANNEL`] events are already waiting for the store.
 async fn hand_over(
-    tx: &tokio::sync::mpsc::Sender<Emitted<Arc<Vec<u8>>>>,
+    tx: &tokio::sync::mpsc::Sender<Emitted<Arc<RgbImage>>>,
     camera: &str,
-    out: Vec<Emitted<Arc<Vec<u8>>>>,
+    out: Vec<Emitted<Arc<RgbImage>>>,
 ) {
     for e in out {
         if tx.send(e).await.is_err() {
@@ -181,7 +213,7 @@ pub(super) async fn to_event(
     ctx: &Ctx,
     camera: &str,
     model: &(String, Option<String>),
-    e: Emitted<Arc<Vec<u8>>>,
+    e: Emitted<Arc<RgbImage>>,
 ) -> Result<NewEvent, IngestError> {
     let base = NewEvent {
         camera_id: camera.to_owned(),
@@ -237,7 +269,8 @@ pub(super) async fn to_event(
     })
 }
 
-/// Writes `<snapshots>/<camera>/<at>-<track>-<what>.jpg`; returns its path
+/// Encodes the frame (the only JPEG encode on the detection path) and
+/// writes `<snapshots>/<camera>/<at>-<track>-<what>.jpg`; returns its path
 /// relative to the snapshots dir, as stored on the event.
 async fn snapshot(
     ctx: &Ctx,
@@ -245,11 +278,11 @@ async fn snapshot(
     at: i64,
     track: u64,
     what: &str,
-    jpeg: Arc<Vec<u8>>,
+    image: Arc<RgbImage>,
 ) -> Result<String, IngestError> {
     let rel = format!("{camera}/{at}-{track}-{what}.jpg");
     let path = ctx.snapshots_dir.join(&rel);
-    tokio::task::spawn_blocking(move || write_atomic(&path, &jpeg))
+    tokio::task::spawn_blocking(move || super::raw::write_jpeg(&path, &image))
         .await
         .map_err(|_| IngestError::Internal("writing a snapshot"))??;
     Ok(rel)

@@ -13,7 +13,7 @@ use super::gating::Gating;
 use super::motion::MotionDetector;
 use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
-use crate::ai::Engine;
+use crate::ai::{Engine, Params};
 use crate::config::{Config, MotionConfig};
 use crate::frame::Frame;
 
@@ -105,7 +105,9 @@ fn run(engine: &Engine, clip: &[RgbImage], motion: &MotionConfig) -> Run {
             camera: Some("cam".into()),
             timestamp_ms: Some(at),
         };
-        let r = gate.count_people(engine, &mut tracker, &f, &stats).unwrap();
+        let r = gate
+            .count_people(engine, &mut tracker, &f, &Params::default(), &stats)
+            .unwrap();
         whole_frames += u64::from(r.is_some() && !motion.enabled);
         let seen: Vec<Sighting> = r
             .iter()

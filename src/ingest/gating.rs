@@ -36,11 +36,11 @@ impl Gating {
         engine: &Engine,
         tracker: &mut PersonTracker,
         frame: &Frame,
+        params: &Params,
         stats: &CameraStats,
     ) -> Result<Option<DetectionResult>, AiError> {
-        let params = Params::default();
         let Some((motion, planner)) = &mut self.0 else {
-            return engine.count_people(tracker, frame, &params).map(Some);
+            return engine.count_people(tracker, frame, params).map(Some);
         };
         let at = frame
             .timestamp_ms
@@ -55,13 +55,11 @@ impl Gating {
             }
             Plan::Full => {
                 stats.full_passes.fetch_add(1, Relaxed);
-                engine.count_people(tracker, frame, &params).map(Some)
+                engine.count_people(tracker, frame, params).map(Some)
             }
             Plan::Regions(r) => {
                 stats.regions.fetch_add(r.len() as u64, Relaxed);
-                engine
-                    .count_people_in(tracker, frame, &params, &r)
-                    .map(Some)
+                engine.count_people_in(tracker, frame, params, &r).map(Some)
             }
         }
     }

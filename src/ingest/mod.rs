@@ -2,7 +2,7 @@
 //! chunks and hands decoded frames to the detector; tracks become events.
 //!
 //! - [`command`]: the ffmpeg command line (record by stream copy or H.264
-//!   transcode + MJPEG frames); [`codec`]: which of the two (`record_mode`).
+//!   transcode + raw rgb24 frames, [`raw`]); [`codec`]: which of the two (`record_mode`).
 //! - [`camera`]: one camera's supervisor loop (spawn, read, [`stall`],
 //!   restart with [`crate::backoff`]), health events; [`child`]: the ffmpeg
 //!   process itself (shim, stop with `q`, frames and log through files, and
@@ -28,11 +28,12 @@ pub mod demo;
 pub(crate) mod describe;
 pub(crate) mod detect;
 pub(crate) mod events_retention;
-pub(crate) mod outlet;
 #[cfg(test)]
 mod footage;
 pub(crate) mod gating;
 pub mod motion;
+pub(crate) mod outlet;
+pub(crate) mod raw;
 pub mod recorder;
 pub mod regions;
 pub(crate) mod retention;
@@ -130,13 +131,10 @@ impl Ctx {
             chunk_landed: Arc::new(Notify::new()),
             mirror_on: cfg.mqtt.enabled(),
             events: cfg.events.clone(),
-            describer: cfg.events.describe.then(|| {
-                Arc::new(describer(
-                    engine.clone(),
-                    cfg.ai.max_image_pixels,
-                    &cfg.events,
-                ))
-            }),
+            describer: cfg
+                .events
+                .describe
+                .then(|| Arc::new(describer(engine.clone(), &cfg.events))),
             engine,
         }
     }
@@ -145,12 +143,10 @@ impl Ctx {
 /// The describer of `[events] describe`: a camera snapshot decoded, then
 /// `scene_description` on the engine (the captioner when installed, else
 /// the grounded description).
-fn describer(engine: Arc<Engine>, max_pixels: u64, cfg: &EventsConfig) -> describe::Describer {
-    let f = move |jpeg: &[u8]| -> describe::Outcome {
-        let image =
-            crate::frame::decode_camera_frame(jpeg, max_pixels).map_err(|e| e.to_string())?;
+fn describer(engine: Arc<Engine>, cfg: &EventsConfig) -> describe::Describer {
+    let f = move |image: &image::RgbImage| -> describe::Outcome {
         let r = engine
-            .describe(&image, &crate::ai::Params::default())
+            .describe(image, &crate::ai::Params::default())
             .map_err(|e| e.to_string())?;
         Ok(describe::Description {
             caption: r.caption,

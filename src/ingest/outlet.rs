@@ -15,6 +15,8 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+use image::RgbImage;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -186,7 +188,7 @@ pub async fn run(
     camera: String,
     stats: Arc<CameraStats>,
     model: (String, Option<String>),
-    mut events: mpsc::Receiver<Emitted<Arc<Vec<u8>>>>,
+    mut events: mpsc::Receiver<Emitted<Arc<RgbImage>>>,
 ) {
     let timeout = Duration::from_millis(ctx.events.describe_timeout_ms);
     let mut ordered = Ordered::new(timeout, ctx.events.describe_backlog);
@@ -226,9 +228,9 @@ pub async fn run(
                     }
                 };
                 let wait = match (snapshot, &ctx.describer) {
-                    (Some(jpeg), Some(d)) => {
+                    (Some(image), Some(d)) => {
                         seq += 1;
-                        if d.request(jpeg, seq, &reply) {
+                        if d.request(image, seq, &reply) {
                             Wait::For(seq)
                         } else {
                             Wait::Skip(Skipped::Busy)

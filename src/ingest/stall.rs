@@ -40,10 +40,68 @@ impl StallWatch {
     }
 }
 
+/// The heartbeat of a run that records without decoding frames (a camera
+/// whose detection reads its `detect_url`): the bytes its chunks hold grow
+/// as ffmpeg muxes packets. A run whose chunks stop growing is stalled.
+#[derive(Debug)]
+pub struct ChunkGrowth {
+    dir: std::path::PathBuf,
+    prefix: String,
+    bytes: u64,
+}
+
+impl ChunkGrowth {
+    /// Watches the chunks `<run_id>-*.mp4` in `dir` (the `.inprogress` folder).
+    pub fn new(dir: &std::path::Path, run_id: i64) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            prefix: format!("{run_id}-"),
+            bytes: 0,
+        }
+    }
+
+    /// Whether the run's chunks grew since the last call (a finished chunk
+    /// moved out of the folder makes the sum drop: not growth, and the
+    /// next call compares with the new sum).
+    pub fn grew(&mut self) -> bool {
+        let now: u64 = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with(&self.prefix) && n.ends_with(".mp4")
+            })
+            .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+            .sum();
+        let grew = now > self.bytes;
+        self.bytes = now;
+        grew
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
+
+    #[test]
+    fn chunk_growth_counts_only_this_runs_chunks_growing() {
+        let dir = std::env::temp_dir().join(format!("onvr-growth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut g = ChunkGrowth::new(&dir, 7);
+        assert!(!g.grew(), "no chunk yet");
+        std::fs::write(dir.join("7-000000.mp4"), [0u8; 10]).unwrap();
+        std::fs::write(dir.join("8-000000.mp4"), [0u8; 99]).unwrap();
+        assert!(g.grew());
+        assert!(!g.grew(), "same size: no growth");
+        std::fs::write(dir.join("8-000000.mp4"), [0u8; 200]).unwrap();
+        assert!(!g.grew(), "another run's chunk");
+        std::fs::write(dir.join("7-000000.mp4"), [0u8; 20]).unwrap();
+        assert!(g.grew());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_first_frame_gets_the_grace_then_the_stall_timeout_applies() {

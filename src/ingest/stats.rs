@@ -5,13 +5,35 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use crate::metrics::Histogram;
 use crate::nvr::live::{CameraStatus, LiveCameras};
+
+/// Frame-to-event latency bounds, seconds: fine below a second (the goal
+/// is a p95 under 1 s), coarse above.
+pub const FRAME_LATENCY_BUCKETS_S: &[f64] = &[
+    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
+
+/// A camera's frame-to-event latency histogram.
+#[derive(Debug)]
+pub struct FrameLatency(pub Histogram);
+
+impl Default for FrameLatency {
+    fn default() -> Self {
+        Self(Histogram::new(FRAME_LATENCY_BUCKETS_S))
+    }
+}
 
 /// One camera's counters; updated lock-free by its tasks.
 #[derive(Debug, Default)]
 pub struct CameraStats {
     pub online: AtomicBool,
     pub pid: AtomicU32,
+    /// The sub-stream's ffmpeg (`detect_url`), 0 when there is none.
+    pub detect_pid: AtomicU32,
+    /// From a frame being read to its detections' events being written.
+    pub latency: FrameLatency,
     pub frames: AtomicU64,
     pub analysed: AtomicU64,
     /// Frames the detector skipped because it was still busy with an older one.
@@ -59,6 +81,12 @@ impl CameraStats {
             gated: self.gated.load(Relaxed),
             regions: self.regions.load(Relaxed),
             full_passes: self.full_passes.load(Relaxed),
+            detect_ffmpeg_pid: Some(self.detect_pid.load(Relaxed)).filter(|p| *p != 0),
+            latency_p95_ms: self
+                .latency
+                .0
+                .quantile_bound(0.95)
+                .map(|s| (s * 1000.0).round() as u64),
         }
     }
 
@@ -182,16 +210,26 @@ impl CameraStats {
 /// (bounded by the cameras table; a removed camera's series go with it).
 impl crate::metrics::Collect for IngestStats {
     fn collect(&self, out: &mut crate::metrics::Exposition) {
-        let mut cams: Vec<(String, [u64; 10])> = {
+        let mut cams: Vec<(String, Arc<CameraStats>)> = {
             let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            m.iter().map(|(k, v)| (k.clone(), v.figures())).collect()
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         cams.sort_by(|a, b| a.0.cmp(&b.0));
+        let figures: Vec<[u64; 10]> = cams.iter().map(|(_, s)| s.figures()).collect();
         for (i, (name, help, kind)) in FAMILIES.into_iter().enumerate() {
             out.family(name, help, kind);
-            for (cam, figures) in &cams {
-                out.sample(name, &[("camera", cam)], figures[i] as f64);
+            for ((cam, _), f) in cams.iter().zip(&figures) {
+                out.sample(name, &[("camera", cam)], f[i] as f64);
             }
+        }
+        let name = "opennvr_camera_frame_to_event_seconds";
+        out.family(
+            name,
+            "From a frame being read to its events being written.",
+            crate::metrics::Kind::Histogram,
+        );
+        for (cam, s) in &cams {
+            out.histogram(name, &[("camera", cam)], &s.latency.0);
         }
     }
 }

@@ -104,6 +104,7 @@ mod tests {
             detect_fps: 5.0,
             record: true,
             record_mode: Default::default(),
+            detect_url: None,
             retention_days: 7,
             created_at: 0,
             updated_at: 0,

@@ -29,6 +29,11 @@ pub struct CameraStatus {
     /// Full-frame detector passes under motion gating (periodic, or when
     /// a frame needed more crops than allowed).
     pub full_passes: u64,
+    /// The pid of the ffmpeg that decodes the `detect_url` sub-stream, if any.
+    pub detect_ffmpeg_pid: Option<u32>,
+    /// 95th percentile of frame-to-event latency (frame read to its events
+    /// written), milliseconds, as the bound of its histogram bucket.
+    pub latency_p95_ms: Option<u64>,
 }
 
 /// The running cameras' counters, read by the status endpoint.

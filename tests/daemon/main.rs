@@ -20,5 +20,6 @@ mod hardening;
 mod ingest;
 mod motion;
 mod mqtt;
+mod pipeline;
 mod scene;
 mod streams;

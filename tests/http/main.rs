@@ -28,3 +28,4 @@ mod nvr_events;
 mod nvr_hardening;
 mod nvr_users;
 mod parity_ort;
+mod pipeline;

@@ -54,7 +54,7 @@ impl V1 {
                 .stream_max_frame_bytes
                 .min(cfg.ai.max_body_bytes)
                 .max(1024),
-            max_inflight: cfg.ai.workers.max(1),
+            max_inflight: cfg.ai.runners(),
         }
     }
 }

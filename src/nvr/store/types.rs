@@ -104,6 +104,9 @@ pub struct Camera {
     pub retention_days: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The low-resolution sub-stream detection reads (`None`: the main
+    /// stream); redacted on the way out like `source_url`.
+    pub detect_url: Option<String>,
 }
 
 /// The settable fields of a camera; `None` keeps the current value on update.
@@ -116,6 +119,8 @@ pub struct CameraPatch {
     pub record: Option<bool>,
     pub record_mode: Option<RecordMode>,
     pub retention_days: Option<i64>,
+    /// `Some("")` clears the sub-stream.
+    pub detect_url: Option<String>,
 }
 
 /// One MP4 chunk in the recordings index.

@@ -23,7 +23,20 @@ use crate::source_url::Source;
 
 fn public(mut c: Camera) -> Camera {
     c.source_url = redact::url(&c.source_url);
+    c.detect_url = c.detect_url.as_deref().map(redact::url);
     c
+}
+
+/// The checks every camera URL passes (`source_url`, `detect_url`): what
+/// passes here is what ingest starts.
+fn valid_url(field: &str, u: &str) -> WebResult<()> {
+    if u.len() > 2048 || u.chars().any(char::is_control) {
+        return Err(WebError::BadRequest(format!(
+            "{field} must be at most 2048 bytes, without control characters"
+        )));
+    }
+    Source::parse(u).map_err(|e| WebError::BadRequest(format!("{field}: {e}")))?;
+    Ok(())
 }
 
 /// A camera in a request. Read-only fields a client may echo back from a GET
@@ -39,6 +52,8 @@ pub struct CameraBody {
     record: Option<bool>,
     record_mode: Option<RecordMode>,
     retention_days: Option<i64>,
+    /// The sub-stream detection reads (`""` clears it).
+    detect_url: Option<String>,
     #[serde(default)]
     created_at: Option<Value>,
     #[serde(default)]
@@ -63,13 +78,10 @@ impl CameraBody {
             }
         }
         if let Some(u) = &self.source_url {
-            if u.len() > 2048 || u.chars().any(char::is_control) {
-                return Err(WebError::BadRequest(
-                    "source_url must be at most 2048 bytes, without control characters".into(),
-                ));
-            }
-            // The parser ingest starts cameras with: what passes here starts.
-            Source::parse(u).map_err(|e| WebError::BadRequest(e.to_string()))?;
+            valid_url("source_url", u)?;
+        }
+        if let Some(u) = self.detect_url.as_deref().filter(|u| !u.is_empty()) {
+            valid_url("detect_url", u)?;
         }
         if let Some(f) = self.detect_fps {
             // 0 records (and keeps latest.jpg at 1 fps) without detection.
@@ -92,6 +104,7 @@ impl CameraBody {
             record: self.record,
             record_mode: self.record_mode,
             retention_days: self.retention_days,
+            detect_url: self.detect_url,
         })
     }
 }
@@ -137,7 +150,7 @@ pub async fn status(
     let mut running = st.cameras.as_ref().and_then(|s| s.status(&cam.id));
     // Ingest scrubs its errors already; this is the last door before a viewer.
     if let Some(e) = running.as_mut().and_then(|r| r.last_error.as_mut()) {
-        *e = redact::Secrets::of_url(&cam.source_url).scrub(e);
+        *e = redact::Secrets::of_camera(&cam.source_url, cam.detect_url.as_deref()).scrub(e);
     }
     // A plain struct of numbers and strings: serialising it cannot fail.
     let mut v = serde_json::to_value(running.clone().unwrap_or_default()).unwrap_or_default();
@@ -233,6 +246,12 @@ pub(crate) async fn change(st: &NvrState, id: String, mut patch: CameraPatch) ->
             if let (Some(cur), Some(new)) = (&current, &patch.source_url) {
                 if *new == redact::url(&cur.source_url) {
                     patch.source_url = None;
+                }
+            }
+            let stored = current.as_ref().and_then(|c| c.detect_url.as_deref());
+            if let (Some(cur), Some(new)) = (stored, &patch.detect_url) {
+                if *new == redact::url(cur) {
+                    patch.detect_url = None;
                 }
             }
             db::update_camera(c, &id, &patch, now)

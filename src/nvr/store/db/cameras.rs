@@ -6,7 +6,7 @@ use super::is_unique_violation;
 use crate::nvr::store::{Camera, CameraPatch, RecordMode, StoreError};
 
 const CAMERA_COLS: &str = "id, name, source_url, enabled, detect_fps, record, retention_days,
-    created_at, updated_at, record_mode";
+    created_at, updated_at, record_mode, detect_url";
 
 fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
     Ok(Camera {
@@ -21,6 +21,7 @@ fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
         updated_at: r.get(8)?,
         // The column's CHECK admits only the three spellings.
         record_mode: RecordMode::parse(&r.get::<_, String>(9)?).unwrap_or_default(),
+        detect_url: r.get(10)?,
     })
 }
 
@@ -51,8 +52,8 @@ pub fn create_camera(
 ) -> Result<Camera, StoreError> {
     conn.execute(
         "INSERT INTO cameras (id, name, source_url, enabled, detect_fps, record, retention_days,
-                              created_at, updated_at, record_mode)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                              created_at, updated_at, record_mode, detect_url)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, nullif(?10, ''))",
         params![
             id,
             c.name.as_deref().unwrap_or(id),
@@ -62,7 +63,8 @@ pub fn create_camera(
             c.record.unwrap_or(true),
             c.retention_days.unwrap_or(7),
             now,
-            c.record_mode.unwrap_or_default().as_str()
+            c.record_mode.unwrap_or_default().as_str(),
+            c.detect_url
         ],
     )
     .map_err(|e| {
@@ -86,7 +88,8 @@ pub fn update_camera(
         "UPDATE cameras SET name = coalesce(?2, name), source_url = coalesce(?3, source_url),
             enabled = coalesce(?4, enabled), detect_fps = coalesce(?5, detect_fps),
             record = coalesce(?6, record), retention_days = coalesce(?7, retention_days),
-            updated_at = ?8, record_mode = coalesce(?9, record_mode)
+            updated_at = ?8, record_mode = coalesce(?9, record_mode),
+            detect_url = CASE WHEN ?10 IS NULL THEN detect_url ELSE nullif(?10, '') END
          WHERE id = ?1",
         params![
             id,
@@ -97,7 +100,8 @@ pub fn update_camera(
             c.record,
             c.retention_days,
             now,
-            c.record_mode.map(RecordMode::as_str)
+            c.record_mode.map(RecordMode::as_str),
+            c.detect_url
         ],
     )?;
     if n == 0 {
