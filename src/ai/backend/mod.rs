@@ -1,13 +1,22 @@
 //! The seam between our pipeline and an inference runtime.
 //!
-//! Everything above this trait speaks plain `f32` tensors, so a GPU runtime
-//! can slot in beside tract without the decoders or the API noticing.
+//! Everything above this trait speaks plain `f32` tensors, so the GPU
+//! runtime ([`cuda`], feature `cuda`) slots in beside tract on the CPU
+//! ([`cpu`]) without the decoders or the API noticing. Which one serves a
+//! box is decided once at startup ([`select`], `[ai] device`).
+
+pub mod cpu;
+#[cfg(feature = "cuda-runtime")]
+pub mod cuda;
+pub mod select;
 
 use std::path::Path;
 
 use tract_onnx::prelude::*;
 
 use super::error::AiError;
+
+pub use cpu::TractBackend;
 
 /// A dense f32 tensor in row-major order, as runtimes hand them over.
 #[derive(Debug, Clone)]
@@ -40,6 +49,9 @@ pub trait LoadedModel: Send + Sync {
     fn run(&self, input: F32Tensor) -> Result<Vec<F32Tensor>, AiError>;
     /// Output names in order, so decoders can find heads by name.
     fn output_names(&self) -> &[String];
+    /// The runtime this model really runs on (a GPU backend may have
+    /// handed a model it cannot plan to the CPU), for `/health`.
+    fn backend(&self) -> &'static str;
 }
 
 /// Something that turns an ONNX file into a [`LoadedModel`].
@@ -51,81 +63,6 @@ pub trait Backend: Send + Sync {
     /// shapes the file declares are replaced: some exporters pin a sample
     /// batch or resolution (CenterFace declares `[10,3,32,32]`).
     fn load(&self, path: &Path, input: &[Dim]) -> Result<Box<dyn LoadedModel>, AiError>;
-}
-
-/// tract on the CPU: pure Rust, no native runtime to ship.
-#[derive(Debug, Default)]
-pub struct TractBackend;
-
-impl TractBackend {
-    /// Makes matrix products use `threads` cores process-wide (tract keeps
-    /// one global executor); call once at startup.
-    pub fn set_threads(threads: usize) {
-        let n = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
-        if n > 1 {
-            tract_linalg::multithread::set_default_executor(
-                tract_linalg::multithread::Executor::multithread(n),
-            );
-        } else {
-            tract_linalg::multithread::set_default_executor(
-                tract_linalg::multithread::Executor::SingleThread,
-            );
-        }
-    }
-}
-
-struct TractModel {
-    plan: TypedRunnableModel,
-    outputs: Vec<String>,
-}
-
-type TypedRunnableModel = Arc<TypedSimplePlan>;
-
-impl Backend for TractBackend {
-    fn name(&self) -> &'static str {
-        "tract-cpu"
-    }
-
-    fn load(&self, path: &Path, input: &[Dim]) -> Result<Box<dyn LoadedModel>, AiError> {
-        let fail = |e: TractError| AiError::TaskUnavailable {
-            task: path.display().to_string(),
-            reason: format!("cannot load model: {e:#}"),
-        };
-        let mut model = tract_onnx::onnx().model_for_path(path).map_err(fail)?;
-        let batch = model.sym("N");
-        let dims: TVec<TDim> = input
-            .iter()
-            .map(|d| match d {
-                Dim::Fixed(n) => TDim::from(*n),
-                Dim::Batch => TDim::from(batch.clone()),
-            })
-            .collect();
-        model
-            .set_input_fact(0, f32::fact(dims).into())
-            .map_err(fail)?;
-        for i in 0..model.outputs.len() {
-            model
-                .set_output_fact(i, InferenceFact::default())
-                .map_err(fail)?;
-        }
-        let model = model.into_optimized().map_err(fail)?;
-        let outputs = model
-            .outputs
-            .iter()
-            .map(|o| {
-                model
-                    .outlet_label(*o)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| model.node(o.node).name.clone())
-            })
-            .collect();
-        let plan = model.into_runnable().map_err(fail)?;
-        Ok(Box::new(TractModel { plan, outputs }))
-    }
 }
 
 /// A tract error kept whole: tract reports through `anyhow`, whose plain
@@ -141,28 +78,69 @@ impl std::fmt::Display for TractFailure {
 
 impl std::error::Error for TractFailure {}
 
-impl LoadedModel for TractModel {
-    fn run(&self, input: F32Tensor) -> Result<Vec<F32Tensor>, AiError> {
-        let t = tract_ndarray::Array::from_shape_vec(input.shape, input.data)
-            .map_err(AiError::inference)?;
-        let out = self
-            .plan
-            .run(tvec!(Tensor::from(t).into()))
-            .map_err(|e| AiError::inference(TractFailure(e)))?;
-        out.into_iter()
-            .map(|v| {
-                let view = v
-                    .to_plain_array_view::<f32>()
-                    .map_err(|e| AiError::inference(TractFailure(e)))?;
-                Ok(F32Tensor {
-                    shape: view.shape().to_vec(),
-                    data: view.iter().copied().collect(),
-                })
-            })
-            .collect()
-    }
+/// A failed run, its cause chain kept.
+fn inference_failed(e: TractError) -> AiError {
+    AiError::inference(TractFailure(e))
+}
 
-    fn output_names(&self) -> &[String] {
-        &self.outputs
+/// A failed load of `path`: the task is unavailable, the chain said once.
+fn load_failed(path: &Path, e: TractError) -> AiError {
+    AiError::TaskUnavailable {
+        task: path.display().to_string(),
+        reason: format!("cannot load model: {e:#}"),
     }
+}
+
+/// `path` read as a typed, decluttered tract model with input 0 set to
+/// `input` and the outputs' declared shapes dropped; what every runtime
+/// plans from. Also returns the output names, in order.
+fn typed_model(path: &Path, input: &[Dim]) -> TractResult<(TypedModel, Vec<String>)> {
+    let mut model = tract_onnx::onnx().model_for_path(path)?;
+    let batch = model.sym("N");
+    let dims: TVec<TDim> = input
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => TDim::from(*n),
+            Dim::Batch => TDim::from(batch.clone()),
+        })
+        .collect();
+    model.set_input_fact(0, f32::fact(dims).into())?;
+    for i in 0..model.outputs.len() {
+        model.set_output_fact(i, InferenceFact::default())?;
+    }
+    let model = model.into_typed()?.into_decluttered()?;
+    let outputs = model
+        .outputs
+        .iter()
+        .map(|o| {
+            model
+                .outlet_label(*o)
+                .map(str::to_owned)
+                .unwrap_or_else(|| model.node(o.node).name.clone())
+        })
+        .collect();
+    Ok((model, outputs))
+}
+
+/// A runtime's outputs as plain f32 tensors (a model planned in f16 is
+/// cast back here).
+fn to_f32(outputs: TVec<TValue>) -> Result<Vec<F32Tensor>, AiError> {
+    outputs
+        .into_iter()
+        .map(|v| {
+            let v = v.cast_to::<f32>().map_err(inference_failed)?;
+            let view = v.to_plain_array_view::<f32>().map_err(inference_failed)?;
+            Ok(F32Tensor {
+                shape: view.shape().to_vec(),
+                data: view.iter().copied().collect(),
+            })
+        })
+        .collect()
+}
+
+/// Our input as a tract tensor.
+fn to_tensor(input: F32Tensor) -> Result<Tensor, AiError> {
+    let t = tract_ndarray::Array::from_shape_vec(input.shape, input.data)
+        .map_err(AiError::inference)?;
+    Ok(Tensor::from(t))
 }
