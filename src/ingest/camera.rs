@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::child::{cap_log, end, last_line_of, log_tail, pid_file, read_pid, spawn, FrameWatch};
 use super::codec;
-use super::command::{Encode, Plan, Source};
+use super::command::{ffmpeg_hwaccels, hwaccel_failed, hwaccel_wanted, Encode, Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
 use super::recorder::{Chunks, ListTail};
 use super::stall::StallWatch;
@@ -38,6 +38,9 @@ enum Outcome {
     SpawnFailed(String),
     /// ffprobe could not tell the codec (`record_mode = "auto"`).
     ProbeFailed(String),
+    /// ffmpeg could not decode on the GPU (`-hwaccel cuda`); retried at
+    /// once in software (ffmpeg's last line).
+    HwaccelFailed(String),
     /// ffmpeg could not set up the recording: the codec cannot be recorded
     /// the way `record_mode` asks (a clear message, not ffmpeg's last line).
     Unrecordable(String),
@@ -81,6 +84,13 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
     // `down_since` stays unset until a failure: the first `camera_online`
     // after a clean start has `down_ms: null`.
     let mut health = Health::default();
+    let hwaccel = {
+        let (mode, ffmpeg) = (ctx.cfg.hwaccel, ctx.cfg.ffmpeg.clone());
+        let dev = std::path::Path::new("/dev/nvidia0");
+        tokio::task::spawn_blocking(move || hwaccel_wanted(mode, dev, || ffmpeg_hwaccels(&ffmpeg)))
+            .await
+            .unwrap_or(false)
+    };
     let mut runner = Runner {
         ctx: &ctx,
         chunks: &chunks,
@@ -90,6 +100,7 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
         mailbox: &mailbox,
         health: &mut health,
         backoff: &mut backoff,
+        hwaccel,
     };
     loop {
         let outcome = runner.run_once(&source, &stop).await;
@@ -97,6 +108,12 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
         stats.online.store(false, Relaxed);
         if matches!(outcome, Outcome::Stopped) {
             break;
+        }
+        if let Outcome::HwaccelFailed(e) = &outcome {
+            runner.hwaccel = false;
+            let error = secrets.scrub(e);
+            tracing::warn!(camera = %cam.id, %error, "GPU decoding (-hwaccel cuda) failed; decoding in software from now on");
+            continue;
         }
         runner.went_down(&outcome).await;
         stats.restarts.fetch_add(1, Relaxed);
@@ -118,6 +135,8 @@ struct Runner<'a> {
     mailbox: &'a Mailbox,
     health: &'a mut Health,
     backoff: &'a mut Backoff,
+    /// Decode on the GPU; cleared for good once ffmpeg fails with it.
+    hwaccel: bool,
 }
 
 impl Runner<'_> {
@@ -154,7 +173,9 @@ impl Runner<'_> {
             record_into: cam.record.then_some(inprogress.as_path()),
             encode,
             run_id,
+            hwaccel: self.hwaccel,
         };
+        self.stats.gpu_decode.store(self.hwaccel, Relaxed);
         let log = inprogress.join(format!("{run_id}.log"));
         let pid_file = pid_file(&inprogress, run_id);
         let mut child = match spawn(&ctx.cfg.ffmpeg, &plan, &log, &pid_file) {
@@ -203,6 +224,9 @@ impl Runner<'_> {
             Err(e) => tracing::error!(camera = %cam.id, error = %e, "cannot close run"),
         }
         match outcome {
+            Outcome::Exited(_) if self.hwaccel && hwaccel_failed(&log_text) => {
+                Outcome::HwaccelFailed(last_line_of(&log_text).to_owned())
+            }
             Outcome::Exited(_) => {
                 if let Some(line) = codec::record_failure(&log_text).filter(|_| cam.record) {
                     return self.unrecordable(source, encode, line).await;
@@ -322,7 +346,7 @@ impl Runner<'_> {
             Outcome::SpawnFailed(e) => offline("spawn_failed", e),
             Outcome::ProbeFailed(e) => offline("probe_failed", e),
             Outcome::Unrecordable(e) => offline("unrecordable", e),
-            Outcome::Stopped => return,
+            Outcome::Stopped | Outcome::HwaccelFailed(_) => return,
         };
         if matches!(outcome, Outcome::Unrecordable(_)) {
             reason["record_mode"] = json!(self.cam.record_mode.as_str());

@@ -23,6 +23,8 @@ pub struct CameraStats {
     pub last_error: Mutex<Option<String>>,
     /// How the current run records; see [`RecordInfo`].
     pub record: Mutex<RecordInfo>,
+    /// The current run decodes on the GPU (`-hwaccel cuda`).
+    pub gpu_decode: AtomicBool,
 }
 
 /// What a camera's recording does: the probed codec (`record_mode = "auto"`,
@@ -52,6 +54,11 @@ impl CameraStats {
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
             codec: rec.codec,
             record_method: rec.method.map(str::to_owned),
+            decode: if self.gpu_decode.load(Relaxed) {
+                "cuda"
+            } else {
+                "software"
+            },
         }
     }
 

@@ -22,6 +22,8 @@ pub struct CameraStatus {
     pub codec: Option<String>,
     /// `copy` or `transcode`: how chunks are being recorded.
     pub record_method: Option<String>,
+    /// `cuda` when ffmpeg decodes on the GPU (`[ingest] hwaccel`), else `software`.
+    pub decode: &'static str,
 }
 
 /// The running cameras' counters, read by the status endpoint.
