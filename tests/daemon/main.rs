@@ -15,6 +15,7 @@ mod common;
 mod cli;
 mod compat;
 mod crash;
+mod gpu;
 mod hardening;
 mod ingest;
 mod mqtt;
