@@ -4,6 +4,10 @@
 # rustup targets. The one arm64 build route (docs/packaging.md).
 #
 # usage: packaging/build-arm64.sh [--glibc 2.31] [cargo-deb options]
+#   OPENNVR_CUDA=FEATURE  the CUDA backend's cargo feature (docs/gpu.md): default
+#              `cuda-12060` (JetPack 6.1/6.2, CUDA 12.6); `cuda-12020` for JetPack 6.0,
+#              `cuda-13000` for JetPack 7 (Thor); `none` leaves it out. With --glibc 2.31
+#              (JetPack 5: CUDA 11.4, which tract-cuda does not support) it is always `none`.
 #   --glibc V  link against glibc V instead of the build machine's (2.36) with
 #              cargo-zigbuild + PyPI ziglang, for JetPack 5 (Ubuntu 20.04, glibc
 #              2.31). Without it the binary needs glibc >= 2.35: JetPack 6
@@ -32,6 +36,11 @@ if [ "${1:-}" = --glibc ]; then
     glibc="$2"
     shift 2
 fi
+
+cuda="${OPENNVR_CUDA:-cuda-12060}"
+[ -z "$glibc" ] || cuda=none
+features=()
+[ "$cuda" = none ] || features=(--features "$cuda")
 
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
@@ -67,7 +76,7 @@ if [ -z "$glibc" ]; then
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
     export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
     export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-    cargo "+$toolchain" build --release --locked --target "$target" >&2
+    cargo "+$toolchain" build --release --locked --target "$target" "${features[@]}" >&2
 else
     # zig links against a glibc stub of the requested version; cargo-zigbuild
     # puts the output in the plain target's dir, where cargo-deb looks.
@@ -78,7 +87,7 @@ else
         "$zig_venv/bin/pip" install --quiet --only-binary=:all: ziglang==0.17.1 >&2
     [ "$(cargo-zigbuild --version 2>/dev/null)" = "cargo-zigbuild 0.24.1" ] ||
         env -u CARGO_TARGET_DIR cargo install --locked --quiet cargo-zigbuild@0.24.1
-    PATH="$zig_venv/bin:$PATH" cargo "+$toolchain" zigbuild --release --locked --target "$target.$glibc" >&2
+    PATH="$zig_venv/bin:$PATH" cargo "+$toolchain" zigbuild --release --locked --target "$target.$glibc" "${features[@]}" >&2
 fi
 
 # --------------------------------------------------------------------------- package

@@ -4,6 +4,8 @@
 # release binary, then cargo-deb. Prints the .deb's path.
 #
 # usage: packaging/build-deb.sh [cargo-deb options, e.g. --deb-version 0.1.0-2]
+#   OPENNVR_CUDA=FEATURE  the CUDA backend's cargo feature (docs/gpu.md); default `cuda`
+#                         (CUDA 13 driver API: x86_64 drivers >= 580); `none` leaves it out.
 #
 # Release builds take ~35 min on 2 cores; CARGO_TARGET_DIR is honoured.
 # arm64 (Jetson): packaging/build-arm64.sh. What the package installs: docs/packaging.md.
@@ -18,5 +20,8 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; t
 fi
 
 models/fetch.sh >&2
-cargo build --release --locked >&2
+cuda="${OPENNVR_CUDA:-cuda}"
+features=()
+[ "$cuda" = none ] || features=(--features "$cuda")
+cargo build --release --locked "${features[@]}" >&2
 cargo deb --no-build --locked "$@"

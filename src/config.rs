@@ -97,6 +97,57 @@ pub struct AiConfig {
     pub stream_idle_timeout_s: u64,
     /// Largest frame one stream message may carry, bytes.
     pub stream_max_frame_bytes: usize,
+    /// Where models run (docs/gpu.md): `auto` uses CUDA when a GPU is found
+    /// and its libraries load, else the CPU; `cuda` refuses to start without.
+    pub device: Device,
+    /// Plan models in half precision on CUDA: faster, parity looser than f32.
+    pub cuda_f16: bool,
+}
+
+/// `[ai] device`: which runtime serves the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// CUDA when an NVIDIA GPU is found and the CUDA libraries load, else the CPU.
+    #[default]
+    Auto,
+    /// tract on the CPU, always.
+    Cpu,
+    /// tract's CUDA runtime; the daemon does not start without it.
+    Cuda,
+}
+
+/// The TOML spelling, for the environment overrides.
+fn parse_lowercase<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, ()> {
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+        .map_err(|_| ())
+}
+
+impl std::str::FromStr for Device {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        parse_lowercase(s)
+    }
+}
+
+/// `[ingest] hwaccel`: where ffmpeg decodes the frames for detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hwaccel {
+    /// Software decoding, always.
+    #[default]
+    None,
+    /// `-hwaccel cuda` (NVDEC) first; software when ffmpeg fails with it.
+    Cuda,
+    /// `cuda` when this ffmpeg lists it and an NVIDIA device node exists.
+    Auto,
+}
+
+impl std::str::FromStr for Hwaccel {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        parse_lowercase(s)
+    }
 }
 
 impl AiConfig {
@@ -139,6 +190,8 @@ impl Default for AiConfig {
             max_streams: 16,
             stream_idle_timeout_s: 60,
             stream_max_frame_bytes: 8 * 1024 * 1024,
+            device: Device::Auto,
+            cuda_f16: false,
         }
     }
 }
@@ -395,6 +448,9 @@ pub struct IngestConfig {
     /// of 416 (recall against 416 in docs/performance.md). An unknown id
     /// makes that camera's frames fail with the reason in its status.
     pub detect_models: std::collections::BTreeMap<String, String>,
+    /// Decode on the GPU (`cuda`, or `auto` where it can): falls back to
+    /// software decoding when ffmpeg fails with it (docs/gpu.md).
+    pub hwaccel: Hwaccel,
 }
 
 impl Default for IngestConfig {
@@ -417,6 +473,7 @@ impl Default for IngestConfig {
             transcode_preset: "veryfast".into(),
             motion: MotionConfig::default(),
             detect_models: Default::default(),
+            hwaccel: Hwaccel::None,
         }
     }
 }
@@ -797,6 +854,12 @@ impl Config {
         if let Some(v) = env("OPENNVR_MAX_USERS") {
             self.nvr.max_users = num("OPENNVR_MAX_USERS", v)?;
         }
+        if let Some(v) = env("OPENNVR_AI_DEVICE") {
+            self.ai.device = num("OPENNVR_AI_DEVICE", v)?;
+        }
+        if let Some(v) = env("OPENNVR_HWACCEL") {
+            self.ingest.hwaccel = num("OPENNVR_HWACCEL", v)?;
+        }
         if let Some(v) = env("OPENNVR_FFMPEG") {
             self.ingest.ffmpeg = v.into();
         }
@@ -888,6 +951,40 @@ mod tests {
         assert_eq!(c.ai.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(c.nvr.listen.to_string(), "0.0.0.0:8000");
         assert_eq!(c.paths.frames_dir(), PathBuf::from("data/frames"));
+    }
+
+    #[test]
+    fn gpu_settings_parse_from_the_file_and_the_environment_and_refuse_typos() {
+        let c = Config::load(None, env_of(&[])).unwrap();
+        assert_eq!(
+            (c.ai.device, c.ingest.hwaccel),
+            (Device::Auto, Hwaccel::None)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[ai]\ndevice = \"cuda\"\ncuda_f16 = true\n[ingest]\nhwaccel = \"auto\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), env_of(&[])).unwrap();
+        assert_eq!(
+            (c.ai.device, c.ai.cuda_f16, c.ingest.hwaccel),
+            (Device::Cuda, true, Hwaccel::Auto)
+        );
+        let env = env_of(&[("OPENNVR_AI_DEVICE", "cpu"), ("OPENNVR_HWACCEL", "cuda")]);
+        let c = Config::load(Some(&f), env).unwrap();
+        assert_eq!(
+            (c.ai.device, c.ingest.hwaccel),
+            (Device::Cpu, Hwaccel::Cuda)
+        );
+        let e = Config::load(None, env_of(&[("OPENNVR_AI_DEVICE", "gpu")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for OPENNVR_AI_DEVICE: \"gpu\""
+        );
+        std::fs::write(&f, "[ai]\ndevice = \"tpu\"\n").unwrap();
+        assert!(Config::load(Some(&f), env_of(&[])).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::backend::Backend;
+use super::backend::{Backend, Dim, LoadedModel};
 use super::detector::{is_detector_kind, Detector};
 use super::error::AiError;
 use super::faces::{is_face_kind, AttributeNet, FaceDetector};
@@ -38,6 +38,25 @@ impl ModelSlot {
     /// Counts one inference of `us` microseconds for `/health`.
     pub(super) fn record(&self, us: u64) {
         self.stats.record(us);
+    }
+}
+
+/// The engine's backend, remembering which runtime a load really landed
+/// on (a GPU backend keeps a model it cannot plan on the CPU).
+struct Tracked<'a> {
+    inner: &'a dyn Backend,
+    used: Mutex<Option<&'static str>>,
+}
+
+impl Backend for Tracked<'_> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn load(&self, path: &std::path::Path, input: &[Dim]) -> Result<Box<dyn LoadedModel>, AiError> {
+        let m = self.inner.load(path, input)?;
+        *lock(&self.used) = Some(m.backend());
+        Ok(m)
     }
 }
 
@@ -156,7 +175,7 @@ impl Models {
                 kind: s.entry.kind.clone(),
                 file: s.entry.file.clone(),
                 sha256: s.entry.sha256.clone(),
-                backend: self.backend.name(),
+                backend: s.stats.backend(self.backend.name()),
                 loaded: s.stats.is_loaded(),
                 tasks: self.tasks_of(&s.entry.id),
                 source: s.entry.source.clone(),
@@ -193,7 +212,11 @@ impl Models {
             return Ok((d.clone(), slot));
         }
         let t0 = Instant::now();
-        let (backend, entry) = (self.backend.as_ref(), &slot.entry);
+        let tracked = Tracked {
+            inner: self.backend.as_ref(),
+            used: Mutex::new(None),
+        };
+        let (backend, entry) = (&tracked as &dyn Backend, &slot.entry);
         let d = match entry.kind.as_str() {
             "centerface" => Loaded::Faces(Arc::new(FaceDetector::load(
                 backend,
@@ -208,8 +231,9 @@ impl Models {
             _ => Loaded::Detector(Arc::new(Detector::load(backend, &self.catalog, entry)?)),
         };
         let ms = t0.elapsed().as_millis() as u64;
-        slot.stats.set_loaded(ms);
-        tracing::info!(model = id, ms, "model loaded");
+        let on = lock(&tracked.used).unwrap_or(self.backend.name());
+        slot.stats.set_loaded(ms, on);
+        tracing::info!(model = id, ms, backend = on, "model loaded");
         *guard = Some(d.clone());
         Ok((d, slot))
     }

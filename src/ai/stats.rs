@@ -2,6 +2,7 @@
 //! runs the model, read without stopping anyone.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -12,6 +13,8 @@ pub(super) struct ModelStats {
     load_ms: AtomicU64,
     inferences: AtomicU64,
     total_us: AtomicU64,
+    /// The runtime the loaded model really runs on.
+    backend: OnceLock<&'static str>,
 }
 
 /// What `/health` reports per model.
@@ -25,8 +28,9 @@ pub struct ModelHealth {
 }
 
 impl ModelStats {
-    /// The model is loaded; loading took `ms`.
-    pub(super) fn set_loaded(&self, ms: u64) {
+    /// The model is loaded on `backend`; loading took `ms`.
+    pub(super) fn set_loaded(&self, ms: u64, backend: &'static str) {
+        let _ = self.backend.set(backend);
         self.load_ms.store(ms, Ordering::Relaxed);
         self.loaded.store(true, Ordering::Relaxed);
     }
@@ -42,14 +46,20 @@ impl ModelStats {
         self.total_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    /// The counters as `/health` shows them (mean latency to 0.1 ms).
-    pub(super) fn health(&self, backend: &'static str) -> ModelHealth {
+    /// The backend of the loaded model, else `planned` (what loading would use).
+    pub(super) fn backend(&self, planned: &'static str) -> &'static str {
+        self.backend.get().copied().unwrap_or(planned)
+    }
+
+    /// The counters as `/health` shows them (mean latency to 0.1 ms);
+    /// `planned` is the backend a model not loaded yet would get.
+    pub(super) fn health(&self, planned: &'static str) -> ModelHealth {
         let loaded = self.is_loaded();
         let n = self.inferences.load(Ordering::Relaxed);
         let us = self.total_us.load(Ordering::Relaxed);
         ModelHealth {
             loaded,
-            backend,
+            backend: self.backend(planned),
             load_ms: loaded.then(|| self.load_ms.load(Ordering::Relaxed)),
             inferences: n,
             avg_latency_ms: (n > 0).then(|| (us as f64 / n as f64 / 1000.0 * 10.0).round() / 10.0),
@@ -66,11 +76,13 @@ mod tests {
         let s = ModelStats::default();
         let h = s.health("b");
         assert!(!h.loaded && h.load_ms.is_none() && h.avg_latency_ms.is_none());
-        s.set_loaded(12);
+        assert_eq!(h.backend, "b", "not loaded: the planned backend");
+        s.set_loaded(12, "tract-cuda");
         s.record(1_000);
         s.record(3_000);
         let h = s.health("b");
         assert_eq!((h.loaded, h.load_ms, h.inferences), (true, Some(12), 2));
         assert_eq!(h.avg_latency_ms, Some(2.0));
+        assert_eq!(h.backend, "tract-cuda", "loaded: the backend it really got");
     }
 }

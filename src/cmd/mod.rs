@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use std::sync::Arc;
 
+use crate::ai::backend::select::{open_cuda, select};
 use crate::ai::backend::TractBackend;
 use crate::ai::Engine;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::hw::Hardware;
 use crate::paths::DataDir;
 
 /// Loads the config from `path` (if any) and the process environment.
@@ -36,14 +38,28 @@ pub fn open_catalog(cfg: &Config) -> anyhow::Result<Catalog> {
     }
 }
 
-/// The engine every command shares: tract on the CPU, the wall clock.
+/// The engine every command shares, on the hardware probed now.
 pub fn build_engine(cfg: &Config) -> anyhow::Result<Arc<Engine>> {
+    build_engine_on(cfg, &Hardware::probe())
+}
+
+/// The engine on `hw`: the backend `[ai] device` asks for (one log line
+/// says which and why; `cuda` without a usable GPU is an error), the wall
+/// clock. `hw` learns the backend for `/health`.
+pub fn build_engine_on(cfg: &Config, hw: &Hardware) -> anyhow::Result<Arc<Engine>> {
     TractBackend::set_threads(cfg.ai.tract_threads());
+    let chosen = select(cfg.ai.device, hw, &|| open_cuda(cfg.ai.cuda_f16))?;
+    if chosen.degraded {
+        tracing::warn!("{}", chosen.message);
+    } else {
+        tracing::info!("{}", chosen.message);
+    }
+    hw.set_ai_backend(chosen.backend.name());
     let catalog = open_catalog(cfg)?;
     Ok(Arc::new(Engine::new(
         cfg,
         catalog,
-        Arc::new(TractBackend),
+        chosen.backend,
         Arc::new(SystemClock),
     )))
 }

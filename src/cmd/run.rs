@@ -44,14 +44,9 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&cfg.paths.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;
-    let engine = super::build_engine(&cfg)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hw = Arc::new(Hardware::probe());
-    if hw.has_gpu() {
-        tracing::info!(
-            "NVIDIA GPU found; inference stays on tract-cpu until a GPU backend is configured"
-        );
-    }
+    let engine = super::build_engine_on(&cfg, &hw)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mqtt = cfg.mqtt.enabled().then(Status::new);
     let mut ai_state = AiState::new(&cfg, engine.clone(), hw).with_context(|| {
         format!(

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::child::{cap_log, end, last_line_of, log_tail, pid_file, read_pid, spawn, FrameWatch};
 use super::codec;
-use super::command::{Encode, Plan, Source};
+use super::command::{ffmpeg_hwaccels, hwaccel_failed, hwaccel_wanted, Encode, Plan, Source};
 use super::detect::{self, obj, Mailbox, PendingFrame};
 use super::recorder::{Chunks, ListTail};
 use super::stall::{ChunkGrowth, StallWatch};
@@ -38,6 +38,9 @@ enum Outcome {
     SpawnFailed(String),
     /// ffprobe could not tell the codec (`record_mode = "auto"`).
     ProbeFailed(String),
+    /// ffmpeg could not decode on the GPU (`-hwaccel cuda`); retried at
+    /// once in software (ffmpeg's last line).
+    HwaccelFailed(String),
     /// ffmpeg could not set up the recording: the codec cannot be recorded
     /// the way `record_mode` asks (a clear message, not ffmpeg's last line).
     Unrecordable(String),
@@ -97,6 +100,13 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
             stop.clone(),
         ))
     });
+    let hwaccel = {
+        let (mode, ffmpeg) = (ctx.cfg.hwaccel, ctx.cfg.ffmpeg.clone());
+        let dev = std::path::Path::new("/dev/nvidia0");
+        tokio::task::spawn_blocking(move || hwaccel_wanted(mode, dev, || ffmpeg_hwaccels(&ffmpeg)))
+            .await
+            .unwrap_or(false)
+    };
     let (main, feed, role) = match sub {
         Some(sub) if cam.record => (main, Some(sub), Role::RecordOnly),
         // Nothing to record: the sub-stream is all this camera needs.
@@ -115,6 +125,7 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
         // after a clean start has `down_ms: null`.
         health: Health::default(),
         backoff: Backoff::new(ctx.cfg.backoff_min_ms, ctx.cfg.backoff_max_ms),
+        hwaccel,
     };
     match feed {
         Some(f) => {
@@ -141,6 +152,12 @@ async fn supervise(mut runner: Runner<'_>, source: &Source, stop: &CancellationT
         if matches!(outcome, Outcome::Stopped) {
             break;
         }
+        if let Outcome::HwaccelFailed(e) = &outcome {
+            runner.hwaccel = false;
+            let error = runner.secrets.scrub(e);
+            tracing::warn!(camera = %runner.cam.id, %error, "GPU decoding (-hwaccel cuda) failed; decoding in software from now on");
+            continue;
+        }
         runner.went_down(&outcome).await;
         if !runner.backoff.wait(&*runner.ctx.clock, stop).await {
             break;
@@ -158,6 +175,8 @@ struct Runner<'a> {
     role: Role,
     health: Health,
     backoff: Backoff,
+    /// Decode on the GPU; cleared for good once ffmpeg fails with it.
+    hwaccel: bool,
 }
 
 impl Runner<'_> {
@@ -203,7 +222,11 @@ impl Runner<'_> {
             record_into: records.then_some(inprogress.as_path()),
             encode,
             run_id,
+            hwaccel: self.hwaccel,
         };
+        if role != Role::RecordOnly {
+            self.stats.gpu_decode.store(self.hwaccel, Relaxed);
+        }
         let log = run_dir.join(format!("{run_id}.log"));
         let pid_file = pid_file(&run_dir, run_id);
         let mut child = match spawn(&ctx.cfg.ffmpeg, &plan, &log, &pid_file) {
@@ -266,6 +289,9 @@ impl Runner<'_> {
             }
         }
         match outcome {
+            Outcome::Exited(_) if self.hwaccel && hwaccel_failed(&log_text) => {
+                Outcome::HwaccelFailed(last_line_of(&log_text).to_owned())
+            }
             Outcome::Exited(_) => {
                 if let Some(line) = codec::record_failure(&log_text).filter(|_| records) {
                     return self.unrecordable(source, encode, line).await;
@@ -413,7 +439,7 @@ impl Runner<'_> {
             Outcome::SpawnFailed(e) => offline("spawn_failed", e),
             Outcome::ProbeFailed(e) => offline("probe_failed", e),
             Outcome::Unrecordable(e) => offline("unrecordable", e),
-            Outcome::Stopped => return,
+            Outcome::Stopped | Outcome::HwaccelFailed(_) => return,
         };
         if matches!(outcome, Outcome::Unrecordable(_)) {
             reason["record_mode"] = json!(self.cam.record_mode.as_str());
@@ -445,7 +471,7 @@ impl Runner<'_> {
             Outcome::Stalled(ms) => format!("stalled for {ms} ms"),
             Outcome::Exited(e) | Outcome::SpawnFailed(e) => e.clone(),
             Outcome::ProbeFailed(e) | Outcome::Unrecordable(e) => e.clone(),
-            Outcome::Stopped => return,
+            Outcome::Stopped | Outcome::HwaccelFailed(_) => return,
         };
         let e = format!("detect_url: {}", self.secrets.scrub(&why));
         tracing::warn!(camera = %self.cam.id, error = %e, "sub-stream down");

@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::config::IngestConfig;
+use crate::config::{Hwaccel, IngestConfig};
 pub use crate::source_url::Source;
 
 /// How a camera's video gets into MP4 chunks.
@@ -85,6 +85,8 @@ pub struct Plan<'a> {
     pub encode: Encode,
     /// Names this run's files: `<run>-000000.mp4`, `<run>.csv`.
     pub run_id: i64,
+    /// Decode on the GPU (`-hwaccel cuda`); see [`hwaccel_args`].
+    pub hwaccel: bool,
 }
 
 impl Plan<'_> {
@@ -102,6 +104,7 @@ impl Plan<'_> {
             .into();
         let mut input = input_args(self.source, self.cfg, true);
         let src = input.pop().unwrap_or_default();
+        a.extend(hwaccel_args(self.hwaccel));
         a.extend(input);
         a.push("-i".into());
         a.push(src);
@@ -192,6 +195,59 @@ impl Plan<'_> {
     }
 }
 
+/// The input options that decode on the GPU: NVDEC through `-hwaccel cuda`.
+/// Frames come back to system memory, so the filters and the JPEG encoder
+/// after it are unchanged; stream-copied recording never decodes at all.
+pub fn hwaccel_args(on: bool) -> Vec<OsString> {
+    if on {
+        vec!["-hwaccel".into(), "cuda".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether ffmpeg's log says the GPU decoder could not be set up (no
+/// libcuda, no device, a codec NVDEC lacks): the camera is then restarted
+/// with software decoding.
+pub fn hwaccel_failed(log: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "hwaccel",
+        "device creation failed",
+        "device setup failed",
+        "no device available for decoder",
+        "could not dynamically load cuda",
+        "cannot load libcuda",
+        "cuvid",
+        "nvdec",
+    ];
+    let log = log.to_lowercase();
+    SIGNS.iter().any(|s| log.contains(s))
+}
+
+/// Whether `hwaccel` asks for GPU decoding on this box. `auto` asks for it
+/// when an NVIDIA device node exists (`dev`, `/dev/nvidia0` on a box) and
+/// this ffmpeg lists `cuda` among its hardware decoders (`hwaccels`, the
+/// output of `ffmpeg -hwaccels`).
+pub fn hwaccel_wanted(hwaccel: Hwaccel, dev: &Path, hwaccels: impl FnOnce() -> String) -> bool {
+    match hwaccel {
+        Hwaccel::None => false,
+        Hwaccel::Cuda => true,
+        Hwaccel::Auto => dev.exists() && hwaccels().lines().any(|l| l.trim() == "cuda"),
+    }
+}
+
+/// `ffmpeg -hwaccels`' output (empty when ffmpeg cannot run): the
+/// hardware decoders this build of ffmpeg knows.
+pub fn ffmpeg_hwaccels(ffmpeg: &Path) -> String {
+    std::process::Command::new(ffmpeg)
+        .args(["-hide_banner", "-hwaccels"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 /// A frame rate as ffmpeg's `fps` filter takes it, without float noise.
 fn fmt_fps(fps: f64) -> String {
     let f = if fps.is_finite() && fps > 0.0 {
@@ -221,6 +277,7 @@ mod tests {
             record_into: record,
             encode,
             run_id: 42,
+            hwaccel: false,
         }
         .args()
         .into_iter()
@@ -255,6 +312,60 @@ mod tests {
         assert!(!joined.contains("segment"));
         assert_eq!(fmt_fps(2.5), "2.5");
         assert_eq!(fmt_fps(0.0), "1");
+    }
+
+    #[test]
+    fn hwaccel_goes_before_the_input_options_and_auto_needs_a_device_and_ffmpeg_support() {
+        let cfg = IngestConfig::default();
+        let src = Source::parse("rtsp://cam/s").unwrap();
+        let plan = Plan {
+            source: &src,
+            frames: Some(Path::new("/l.ppm")),
+            cfg: &cfg,
+            fps: 1.0,
+            record_into: None,
+            encode: Encode::Copy,
+            run_id: 1,
+            hwaccel: true,
+        };
+        let joined: Vec<String> = plan
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
+        assert!(joined
+            .join(" ")
+            .contains("-y -hwaccel cuda -rtsp_transport tcp"));
+        let dir = tempfile::tempdir().unwrap();
+        let (dev, listed) = (dir.path().join("nvidia0"), || {
+            "Hardware acceleration methods:\nvdpau\ncuda\n".to_owned()
+        });
+        assert!(
+            !hwaccel_wanted(Hwaccel::Auto, &dev, listed),
+            "no device node"
+        );
+        std::fs::write(&dev, b"").unwrap();
+        assert!(hwaccel_wanted(Hwaccel::Auto, &dev, listed));
+        assert!(!hwaccel_wanted(Hwaccel::Auto, &dev, || "vaapi\n".to_owned()));
+        assert!(hwaccel_wanted(
+            Hwaccel::Cuda,
+            Path::new("/nonexistent"),
+            String::new
+        ));
+        assert!(!hwaccel_wanted(Hwaccel::None, &dev, listed));
+    }
+
+    /// ffmpeg's own words on a box without CUDA (this one): the signs match,
+    /// and a camera that is merely unreachable does not.
+    #[test]
+    fn a_failed_gpu_decoder_is_told_apart_from_an_unreachable_camera() {
+        let no_cuda = "[AVHWDeviceContext @ 0x5582] Cannot load libcuda.so.1\n\
+            Device creation failed: -1.\n\
+            [h264 @ 0x5582] No device available for decoder: device type cuda needed for codec h264.";
+        assert!(hwaccel_failed(no_cuda));
+        assert!(!hwaccel_failed(
+            "rtsp://cam/s: Connection refused\nError opening input file rtsp://cam/s."
+        ));
     }
 
     #[test]

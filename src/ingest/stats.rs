@@ -49,6 +49,8 @@ pub struct CameraStats {
     pub last_error: Mutex<Option<String>>,
     /// How the current run records; see [`RecordInfo`].
     pub record: Mutex<RecordInfo>,
+    /// The current run decodes on the GPU (`-hwaccel cuda`).
+    pub gpu_decode: AtomicBool,
 }
 
 /// What a camera's recording does: the probed codec (`record_mode = "auto"`,
@@ -87,6 +89,11 @@ impl CameraStats {
                 .0
                 .quantile_bound(0.95)
                 .map(|s| (s * 1000.0).round() as u64),
+            decode: if self.gpu_decode.load(Relaxed) {
+                "cuda"
+            } else {
+                "software"
+            },
         }
     }
 

@@ -34,6 +34,8 @@ pub struct CameraStatus {
     /// 95th percentile of frame-to-event latency (frame read to its events
     /// written), milliseconds, as the bound of its histogram bucket.
     pub latency_p95_ms: Option<u64>,
+    /// `cuda` when ffmpeg decodes on the GPU (`[ingest] hwaccel`), else `software`.
+    pub decode: &'static str,
 }
 
 /// The running cameras' counters, read by the status endpoint.

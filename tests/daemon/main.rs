@@ -16,6 +16,7 @@ mod browser;
 mod cli;
 mod compat;
 mod crash;
+mod gpu;
 mod hardening;
 mod ingest;
 mod motion;

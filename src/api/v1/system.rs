@@ -127,9 +127,11 @@ const WARN_CORES: usize = 2;
 
 /// The verdict for a hardware report: `(verdict, reasoning)`.
 pub fn verdict(hw: &HardwareReport, model_ok: bool, model: &str) -> (&'static str, String) {
-    let gpu = match &hw.gpu_device {
-        Some(name) => format!("NVIDIA {name} present but unused (inference runs on the CPU)"),
-        None => "no NVIDIA GPU (inference runs on the CPU, as designed)".into(),
+    let backend = hw.gpu.as_ref().and_then(|g| g.ai_backend);
+    let gpu = match (&hw.gpu_device, backend) {
+        (Some(name), Some(b)) if b != "tract-cpu" => format!("{name} runs inference ({b})"),
+        (Some(name), _) => format!("{name} present but unused (inference runs on the CPU)"),
+        (None, _) => "no NVIDIA GPU (inference runs on the CPU, as designed)".into(),
     };
     let facts = format!(
         "{} cores, {:.1} GB RAM ({:.1} GB free), {gpu}",
@@ -206,6 +208,7 @@ mod tests {
             gpu_device: None,
             vram_total_gb: None,
             vram_free_gb: None,
+            gpu: None,
         }
     }
 
