@@ -17,3 +17,4 @@ pub trait Captioner: Send + Sync {
     /// call it on the engine's runners.
     fn caption(&self, image: &RgbImage) -> Result<String, AiError>;
 }
+pub mod blip;
