@@ -2,7 +2,7 @@
 //! BERT decoder with cross-attention and a self-attention cache (one
 //! decoder step per token), greedy or beam search as transformers'
 //! `generate` does it, and WordPiece decoding. Files, split and export:
-//! `models/export-blip.py`; parity with transformers: tests/http/ai_scene_blip.rs.
+//! `models/export-blip.py`; parity with transformers: `tests.rs` here.
 
 mod graphs;
 pub mod preprocess;

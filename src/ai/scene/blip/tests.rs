@@ -196,3 +196,40 @@ fn settings_over_the_caps_refuse_to_load() {
         assert!(Blip::load(&catalog, entry, &cfg).is_err(), "{cfg:?}");
     }
 }
+
+/// The caption benchmark of docs/performance.md (not a test: run by hand
+/// with `OPENNVR_BLIP_BENCH_DIR` naming a base-sized export from
+/// `models/export-blip.py --base-random`, and `--ignored --nocapture`).
+#[test]
+#[ignore = "benchmark: needs OPENNVR_BLIP_BENCH_DIR"]
+fn bench_caption_latency() {
+    let dir =
+        PathBuf::from(std::env::var_os("OPENNVR_BLIP_BENCH_DIR").expect("OPENNVR_BLIP_BENCH_DIR"));
+    crate::ai::backend::TractBackend::set_threads(2);
+    let catalog = Catalog::open(&dir).unwrap();
+    let entry = catalog.entries()[0].clone();
+    let t0 = std::time::Instant::now();
+    let blip = Blip::load(&catalog, &entry, &CaptionerConfig::default()).unwrap();
+    let load = t0.elapsed();
+    let img = picture("bus-203x270.png");
+    let set = blip.settings();
+    blip.generate(
+        &img,
+        &Settings {
+            max_length: 3,
+            ..set
+        },
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let ids = blip.generate(&img, &set).unwrap();
+        println!("caption: {} tokens in {:?}", ids.len(), t.elapsed());
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let rss: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+        .collect();
+    println!("load {load:?}; {rss:?}");
+}
