@@ -181,7 +181,7 @@ impl Graphs {
                 Tensor::from(pos).into(),
                 cache.into(),
                 Tensor::from(mask).into(),
-                cross.clone().into(),
+                cross.clone(),
             ))
             .map_err(failed("decoder"))?;
         match (out.pop(), out.pop(), out.is_empty()) {

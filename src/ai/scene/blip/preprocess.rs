@@ -10,7 +10,7 @@ use image::RgbImage;
 /// OpenAI CLIP's per-channel mean, BLIP's default.
 const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// OpenAI CLIP's per-channel standard deviation, BLIP's default.
-const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// Fixed-point bits of Pillow's 8-bit resampling coefficients.
 const PRECISION_BITS: u32 = 32 - 8 - 2;
