@@ -84,6 +84,9 @@ pub struct ModelEntry {
     pub sidecar: Option<FileRef>,
     #[serde(default)]
     pub labels: Option<Labels>,
+    /// A text model's `tokenizer.json` (BLIP captioners).
+    #[serde(default)]
+    pub tokenizer: Option<FileRef>,
     #[serde(default)]
     pub input: InputSpec,
     /// Where the weights came from (package, version, checksum); shown, not interpreted.
@@ -111,6 +114,9 @@ impl ModelEntry {
         }
         if let Some(Labels::File(l)) = &self.labels {
             v.push((&l.file, &l.sha256));
+        }
+        if let Some(t) = &self.tokenizer {
+            v.push((&t.file, &t.sha256));
         }
         v
     }

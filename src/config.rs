@@ -42,6 +42,7 @@ pub struct Config {
     pub paths: PathsConfig,
     pub detector: DetectorConfig,
     pub faces: FacesConfig,
+    pub captioner: CaptionerConfig,
     pub tracker: TrackerSettings,
     pub ingest: IngestConfig,
     pub retention: RetentionConfig,
@@ -378,6 +379,34 @@ impl Default for FacesConfig {
             confidence: 0.5,
             iou: 0.3,
             max_faces: 64,
+        }
+    }
+}
+
+/// The captioning model behind `scene_description` (BLIP, kind
+/// `blip-caption`) and what one caption may cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptionerConfig {
+    /// Model id; empty: the first `blip-caption` entry of the manifest.
+    pub model: String,
+    /// Most tokens per caption, the `[DEC]` prompt included (transformers'
+    /// `max_length`; BLIP's default 20); at most the model's cache slots + 1.
+    pub max_length: usize,
+    /// 1: greedy (BLIP's default); 2..=8: beam search. Each beam is one
+    /// more row in every decoder step.
+    pub num_beams: usize,
+    /// Beam scores are divided by `length ^ length_penalty` (transformers' 1.0).
+    pub length_penalty: f64,
+}
+
+impl Default for CaptionerConfig {
+    fn default() -> Self {
+        Self {
+            model: String::new(),
+            max_length: 20,
+            num_beams: 1,
+            length_penalty: 1.0,
         }
     }
 }

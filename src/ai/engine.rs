@@ -182,9 +182,20 @@ impl Engine {
 
     /// The installed captioning model, loaded on first use (blocking);
     /// `Ok(None)` where none is installed, so `scene_description` falls back
-    /// to the grounded description. Scaffolding until BLIP loading lands.
+    /// to the grounded description; an error where one is installed but
+    /// cannot load (altered file, bad graph, settings over the caps).
     pub fn captioner(&self) -> Result<Option<Arc<dyn Captioner>>, AiError> {
-        Ok(None)
+        let Some(id) = self.models.captioner_id() else {
+            return Ok(None);
+        };
+        let (blip, _) = self.models.captioner(id)?;
+        let captioner: Arc<dyn Captioner> = blip;
+        Ok(Some(captioner))
+    }
+
+    /// The installed captioner's id without loading it, for listings.
+    pub fn captioner_id(&self) -> Option<&str> {
+        self.models.captioner_id()
     }
 
     /// Tasks whose model is installed, for `/capabilities`.

@@ -14,10 +14,11 @@ use super::detector::{is_detector_kind, Detector};
 use super::error::AiError;
 use super::faces::{is_face_kind, AttributeNet, FaceDetector};
 use super::lock;
+use super::scene::blip::{self, Blip};
 use super::stats::{ModelHealth, ModelStats};
 use super::task::Task;
 use crate::catalog::{Catalog, ModelEntry};
-use crate::config::{Config, FacesConfig};
+use crate::config::{CaptionerConfig, Config, FacesConfig};
 
 /// A model in its loaded form; which one depends on the manifest kind.
 #[derive(Clone)]
@@ -25,6 +26,7 @@ enum Loaded {
     Detector(Arc<Detector>),
     Faces(Arc<FaceDetector>),
     Attribute(Arc<AttributeNet>),
+    Captioner(Arc<Blip>),
 }
 
 /// One installed model and, once first used, its loaded form.
@@ -81,6 +83,7 @@ pub(super) struct Models {
     slots: Vec<ModelSlot>,
     default_model: String,
     faces: FacesConfig,
+    captioner: CaptionerConfig,
 }
 
 impl Models {
@@ -89,7 +92,7 @@ impl Models {
         let slots = catalog
             .entries()
             .iter()
-            .filter(|e| is_detector_kind(&e.kind) || is_face_kind(&e.kind))
+            .filter(|e| is_detector_kind(&e.kind) || is_face_kind(&e.kind) || e.kind == blip::KIND)
             .map(|e| ModelSlot {
                 entry: e.clone(),
                 loaded: Mutex::new(None),
@@ -102,6 +105,7 @@ impl Models {
             slots,
             default_model: cfg.detector.model.clone(),
             faces: cfg.faces.clone(),
+            captioner: cfg.captioner.clone(),
         }
     }
 
@@ -146,8 +150,23 @@ impl Models {
             .collect()
     }
 
+    /// The captioner `[captioner] model` names (else the manifest's first
+    /// BLIP entry), when its files are installed.
+    pub(super) fn captioner_id(&self) -> Option<&str> {
+        let want = &self.captioner.model;
+        self.slots
+            .iter()
+            .filter(|s| s.entry.kind == blip::KIND)
+            .find(|s| want.is_empty() || s.entry.id == *want)
+            .filter(|s| self.catalog.installed(&s.entry))
+            .map(|s| s.entry.id.as_str())
+    }
+
     /// The tasks a configured model serves, for `/adapters`.
     fn tasks_of(&self, id: &str) -> Vec<&'static str> {
+        if self.captioner_id() == Some(id) {
+            return vec!["scene_description"];
+        }
         let face_ids = [
             &self.faces.model,
             &self.faces.age_model,
@@ -170,6 +189,7 @@ impl Models {
     pub(super) fn adapters(&self) -> Vec<AdapterInfo> {
         self.slots
             .iter()
+            .filter(|s| s.entry.kind != blip::KIND || self.catalog.installed(&s.entry))
             .map(|s| AdapterInfo {
                 id: s.entry.id.clone(),
                 kind: s.entry.kind.clone(),
@@ -225,6 +245,9 @@ impl Models {
                 self.faces.input_width,
                 self.faces.input_height,
             )?)),
+            blip::KIND => {
+                Loaded::Captioner(Arc::new(Blip::load(&self.catalog, entry, &self.captioner)?))
+            }
             k if is_face_kind(k) => {
                 Loaded::Attribute(Arc::new(AttributeNet::load(backend, &self.catalog, entry)?))
             }
@@ -262,6 +285,14 @@ impl Models {
         match self.load(id)? {
             (Loaded::Faces(d), slot) => Ok((d, slot)),
             (_, slot) => Err(Self::wrong_kind(slot, "a face detector")),
+        }
+    }
+
+    /// Captioner `id`, loaded, with its slot for the counters.
+    pub(super) fn captioner(&self, id: &str) -> Result<(Arc<Blip>, &ModelSlot), AiError> {
+        match self.load(id)? {
+            (Loaded::Captioner(c), slot) => Ok((c, slot)),
+            (_, slot) => Err(Self::wrong_kind(slot, "a captioner")),
         }
     }
 

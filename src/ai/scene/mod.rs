@@ -4,6 +4,7 @@
 //! and, on every box, a description grounded in what the detectors see
 //! ([`grounded`]). `params.engine` picks one ([`choose`]).
 
+pub mod blip;
 pub mod grounded;
 
 use std::sync::Arc;
