@@ -275,9 +275,14 @@ pub struct ConsoleConfig {
     pub session_idle_s: i64,
     /// A session ends this long (seconds) after sign-in, however much it is used.
     pub session_max_s: i64,
-    /// Sessions held at once across all users; signing in past it ends the
-    /// least recently used one, so a flood of logins cannot grow memory.
+    /// Sessions held at once across all users, so a flood of logins cannot
+    /// grow memory. Only expired ones are swept to make room: when the table
+    /// is full of live sessions a sign-in is refused, never another user's
+    /// session ended.
     pub max_sessions: usize,
+    /// Sessions one user holds at once; signing in past it ends that user's
+    /// own least recently used session, so nobody can crowd others out.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for ConsoleConfig {
@@ -286,6 +291,7 @@ impl Default for ConsoleConfig {
             session_idle_s: 12 * 3600,
             session_max_s: 7 * 86_400,
             max_sessions: 1024,
+            max_sessions_per_user: 16,
         }
     }
 }

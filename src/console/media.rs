@@ -16,9 +16,11 @@ use super::ConsoleState;
 use crate::nvr::store::db;
 use crate::nvr::web::{files, valid_camera_id};
 
-fn cache(mut resp: Response, how: &'static str) -> Response {
+/// Every picture and chunk goes out `no-store`, as pages do: nothing the
+/// session showed stays readable in a shared browser's cache after logout.
+fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(how));
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -34,7 +36,7 @@ pub async fn live(
     let cam = known.ok_or(ConsoleError::NotFound("camera"))?;
     let rel = crate::paths::latest_frame(&cam.id);
     let resp = files::serve(&st.nvr.frames_dir, &rel, "frame", req).await?;
-    Ok(cache(resp, "no-store"))
+    Ok(no_store(resp))
 }
 
 /// `GET /console/events/{id}/snapshot.jpg`: the picture kept with the event.
@@ -49,7 +51,7 @@ pub async fn snapshot(
         .and_then(|e| e.snapshot_path)
         .ok_or(ConsoleError::NotFound("snapshot"))?;
     let resp = files::serve(&st.nvr.snapshots_dir, &rel, "snapshot", req).await?;
-    Ok(cache(resp, "private, max-age=3600"))
+    Ok(no_store(resp))
 }
 
 /// `GET /console/recordings/{camera}/{id}/chunk.mp4`: one chunk, with
@@ -68,5 +70,5 @@ pub async fn chunk(
         .await?
         .ok_or(ConsoleError::NotFound("recording"))?;
     let resp = files::serve(&st.nvr.recordings_dir, &rec.path, "recording file", req).await?;
-    Ok(cache(resp, "private, max-age=3600"))
+    Ok(no_store(resp))
 }

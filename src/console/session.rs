@@ -9,6 +9,7 @@
 //! Sessions do not survive a restart: everyone signs in again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
@@ -30,6 +31,9 @@ pub struct Session {
     pub csrf: String,
     created_ms: i64,
     last_ms: i64,
+    /// When last used, in the order of uses: the least recently used of
+    /// one user's sessions is the smallest, even where milliseconds tie.
+    used: u64,
 }
 
 /// Every live session, keyed by the hash of its id.
@@ -39,7 +43,15 @@ pub struct Sessions {
     idle_ms: i64,
     max_ms: i64,
     cap: usize,
+    per_user: usize,
+    uses: AtomicU64,
 }
+
+/// Every session held is live and the table is at `max_sessions`: the
+/// sign-in is refused rather than another user's session ended.
+#[derive(Debug, thiserror::Error)]
+#[error("the console holds {0} live sessions, its most (console.max_sessions); try again later")]
+pub struct Full(pub usize);
 
 impl Sessions {
     /// Empty, with the bounds of `[console]`.
@@ -50,6 +62,8 @@ impl Sessions {
             idle_ms: cfg.session_idle_s.max(1) * 1000,
             max_ms: cfg.session_max_s.max(1) * 1000,
             cap: cfg.max_sessions.max(1),
+            per_user: cfg.max_sessions_per_user.max(1),
+            uses: AtomicU64::new(0),
         }
     }
 
@@ -61,25 +75,32 @@ impl Sessions {
         now - s.last_ms < self.idle_ms && now - s.created_ms < self.max_ms
     }
 
-    /// Starts a session; returns its id (for the cookie). At the cap, the
-    /// expired sessions go first, then the least recently used one.
-    pub fn start(&self, user_id: i64, token_version: i64) -> String {
+    /// Starts a session; returns its id (for the cookie). A user at
+    /// `max_sessions_per_user` loses their own least recently used session;
+    /// at `max_sessions` the expired sessions are swept, and when every one
+    /// left is live the sign-in is refused ([`Full`]): one user signing in
+    /// again and again never ends another's session.
+    pub fn start(&self, user_id: i64, token_version: i64) -> Result<String, Full> {
         let now = self.clock.now_ms();
-        let id = random_hex(32);
         let mut map = self.lock();
-        if map.len() >= self.cap {
-            map.retain(|_, s| self.live(s, now));
-        }
-        while map.len() >= self.cap {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, s)| s.last_ms)
-                .map(|(k, _)| k.clone());
+        loop {
+            let mine = map.iter().filter(|(_, s)| s.user_id == user_id);
+            if mine.clone().count() < self.per_user {
+                break;
+            }
+            let oldest = mine.min_by_key(|(_, s)| s.used).map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => map.remove(&k),
                 None => break,
             };
         }
+        if map.len() >= self.cap {
+            map.retain(|_, s| self.live(s, now));
+        }
+        if map.len() >= self.cap {
+            return Err(Full(map.len()));
+        }
+        let id = random_hex(32);
         map.insert(
             hash_api_token(&id),
             Session {
@@ -88,9 +109,10 @@ impl Sessions {
                 csrf: random_hex(32),
                 created_ms: now,
                 last_ms: now,
+                used: self.uses.fetch_add(1, Ordering::Relaxed),
             },
         );
-        id
+        Ok(id)
     }
 
     /// The live session with this id, marked used now; an expired one is removed.
@@ -105,6 +127,7 @@ impl Sessions {
         }
         let s = map.get_mut(&key)?;
         s.last_ms = now;
+        s.used = self.uses.fetch_add(1, Ordering::Relaxed);
         Some(s.clone())
     }
 
@@ -163,6 +186,7 @@ mod tests {
             session_idle_s: 60,
             session_max_s: 300,
             max_sessions: cap,
+            max_sessions_per_user: 2,
         };
         (clock.clone(), Sessions::new(&cfg, clock))
     }
@@ -170,39 +194,47 @@ mod tests {
     #[test]
     fn a_session_ends_when_idle_too_long_or_too_old_and_at_logout() {
         let (clock, s) = sessions(8);
-        let id = s.start(1, 0);
+        let id = s.start(1, 0).unwrap();
         clock.advance(59_000);
         assert!(s.get(&id).is_some(), "used within the idle time");
         clock.advance(59_000);
         assert!(s.get(&id).is_some());
         clock.advance(60_000);
         assert!(s.get(&id).is_none(), "idle for 60 s");
-        let id = s.start(1, 0);
+        let id = s.start(1, 0).unwrap();
         for _ in 0..6 {
             clock.advance(50_000);
             let _ = s.get(&id);
         }
         assert!(s.get(&id).is_none(), "older than session_max_s");
-        let id = s.start(1, 0);
+        let id = s.start(1, 0).unwrap();
         s.end(&id);
         assert!(s.get(&id).is_none(), "ended at logout");
     }
 
     #[test]
-    fn sessions_past_the_cap_push_out_the_least_recently_used() {
-        let (clock, s) = sessions(3);
-        let ids: Vec<String> = (0..3)
-            .map(|i| {
+    fn a_user_past_their_cap_loses_their_own_oldest_and_a_full_table_refuses() {
+        let (clock, s) = sessions(4);
+        let other = s.start(7, 0).unwrap();
+        let mut mine: Vec<String> = (0..5)
+            .map(|_| {
                 clock.advance(1000);
-                s.start(i, 0)
+                s.start(1, 0).unwrap()
             })
             .collect();
-        clock.advance(1000);
-        assert!(s.get(&ids[0]).is_some(), "the first is now the most recent");
-        let newest = s.start(9, 0);
-        assert_eq!(s.len(), 3);
-        assert!(s.get(&ids[1]).is_none(), "the least recently used went");
-        assert!(s.get(&ids[0]).is_some() && s.get(&newest).is_some());
+        assert_eq!(s.len(), 3, "user 1 holds two, user 7 one");
+        assert!(s.get(&other).is_some(), "another user's session stays");
+        assert!(mine.drain(..3).all(|id| s.get(&id).is_none()));
+        assert!(mine.iter().all(|id| s.get(id).is_some()), "the newest two");
+        // Full of live sessions: a new user is refused, nobody is signed out.
+        s.start(8, 0).unwrap();
+        assert!(s.start(9, 0).is_err());
+        assert_eq!(s.len(), 4);
+        assert!(s.get(&other).is_some() && mine.iter().all(|id| s.get(id).is_some()));
+        // Expired sessions make room.
+        clock.advance(61_000);
+        assert!(s.start(9, 0).is_ok());
+        assert_eq!(s.len(), 1);
     }
 
     #[test]

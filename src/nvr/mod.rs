@@ -6,7 +6,7 @@
 //! camera pipeline reports its counters. `cmd/run.rs` wires them together.
 
 pub(crate) mod auth;
-pub(crate) mod live;
+pub mod live;
 pub mod store;
 pub mod web;
 

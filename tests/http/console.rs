@@ -43,6 +43,33 @@ impl Console {
         Console { nvr, router }
     }
 
+    /// On a fresh NVR core, with `[console]` as `edit` leaves it and the
+    /// cameras' status read from `live` when given (as `run` sets it).
+    async fn start_edited(
+        edit: impl FnOnce(&mut opennvr_edge::config::Config),
+        live: Option<Arc<dyn nvr::live::LiveCameras>>,
+    ) -> Console {
+        let nvr = Nvr::start().await;
+        let mut cfg = nvr.cfg.clone();
+        edit(&mut cfg);
+        let mut state = nvr::NvrState::new(
+            &cfg,
+            nvr.state.store.clone(),
+            std::fs::read_to_string(nvr.data_dir().join("jwt-secret"))
+                .unwrap()
+                .trim()
+                .as_bytes(),
+            nvr.state.clock.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .unwrap();
+        state.cameras = live;
+        let state = Arc::new(state);
+        let cs = ConsoleState::new(&cfg, state.clone());
+        let router = console::router(Arc::new(cs)).merge(nvr::router(state));
+        Console { nvr, router }
+    }
+
     /// A browser signed in as the initial admin.
     async fn admin(&self) -> Browser<'_> {
         let mut b = Browser::new(self);
@@ -161,15 +188,17 @@ fn set_cookie<'r>(r: &'r Resp, name: &str) -> Option<&'r str> {
 
 /// Adds camera `id` through the API with `url`.
 async fn add_camera(c: &Console, id: &str, url: &str) {
+    add_camera_as(
+        c,
+        serde_json::json!({"id": id, "source_url": url, "enabled": false}),
+    )
+    .await;
+}
+
+/// Adds the camera `body` describes through the API.
+async fn add_camera_as(c: &Console, body: serde_json::Value) {
     let t = c.nvr.admin_token().await;
-    let r = c
-        .nvr
-        .post_json(
-            "/api/v1/cameras",
-            Some(&t),
-            &serde_json::json!({"id": id, "source_url": url, "enabled": false}),
-        )
-        .await;
+    let r = c.nvr.post_json("/api/v1/cameras", Some(&t), &body).await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
@@ -449,6 +478,7 @@ async fn a_chunk_plays_with_range_to_the_cookie_session_and_the_pages_point_at_i
     let whole = b.get(&url).await;
     assert_eq!((whole.status, whole.body.len()), (200, bytes.len()));
     assert_eq!(whole.header("accept-ranges"), "bytes");
+    assert_eq!(whole.header("cache-control"), "no-store");
     // The recordings page lists it; an event in it opens at its moment.
     let day = b.get("/recordings?camera=cam1").await.text();
     assert!(day.contains(&format!(
@@ -728,6 +758,7 @@ async fn the_event_list_shows_thumbnails_with_their_boxes_and_filters_without_ja
         .get(&format!("/console/events/{entered}/snapshot.jpg"))
         .await;
     assert_eq!((pic.status, pic.body == snap), (200, true));
+    assert_eq!(pic.header("cache-control"), "no-store");
     assert_eq!(
         b.get(&format!("/console/events/{left}/snapshot.jpg"))
             .await
@@ -990,4 +1021,134 @@ async fn the_system_page_shows_the_health_figures_handed_in_at_wiring() {
     ] {
         assert!(html.contains(want), "{want} missing");
     }
+}
+
+/// The id of user `name` as the users API lists it.
+async fn user_id(c: &Console, admin: &str, name: &str) -> Option<i64> {
+    let list = c.nvr.get("/api/v1/users", Some(admin)).await.json();
+    list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == name)
+        .map(|u| u["id"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn a_removed_users_cookie_and_jwt_do_not_work_for_the_user_added_after() {
+    let c = Console::start().await;
+    let admin = c.nvr.admin_token().await;
+    // Mallory is the newest user; she keeps her cookie and her access JWT.
+    let mut mallory = c.viewer("mallory").await;
+    let jwt = c.nvr.login("mallory", "viewer-password").await;
+    let gone = user_id(&c, &admin, "mallory").await.unwrap();
+    let r = c.nvr.delete(&format!("/api/v1/users/{gone}"), &admin).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Carol, an admin, is added next: she never gets Mallory's id, and
+    // nothing of Mallory's opens anything as her.
+    let r = c
+        .nvr
+        .post_json(
+            "/api/v1/users",
+            Some(&admin),
+            &serde_json::json!({"username": "carol", "password": "long enough", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let carol = r.json()["id"].as_i64().unwrap();
+    assert_ne!(carol, gone, "a removed user's id was handed out again");
+    let r = mallory.get("/admin/users").await;
+    assert_eq!((r.status, r.header("location")), (303, "/login"));
+    assert_eq!(c.nvr.get("/api/v1/users", Some(&jwt)).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_day_that_is_not_a_date_is_refused_and_no_time_makes_a_page_panic() {
+    let c = Console::start().await;
+    add_camera(&c, "cam1", "rtsp://127.0.0.1:9/x").await;
+    let mut b = c.viewer("vic").await;
+    for day in [
+        "9.99999e15",
+        "1700000000",
+        "2026-13-01",
+        "2026-02-30",
+        "+026-01-01",
+        "2026-1-011",
+    ] {
+        let r = b.get(&format!("/recordings?camera=cam1&day={day}")).await;
+        assert_eq!(r.status, 400, "{day}: {}", r.text());
+    }
+    for day in ["9999-12-31", "0000-01-01", "2026-02-28"] {
+        let r = b.get(&format!("/recordings?camera=cam1&day={day}")).await;
+        assert_eq!(r.status, 200, "{day}");
+        assert!(r.text().contains(day), "{day}");
+    }
+    // The clock past year 9999: the pages show no date, and do not panic.
+    c.nvr.advance_s(253_402_300_800 - T0_MS / 1000 + 86_400);
+    let mut b = c.viewer("late").await;
+    assert_eq!(b.get("/cameras/cam1").await.status, 200);
+    assert_eq!(b.get("/recordings?camera=cam1").await.status, 200);
+}
+
+#[tokio::test]
+async fn one_user_signing_in_again_and_again_signs_nobody_else_out() {
+    let c = Console::start_edited(
+        |cfg| {
+            cfg.console.max_sessions = 4;
+            cfg.console.max_sessions_per_user = 2;
+        },
+        None,
+    )
+    .await;
+    let mut admin = c.admin().await;
+    c.nvr.add_user("vic", Role::Viewer, "viewer-password").await;
+    let mut vic: Vec<Browser<'_>> = Vec::new();
+    for _ in 0..6 {
+        let mut b = Browser::new(&c);
+        assert_eq!(b.sign_in("vic", "viewer-password").await.status, 303);
+        vic.push(b);
+    }
+    assert_eq!(admin.get("/").await.status, 200, "the admin is still in");
+    // Vic keeps only the newest two of his own.
+    assert_eq!(vic[0].get("/").await.status, 303);
+    assert_eq!(vic[5].get("/").await.status, 200);
+    // The table full of live sessions (admin, vic twice, eve): the next
+    // sign-in is refused with a page that says why; nobody is signed out.
+    let mut eve = c.viewer("eve").await;
+    c.nvr.add_user("bob", Role::Viewer, "viewer-password").await;
+    let mut bob = Browser::new(&c);
+    let r = bob.sign_in("bob", "viewer-password").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("console.max_sessions"), "{}", r.text());
+    for b in [&mut admin, &mut eve, &mut vic[4]] {
+        assert_eq!(b.get("/").await.status, 200);
+    }
+}
+
+/// Camera status as a running ingest reports it, with `error` as its last error.
+struct Failing(String);
+
+impl nvr::live::LiveCameras for Failing {
+    fn status(&self, _camera: &str) -> Option<nvr::live::CameraStatus> {
+        Some(nvr::live::CameraStatus {
+            last_error: Some(self.0.clone()),
+            ..Default::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_system_page_masks_the_sub_streams_secrets_in_a_cameras_error() {
+    let said = "rtsp://sub.example/s2: 401 for user watcher password sub-S3cret".to_owned();
+    let c = Console::start_edited(|_| {}, Some(Arc::new(Failing(said)))).await;
+    add_camera_as(
+        &c,
+        serde_json::json!({"id": "cam1", "source_url": "rtsp://main:M4in@10.0.0.5/s1",
+                           "detect_url": "rtsp://watcher:sub-S3cret@10.0.0.5/s2",
+                           "enabled": false}),
+    )
+    .await;
+    let page = c.admin().await.get("/admin/system").await.text();
+    assert!(page.contains("401 for user"), "{page}");
+    assert!(!page.contains("sub-S3cret"), "{page}");
 }

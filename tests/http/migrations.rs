@@ -148,5 +148,24 @@ async fn every_earlier_schema_upgrades_keeping_its_rows() {
         let (ev, created) = store.insert_event(left).await.unwrap();
         assert!(created, "{at}: person_left beside person_entered");
         assert_eq!(ev.id, 4, "{at}: no id reused");
+
+        // V8: a removed user's id is never handed out again, and a user's
+        // API tokens still go with them.
+        c.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             INSERT INTO users (username, password_hash, role, created_at, updated_at)
+                 VALUES ('mallory', 'h', 'viewer', 0, 0);
+             DELETE FROM users WHERE username = 'mallory';
+             INSERT INTO users (username, password_hash, role, created_at, updated_at)
+                 VALUES ('carol', 'h', 'admin', 0, 0);
+             DELETE FROM users WHERE id = 1;",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<i64>(&c, "SELECT id FROM users WHERE username = 'carol'"),
+            3,
+            "{at}: mallory's id 2 stays spent"
+        );
+        assert_eq!(one::<i64>(&c, "SELECT count(*) FROM api_tokens"), 0, "{at}");
     }
 }

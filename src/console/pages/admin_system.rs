@@ -159,7 +159,8 @@ pub async fn page(
                 dropped: s.dropped,
                 restarts: s.restarts,
                 retention_days: c.retention_days,
-                last_error: redact::Secrets::of_url(&c.source_url).scrub(err),
+                last_error: redact::Secrets::of_camera(&c.source_url, c.detect_url.as_deref())
+                    .scrub(err),
                 id: c.id,
             }
         })

@@ -157,6 +157,6 @@ pub async fn camera(
         nav: Some(who.nav()),
         cam,
         events,
-        day: super::when(today)[..10].to_owned(),
+        day: super::when_part(today, 0..10),
     })
 }

@@ -95,7 +95,17 @@ pub async fn submit(
         }
         Err(e) => return Err(e.into()),
     };
-    let sid = st.sessions.start(user.id, user.token_version);
+    let sid = match st.sessions.start(user.id, user.token_version) {
+        Ok(sid) => sid,
+        Err(full) => {
+            tracing::warn!(user = %user.username, "console sign-in refused: {full}");
+            return form(
+                name,
+                Some(format!("{full}.")),
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+        }
+    };
     let mut resp = redirect("/");
     let h = resp.headers_mut();
     let max = st.sessions.max_age_s();

@@ -82,6 +82,36 @@ pub fn when(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Characters `range` of [`when`]'s text (`..10` the date, `11..16` the
+/// time to the minute); empty where `when` has none (a time past year 9999
+/// or before year 0), so no input can make a page panic.
+pub fn when_part(ms: i64, range: std::ops::Range<usize>) -> String {
+    when(ms).get(range).unwrap_or_default().to_owned()
+}
+
+/// Midnight UTC of the day a form gives as `YYYY-MM-DD`; `None` for
+/// anything else (other lengths, signs, numbers read as instants).
+pub fn parse_day(d: &str) -> Option<i64> {
+    let b = d.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        });
+    if !shaped {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| d.get(r)?.parse::<u16>().ok();
+    let month = time::Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::from(num(0..4)?),
+        month,
+        u8::try_from(num(8..10)?).ok()?,
+    )
+    .ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
 /// A duration in milliseconds as people read it: `45 s`, `3 min 20 s`, `1 h 5 min`.
 pub fn duration(ms: i64) -> String {
     let s = ms.max(0) / 1000;

@@ -9,12 +9,11 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{day_start, html, when};
+use super::{day_start, html, parse_day, when_part};
 use crate::console::error::{ConsoleError, ConsoleResult};
 use crate::console::guard::{Nav, Signed};
 use crate::console::ConsoleState;
-use crate::nvr::store::{db, EventFilter};
-use crate::nvr::web::events::instant_ms;
+use crate::nvr::store::db;
 use crate::nvr::web::valid_camera_id;
 
 /// The page's form.
@@ -88,8 +87,8 @@ pub async fn day(
     };
     let start = match q.day.trim() {
         "" => day_start(st.nvr.clock.now_ms()),
-        d if d.len() == 10 => day_start(instant_ms("day", d)?),
-        _ => return Err(ConsoleError::BadRequest("day must be YYYY-MM-DD".into())),
+        d => parse_day(d)
+            .ok_or_else(|| ConsoleError::BadRequest("day must be a date, YYYY-MM-DD".into()))?,
     };
     let (mut chunks, mut ticks) = (Vec::new(), Vec::new());
     let (mut first, mut last) = (start, start + DAY_MS);
@@ -101,15 +100,8 @@ pub async fn day(
             .store
             .read(move |c| {
                 let recs = db::recordings_in_range(c, &cam, start, start + DAY_MS)?;
-                let f = EventFilter {
-                    camera_id: Some(cam),
-                    after: Some(start),
-                    before: Some(start + DAY_MS),
-                    limit: MAX_TICKS,
-                    ascending: true,
-                    ..Default::default()
-                };
-                Ok((recs, db::list_events(c, &f)?))
+                let evs = db::event_starts(c, &cam, start, start + DAY_MS, MAX_TICKS)?;
+                Ok((recs, evs))
             })
             .await?;
         if let (Some(a), Some(b)) = (recs.first(), recs.iter().map(|r| r.end_ms).max()) {
@@ -119,22 +111,22 @@ pub async fn day(
         }
         ticks = evs
             .iter()
-            .filter(|e| (first..last).contains(&e.started_at))
-            .map(|e| minutes(e.started_at - first))
+            .filter(|e| (first..last).contains(*e))
+            .map(|e| minutes(e - first))
             .collect();
         chunks = recs
             .into_iter()
             .map(|r| Chunk {
                 url: format!("/console/recordings/{}/{}/chunk.mp4", r.camera_id, r.id),
                 id: r.id,
-                from: when(r.start_ms)[11..].to_owned(),
-                to: when(r.end_ms)[11..].to_owned(),
+                from: when_part(r.start_ms, 11..19),
+                to: when_part(r.end_ms, 11..19),
                 seconds: (r.end_ms - r.start_ms) / 1000,
                 x: minutes((r.start_ms - first).max(0)),
                 width: minutes(r.end_ms - r.start_ms.max(first)).max(0.05),
                 events: evs
                     .iter()
-                    .filter(|e| (r.start_ms..r.end_ms).contains(&e.started_at))
+                    .filter(|e| (r.start_ms..r.end_ms).contains(*e))
                     .count(),
             })
             .collect();
@@ -143,16 +135,16 @@ pub async fn day(
         nav: Some(who.nav()),
         cameras,
         camera,
-        day: when(start)[..10].to_owned(),
+        day: when_part(start, 0..10),
         chunks,
         ticks,
         span: Span {
             minutes: minutes(last - first).max(1.0),
-            from: when(first)[11..16].to_owned(),
+            from: when_part(first, 11..16),
             to: if last - start >= DAY_MS {
                 "24:00".to_owned()
             } else {
-                when(last)[11..16].to_owned()
+                when_part(last, 11..16)
             },
         },
     })

@@ -121,6 +121,24 @@ pub fn list_events(conn: &Connection, f: &EventFilter) -> Result<Vec<Event>, Sto
     Ok(event_page(conn, f)?.events)
 }
 
+/// The start times of one camera's events in `[from, to)`, oldest first, at
+/// most `limit`: all a timeline draws, without the rows' payloads (a
+/// console page asks for a whole day's worth).
+pub fn event_starts(
+    conn: &Connection,
+    camera_id: &str,
+    from: i64,
+    to: i64,
+    limit: u32,
+) -> Result<Vec<i64>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT started_at FROM events WHERE camera_id = ?1 AND started_at >= ?2 AND started_at < ?3
+         ORDER BY started_at LIMIT ?4",
+    )?;
+    let rows = st.query_map(rusqlite::params![camera_id, from, to, limit], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The SQL of a page query and its parameters, with only the filters `f`
 /// sets, so SQLite picks the index for them (V6): a statement that keeps
 /// every filter behind `?n IS NULL OR ...` is planned once for all of them

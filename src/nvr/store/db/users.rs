@@ -18,6 +18,14 @@ fn user_row(r: &Row) -> rusqlite::Result<User> {
     })
 }
 
+/// A new user's first token version: random, so a credential of a removed
+/// user that carried (id, version) cannot match a later user even where an
+/// id was spent before V8 made ids never reused. Far below `i64::MAX`, so
+/// bumping it never overflows.
+fn first_token_version() -> i64 {
+    rand::random_range(0..1i64 << 48)
+}
+
 /// Adds a user; `Conflict` when the name is taken.
 pub fn create_user(
     conn: &Connection,
@@ -27,9 +35,15 @@ pub fn create_user(
     now: i64,
 ) -> Result<User, StoreError> {
     conn.execute(
-        "INSERT INTO users (username, password_hash, role, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![username, password_hash, role.as_str(), now],
+        "INSERT INTO users (username, password_hash, role, token_version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            username,
+            password_hash,
+            role.as_str(),
+            first_token_version(),
+            now
+        ],
     )
     .map_err(|e| {
         if is_unique_violation(&e) {
