@@ -45,6 +45,7 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.paths.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;
     let engine = super::build_engine(&cfg)?;
+    engine.check_detect_models(&cfg.ingest.detect_models)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hw = Arc::new(Hardware::probe());
     if hw.has_gpu() {
