@@ -70,6 +70,7 @@ esac
 
 tmp="$(mktemp -d /tmp/opennvr-test-deb.XXXXXX)"
 daemon_pid=""
+run_dir=""
 owned=0 # set once we know the package's paths and user are ours to delete
 cleanup() {
     local rc=$?
@@ -84,6 +85,7 @@ cleanup() {
     if [ "$owned" = 1 ]; then
         # Whatever a broken postrm left: none of it existed when we started.
         rm -rf "$data" "$etc"
+        [ -z "$run_dir" ] || rm -rf "$run_dir"
         if getent passwd "$user" >/dev/null; then userdel "$user" || true; fi
         if getent group "$user" >/dev/null; then groupdel "$user" || true; fi
     fi
@@ -158,24 +160,31 @@ start_like_unit() {
     read -ra env_args <<<"$envs"
     # ProtectSystem=strict + ReadWritePaths + PrivateTmp + ProtectHome, rebuilt
     # with a mount namespace when this machine allows one (it needs CAP_SYS_ADMIN).
+    # RuntimeDirectory=: systemd makes /run/<name> (owned by User=, mode
+    # RuntimeDirectoryMode=) before the start and removes it after the stop.
+    run_dir="/run/$(unit_value RuntimeDirectory)"
+    [ "$run_dir" != /run/ ] || die "unit lacks RuntimeDirectory="
+    install -d -o "$user" -g "$group" -m "$(unit_value RuntimeDirectoryMode)" "$run_dir"
     if unshare --mount --propagation private true 2>/dev/null; then
         local rw
         rw="$(unit_value ReadWritePaths)"
         sandbox=(unshare --mount --propagation private sh -c '
             set -e
-            rw="$1"; shift
+            rw="$1"; run="$2"; shift 2
             mount --bind "$rw" "$rw"
-            # every mount read-only, then the data dir (bound above) writable again
+            mount --bind "$run" "$run"
+            # every mount read-only, then the data and runtime dirs (bound above) writable again
             for m in $(awk "{print \$5}" /proc/self/mountinfo | sort -u); do
                 case "$m" in /proc*|/sys*|/dev*) continue ;; esac
                 mount -o remount,bind,ro "$m" 2>/dev/null || true
             done
             mount -o remount,bind,rw "$rw"
+            mount -o remount,bind,rw "$run"
             mount -t tmpfs -o mode=1777 tmpfs /tmp
             mount -t tmpfs -o mode=0755,ro tmpfs /root
             [ -d /home ] && mount -t tmpfs -o mode=0755,ro tmpfs /home
-            exec "$@"' sh "$rw")
-        sandboxed="read-only / except $rw, private /tmp, no /home"
+            exec "$@"' sh "$rw" "$run_dir")
+        sandboxed="read-only / except $rw and $run_dir, private /tmp, no /home"
     else
         sandboxed="no mount namespaces here: ProtectSystem=/PrivateTmp not reproduced"
     fi
@@ -186,8 +195,9 @@ start_like_unit() {
         # The sandbox holds: the service user can write its data dir and nothing else.
         rm -f /var/tmp/opennvr-probe
         "${sandbox[@]}" "${as_user[@]}" sh -c \
-            'touch /var/tmp/opennvr-probe 2>/dev/null && exit 1; touch "$1/.probe" && rm "$1/.probe"' sh "$data" ||
-            { rm -f /var/tmp/opennvr-probe; die "sandbox: /var/tmp writable or $data not writable"; }
+            'touch /var/tmp/opennvr-probe 2>/dev/null && exit 1
+             for d in "$@"; do touch "$d/.probe" && rm "$d/.probe"; done' sh "$data" "$run_dir" ||
+            { rm -f /var/tmp/opennvr-probe; die "sandbox: /var/tmp writable or $data, $run_dir not writable"; }
     fi
     (cd "$workdir" && exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin \
         "${env_args[@]}" OPENNVR_AI_LISTEN=127.0.0.1:0 OPENNVR_NVR_LISTEN=127.0.0.1:0 \
@@ -236,6 +246,10 @@ stop_daemon() {
     kill -0 "$daemon_pid" 2>/dev/null && die "daemon ignored SIGTERM for 30 s"
     wait "$daemon_pid" || die "daemon exited non-zero on SIGTERM: $(tail -n 5 "$tmp/daemon.log")"
     daemon_pid=""
+    # The frames went to the runtime dir, not the data disk; systemd removes it on stop.
+    [ -d "$run_dir/frames" ] || die "no frames dir under $run_dir (config.deb.toml's frames_dir)"
+    [ ! -e "$data/frames" ] || die "frames written under $data: they belong on $run_dir"
+    rm -rf "$run_dir"
 }
 
 login() { # password -> access token (or dies)
@@ -330,20 +344,27 @@ echo "# local edit kept across upgrades" >>"$conf"
 # MQTT outbox), as the service user so file ownership stays right. Later
 # migrations are un-recorded and undone too (refinery refuses a gap): V4
 # rebuilds the events table and runs again as it would on such a database; V5's
-# column is dropped so that V5 adds it again.
+# and V7's columns are dropped and V6's and V9's indexes and table, so that
+# they are made again.
 db_sql() { (cd / && runuser -u "$user" -- python3 -c "$1" "$data/opennvr.db"); }
 db_sql 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 c.execute("DROP TABLE mqtt_outbox")
 c.execute("ALTER TABLE cameras DROP COLUMN record_mode")
+c.execute("ALTER TABLE cameras DROP COLUMN detect_url")
+c.execute("DROP TABLE snapshot_trash")
+for i in ("events_camera_id", "events_camera_type_id", "events_type_id", "events_snapshot",
+          "events_snapshot_path"):
+    c.execute("DROP INDEX " + i)
 c.execute("DELETE FROM refinery_schema_history WHERE version >= 3")
 c.commit()' || die "cannot roll the database back to V2"
 dpkg -i "$deb2" >"$tmp/upgrade.log" 2>&1 || { cat "$tmp/upgrade.log" >&2; die "upgrade failed"; }
 db_sql 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
-assert c.execute("SELECT count(*) FROM refinery_schema_history WHERE version IN (3, 4, 5)").fetchone()[0] == 3
-assert c.execute("SELECT count(*) FROM mqtt_outbox").fetchone()[0] == 1' ||
-    die "the upgrade did not run the pending migrations (V3, V4, V5)"
+assert c.execute("SELECT count(*) FROM refinery_schema_history WHERE version BETWEEN 3 AND 9").fetchone()[0] == 7
+assert c.execute("SELECT count(*) FROM mqtt_outbox").fetchone()[0] == 1
+assert c.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", ("events_snapshot_path",)).fetchone()[0] == 1' ||
+    die "the upgrade did not run the pending migrations (V3 to V9)"
 [ "$(dpkg-query -W -f='${Version}' "$pkg")" = "$v2" ] || die "version after upgrade: $(installed_version)"
 grep -q "created user admin" "$tmp/upgrade.log" && die "the upgrade created a new admin"
 [ "$(cat "$data/jwt-secret")" = "$secret1" ] || die "the upgrade replaced the JWT secret"
@@ -356,7 +377,7 @@ as_service check >"$tmp/check.log" 2>&1 || { cat "$tmp/check.log" >&2; die "open
 start_like_unit
 login "$password" >/dev/null
 stop_daemon
-ok "upgraded: pending migrations V3, V4, V5 run by postinst; secret, users, admin password and config edit kept; check: $(head -n1 "$tmp/check.log")"
+ok "upgraded: pending migrations V3 to V9 run by postinst; secret, users, admin password and config edit kept; check: $(head -n1 "$tmp/check.log")"
 
 # --------------------------------------------------------------------------- remove
 step "dpkg -r"

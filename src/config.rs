@@ -480,8 +480,8 @@ pub struct IngestConfig {
     pub motion: MotionConfig,
     /// The detector per camera id (a model id of the manifest), for cameras
     /// that should not use `[detector] model`: `yolov4-tiny-320` costs ~0.6x
-    /// of 416 (recall against 416 in docs/performance.md). An unknown id
-    /// makes that camera's frames fail with the reason in its status.
+    /// of 416 (recall against 416 in docs/performance.md). Checked at start:
+    /// an id that is not an installed detector stops `run` with this key named.
     pub detect_models: std::collections::BTreeMap<String, String>,
     /// Decode on the GPU (`cuda`, or `auto` where it can): falls back to
     /// software decoding when ffmpeg fails with it (docs/gpu.md).

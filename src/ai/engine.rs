@@ -380,10 +380,11 @@ impl Engine {
         self.count_people_on(tracker, frame, params, Area::Crops(crops))
     }
 
-    /// The side of the default detector's square input (loads it on first
-    /// use; blocking): motion regions are cropped to it.
-    pub fn detector_input_size(&self) -> Result<u32, AiError> {
-        let (det, _) = self.models.detector(self.models.default_model())?;
+    /// The side of the square input of the detector `params` names (the
+    /// camera's `[ingest] detect_models` choice, else the default; loads it
+    /// on first use; blocking): motion regions are cropped to it.
+    pub fn detector_input_size(&self, params: &Params) -> Result<u32, AiError> {
+        let (_, det, _) = self.detector_for(params)?;
         Ok(det.input_size())
     }
 
@@ -488,6 +489,22 @@ impl Engine {
             .unwrap_or_else(|| self.models.default_model().to_owned());
         let (det, slot) = self.models.detector(&id)?;
         Ok((id, det, slot))
+    }
+
+    /// Checks at start that each `[ingest] detect_models` entry names an
+    /// installed detector, so a typo stops the daemon with the key named
+    /// instead of failing that camera's every frame.
+    pub fn check_detect_models(
+        &self,
+        models: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), crate::config::ConfigError> {
+        match models.iter().find(|(_, id)| !self.models.is_detector(id)) {
+            None => Ok(()),
+            Some((camera, id)) => Err(crate::config::ConfigError::Invalid(format!(
+                "[ingest] detect_models: camera {camera:?} names {id:?}, which is not an \
+                 installed detector model"
+            ))),
+        }
     }
 
     /// The sha256 of an installed model, for event provenance.
@@ -754,6 +771,45 @@ mod tests {
             Arc::new(TractBackend),
             Arc::new(ManualClock::new(0)),
         ))
+    }
+
+    /// An engine over the fetched models (scripts/setup.sh).
+    fn installed() -> Engine {
+        let mut cfg = Config::default();
+        cfg.paths.models_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dist");
+        let catalog = crate::cmd::open_catalog(&cfg).expect("the test models");
+        Engine::new(
+            &cfg,
+            catalog,
+            Arc::new(TractBackend),
+            Arc::new(ManualClock::new(0)),
+        )
+    }
+
+    #[test]
+    fn motion_crops_follow_the_cameras_detector() {
+        let e = installed();
+        let own = Params {
+            model: Some("yolov4-tiny-320".into()),
+            ..Params::default()
+        };
+        assert_eq!(e.detector_input_size(&own).unwrap(), 320);
+        assert_eq!(e.detector_input_size(&Params::default()).unwrap(), 416);
+    }
+
+    #[test]
+    fn detect_models_must_name_installed_detectors() {
+        let e = installed();
+        let of = |id: &str| [("door".to_string(), id.to_string())].into();
+        assert!(e.check_detect_models(&of("yolov4-tiny-320")).is_ok());
+        assert!(e.check_detect_models(&Default::default()).is_ok());
+        for bad in ["yolov4-tiny-999", "centerface"] {
+            let err = e.check_detect_models(&of(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains("detect_models") && err.contains("door") && err.contains(bad),
+                "{err}"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,6 +131,15 @@ impl Models {
             .is_some_and(|s| self.catalog.installed(&s.entry))
     }
 
+    /// Whether `id` is an installed object detector (not a face or
+    /// attribute model), without loading it.
+    pub(super) fn is_detector(&self, id: &str) -> bool {
+        self.installed(id)
+            && self
+                .slot(id)
+                .is_some_and(|s| !super::faces::is_face_kind(&s.entry.kind))
+    }
+
     /// Whether `task`'s own model is installed (age and gender are optional
     /// extras of `face_detection`).
     pub(super) fn task_ready(&self, task: Task) -> bool {

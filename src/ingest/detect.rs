@@ -8,12 +8,15 @@
 //! The camera reader never waits for the detector: frames pass through a
 //! one-frame [`Mailbox`], so when detection falls behind the older frame is
 //! replaced and counted as dropped (per camera), and memory stays bounded:
-//! one frame in the mailbox and one in flight per camera. The worker takes
-//! a runner first ([`crate::ai::Engine::camera_turn`]: first come first
-//! served, so with more cameras than runners they take turns and none
-//! starves), then the newest frame; it records each frame's latency from
-//! being read to its events written.
+//! one frame in the mailbox and one in flight per camera (plus what the
+//! outlet and the tracks hold: see docs/ingest.md, "Memory"). The worker
+//! takes a runner first ([`crate::ai::Engine::camera_turn`]: first come
+//! first served, so with more cameras than runners they take turns and none
+//! starves), then the newest frame. Each analysed frame's latency is
+//! recorded from being read to its events stored (by the outlet), or to
+//! the end of its analysis when it emitted none.
 
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,7 +122,7 @@ pub async fn run(
             _ = mailbox.ready() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 let out = events.tick(ctx.clock.now_ms());
-                hand_over(&tx, &camera, out).await;
+                hand_over(&tx, &camera, out, None).await;
                 continue;
             }
             _ = stop.cancelled() => break,
@@ -158,7 +161,7 @@ pub async fn run(
         let seen: Vec<Sighting> = match result {
             Ok(None) => {
                 let out = events.tick(frame.at_ms);
-                hand_over(&tx, &camera, out).await;
+                hand_over(&tx, &camera, out, None).await;
                 continue;
             }
             Ok(Some(r)) => {
@@ -182,39 +185,50 @@ pub async fn run(
             }
         };
         let out = events.update(frame.at_ms, &seen, &frame.image);
-        hand_over(&tx, &camera, out).await;
-        stats.latency.0.observe(frame.read.elapsed().as_secs_f64());
+        if out.is_empty() {
+            // Nothing to write: the frame is done once analysed.
+            stats.latency.0.observe(frame.read.elapsed().as_secs_f64());
+        }
+        hand_over(&tx, &camera, out, Some(frame.read)).await;
     }
     let out = events.end_all(ctx.clock.now_ms());
-    hand_over(&tx, &camera, out).await;
+    hand_over(&tx, &camera, out, None).await;
     // The outlet stores what it holds, then ends: the last events are written
     // before the camera task returns.
     drop(tx);
     let _ = writer.await;
 }
 
-/// Gives emitted events to the camera's outlet, in order. Waits only when
+/// Gives emitted events to the camera's outlet, in order; the last one
+/// carries `read`, when its frame was read, so the outlet observes the
+/// frame-to-event latency once they are stored. Waits when
 /// [`outlet::CHANNEL`] events are already waiting for the store.
 async fn hand_over(
-    tx: &tokio::sync::mpsc::Sender<Emitted<Arc<RgbImage>>>,
+    tx: &tokio::sync::mpsc::Sender<outlet::Handed>,
     camera: &str,
     out: Vec<Emitted<Arc<RgbImage>>>,
+    read: Option<Instant>,
 ) {
-    for e in out {
-        if tx.send(e).await.is_err() {
+    let last = out.len();
+    for (i, event) in out.into_iter().enumerate() {
+        let read = read.filter(|_| i + 1 == last);
+        if tx.send(outlet::Handed { event, read }).await.is_err() {
             tracing::error!(camera, "event outlet gone; event lost");
         }
     }
 }
 
 /// Builds the stored event, writing its snapshot first so the row never
-/// points at a file that is not there.
+/// points at a file that is not there. A snapshot that cannot be written
+/// (disk full, I/O error) leaves the event without one, its payload's
+/// `snapshot_error` saying why: the event itself is never lost, so a
+/// `person_left` always has its `person_entered`.
 pub(super) async fn to_event(
-    ctx: &Ctx,
+    snapshots: &Path,
     camera: &str,
     model: &(String, Option<String>),
     e: Emitted<Arc<RgbImage>>,
-) -> Result<NewEvent, IngestError> {
+) -> NewEvent {
     let base = NewEvent {
         camera_id: camera.to_owned(),
         label: Some("person".into()),
@@ -222,22 +236,24 @@ pub(super) async fn to_event(
         model_sha256: model.1.clone(),
         ..NewEvent::default()
     };
-    Ok(match e {
+    let (ev, shot) = match e {
         Emitted::Entered {
             track_id,
             at,
             bbox,
             score,
             frame,
-        } => NewEvent {
-            kind: "person_entered".into(),
-            score: Some(score),
-            track_id: Some(track_id as i64),
-            started_at: Some(at),
-            bbox: Some(bbox),
-            snapshot_path: Some(snapshot(ctx, camera, at, track_id, "entered", frame).await?),
-            ..base
-        },
+        } => (
+            NewEvent {
+                kind: "person_entered".into(),
+                score: Some(score),
+                track_id: Some(track_id as i64),
+                started_at: Some(at),
+                bbox: Some(bbox),
+                ..base
+            },
+            Some((at, track_id, "entered", frame)),
+        ),
         Emitted::Left {
             track_id,
             entered_at,
@@ -245,35 +261,57 @@ pub(super) async fn to_event(
             bbox,
             score,
             frame,
-        } => NewEvent {
-            kind: "person_left".into(),
-            score: Some(score),
-            track_id: Some(track_id as i64),
-            started_at: Some(at),
-            ended_at: Some(at),
-            bbox: Some(bbox),
-            snapshot_path: Some(snapshot(ctx, camera, at, track_id, "left", frame).await?),
-            payload: obj(json!({"entered_at": entered_at, "duration_ms": at - entered_at})),
-            ..base
-        },
+        } => (
+            NewEvent {
+                kind: "person_left".into(),
+                score: Some(score),
+                track_id: Some(track_id as i64),
+                started_at: Some(at),
+                ended_at: Some(at),
+                bbox: Some(bbox),
+                payload: obj(json!({"entered_at": entered_at, "duration_ms": at - entered_at})),
+                ..base
+            },
+            Some((at, track_id, "left", frame)),
+        ),
         Emitted::Count {
             count,
             previous,
             at,
-        } => NewEvent {
-            kind: "count_changed".into(),
-            started_at: Some(at),
-            payload: obj(json!({"count": count, "previous": previous})),
-            ..base
+        } => (
+            NewEvent {
+                kind: "count_changed".into(),
+                started_at: Some(at),
+                payload: obj(json!({"count": count, "previous": previous})),
+                ..base
+            },
+            None,
+        ),
+    };
+    let Some((at, track, what, frame)) = shot else {
+        return ev;
+    };
+    match snapshot(snapshots, camera, at, track, what, frame).await {
+        Ok(rel) => NewEvent {
+            snapshot_path: Some(rel),
+            ..ev
         },
-    })
+        Err(e) => {
+            tracing::warn!(camera, error = %e, "cannot write event snapshot; event stored without it");
+            let mut ev = ev;
+            ev.payload
+                .get_or_insert_with(Default::default)
+                .insert("snapshot_error".into(), json!(e.to_string()));
+            ev
+        }
+    }
 }
 
 /// Encodes the frame (the only JPEG encode on the detection path) and
 /// writes `<snapshots>/<camera>/<at>-<track>-<what>.jpg`; returns its path
 /// relative to the snapshots dir, as stored on the event.
 async fn snapshot(
-    ctx: &Ctx,
+    snapshots: &Path,
     camera: &str,
     at: i64,
     track: u64,
@@ -281,7 +319,7 @@ async fn snapshot(
     image: Arc<RgbImage>,
 ) -> Result<String, IngestError> {
     let rel = format!("{camera}/{at}-{track}-{what}.jpg");
-    let path = ctx.snapshots_dir.join(&rel);
+    let path = snapshots.join(&rel);
     tokio::task::spawn_blocking(move || super::raw::write_jpeg(&path, &image))
         .await
         .map_err(|_| IngestError::Internal("writing a snapshot"))??;
@@ -293,5 +331,41 @@ pub fn obj(v: serde_json::Value) -> Option<serde_json::Map<String, serde_json::V
     match v {
         serde_json::Value::Object(m) => Some(m),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(frame: Arc<RgbImage>) -> Emitted<Arc<RgbImage>> {
+        Emitted::Left {
+            track_id: 3,
+            entered_at: 1_000,
+            at: 4_000,
+            bbox: [1.0, 2.0, 30.0, 60.0],
+            score: 0.8,
+            frame,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_snapshot_keeps_the_event_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ("yolov4-tiny-416".to_owned(), None);
+        let frame = Arc::new(RgbImage::new(16, 16));
+        let ok = to_event(dir.path(), "door", &model, left(frame.clone())).await;
+        let rel = ok.snapshot_path.expect("written");
+        assert!(dir.path().join(rel).is_file());
+        assert!(!ok.payload.unwrap().contains_key("snapshot_error"));
+        // A file where the camera's snapshot folder should be: the write fails.
+        std::fs::write(dir.path().join("gate"), b"not a folder").unwrap();
+        let ev = to_event(dir.path(), "gate", &model, left(frame)).await;
+        assert_eq!(ev.kind, "person_left");
+        assert_eq!(ev.snapshot_path, None);
+        let p = ev.payload.expect("a payload");
+        assert_eq!(p["duration_ms"], 3_000, "the rest of the event is kept");
+        let why = p["snapshot_error"].as_str().expect("a reason");
+        assert!(!why.is_empty());
     }
 }

@@ -46,7 +46,7 @@ impl Gating {
             .timestamp_ms
             .unwrap_or_else(|| engine.clock().now_ms());
         let moved = motion.detect(&frame.image);
-        let model = engine.detector_input_size()?;
+        let model = engine.detector_input_size(params)?;
         let tracked = tracker.predicted(at);
         match planner.plan(at, frame.image.dimensions(), model, &moved.boxes, &tracked) {
             Plan::Skip => {

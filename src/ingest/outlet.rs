@@ -9,7 +9,10 @@
 //! either, the event goes out without one (its payload says why), so no
 //! event is ever lost or reordered and the wait is bounded. The worker's
 //! hand-over channel ([`CHANNEL`]) is the only thing it can wait on, and
-//! the outlet keeps draining it whatever a description does.
+//! the outlet keeps draining it whatever a description does. A snapshot
+//! that cannot be written leaves its event without one
+//! (`payload.snapshot_error`), never drops it. The outlet observes each
+//! frame's latency once its last event is stored.
 //!
 //! [`TrackEvents`]: super::tracks::TrackEvents
 
@@ -17,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use image::RgbImage;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -29,9 +32,24 @@ use super::tracks::Emitted;
 use super::Ctx;
 use crate::nvr::store::NewEvent;
 
-/// Emitted events a detection worker may hand over before it waits: room
-/// for bursts while the store or the disk is slow, as before the outlet.
-pub const CHANNEL: usize = 64;
+/// Emitted events a detection worker may hand over before it waits. Small
+/// on purpose: each can hold a raw frame (`Arc<RgbImage>`, up to 2.7 MB at
+/// 1280 px), so this bounds the frames queued per camera to 8. When the
+/// store or the disk is slower than that, detection waits on the writer
+/// (its newer frames are then dropped as usual, never queued): acceptable,
+/// since events are what detection is for.
+pub const CHANNEL: usize = 8;
+
+/// One emitted event handed to the outlet. `read`, on the last event a
+/// frame emitted, is when that frame was read: once it is stored the
+/// frame's latency is observed (`opennvr_camera_frame_to_event_seconds`).
+#[derive(Debug)]
+pub struct Handed {
+    /// What [`TrackEvents`] emitted.
+    pub event: Emitted<Arc<RgbImage>>,
+    /// When the frame was read, on its frame's last event only.
+    pub read: Option<Instant>,
+}
 
 /// Why an event went out without a description (`payload.description_skipped`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,15 +206,17 @@ pub async fn run(
     camera: String,
     stats: Arc<CameraStats>,
     model: (String, Option<String>),
-    mut events: mpsc::Receiver<Emitted<Arc<RgbImage>>>,
+    mut events: mpsc::Receiver<Handed>,
 ) {
     let timeout = Duration::from_millis(ctx.events.describe_timeout_ms);
     let mut ordered = Ordered::new(timeout, ctx.events.describe_backlog);
     let (reply, mut replies) = mpsc::unbounded_channel::<(u64, Outcome)>();
     let (mut seq, mut open) = (0u64, true);
+    let mut latency = Latency::default();
     loop {
         for ev in ordered.ready(ctx.clock.mono(), !open) {
             ctx.emit(&stats, ev).await;
+            latency.stored(&stats);
         }
         if !open && ordered.is_empty() {
             break;
@@ -212,7 +232,7 @@ pub async fn run(
         };
         tokio::select! {
             e = events.recv(), if open => {
-                let Some(e) = e else {
+                let Some(Handed { event: e, read }) = e else {
                     open = false;
                     continue;
                 };
@@ -220,13 +240,7 @@ pub async fn run(
                     (Emitted::Entered { frame, .. }, Some(_)) => Some(frame.clone()),
                     _ => None,
                 };
-                let ev = match to_event(&ctx, &camera, &model, e).await {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        tracing::warn!(camera, error = %e, "cannot write event snapshot");
-                        continue;
-                    }
-                };
+                let ev = to_event(&ctx.snapshots_dir, &camera, &model, e).await;
                 let wait = match (snapshot, &ctx.describer) {
                     (Some(image), Some(d)) => {
                         seq += 1;
@@ -239,6 +253,7 @@ pub async fn run(
                     _ => Wait::Nothing,
                 };
                 ordered.push(ev, wait, ctx.clock.mono());
+                latency.pushed(read);
             }
             Some((s, outcome)) = replies.recv() => {
                 if let Err(e) = &outcome {
@@ -247,6 +262,36 @@ pub async fn run(
                 ordered.resolve(s, outcome);
             }
             _ = timer => {}
+        }
+    }
+}
+
+/// Frames whose events are in the outlet: their latency is observed when
+/// the last of their events is stored (events are stored in order).
+#[derive(Default)]
+struct Latency {
+    pushed: u64,
+    stored: u64,
+    /// `(index of the frame's last event, when the frame was read)`.
+    frames: VecDeque<(u64, Instant)>,
+}
+
+impl Latency {
+    fn pushed(&mut self, read: Option<Instant>) {
+        if let Some(read) = read {
+            self.frames.push_back((self.pushed, read));
+        }
+        self.pushed += 1;
+    }
+
+    fn stored(&mut self, stats: &CameraStats) {
+        self.stored += 1;
+        while let Some(&(i, read)) = self.frames.front() {
+            if i >= self.stored {
+                break;
+            }
+            stats.latency.0.observe(read.elapsed().as_secs_f64());
+            self.frames.pop_front();
         }
     }
 }
@@ -349,6 +394,27 @@ mod tests {
         assert_eq!(said(&out[0]), (Value::Null, Some(&json!("backlog"))));
         assert_eq!(said(&out[1]).0, "Day. Two people on the left.");
         assert_eq!(out.len(), 4, "the rest follow in order");
+    }
+
+    #[test]
+    fn a_frames_latency_is_observed_once_its_last_event_is_stored() {
+        let stats = CameraStats::default();
+        let mut l = Latency::default();
+        l.pushed(None); // a tick's event: no frame
+        l.pushed(None); // frame A's first event
+        l.pushed(Some(Instant::now())); // frame A's last event
+        l.stored(&stats);
+        l.stored(&stats);
+        assert_eq!(
+            stats.latency.0.count(),
+            0,
+            "frame A's last event not stored yet"
+        );
+        l.stored(&stats);
+        assert_eq!(stats.latency.0.count(), 1);
+        l.pushed(Some(Instant::now()));
+        l.stored(&stats);
+        assert_eq!(stats.latency.0.count(), 2);
     }
 
     #[test]

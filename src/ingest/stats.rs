@@ -32,7 +32,8 @@ pub struct CameraStats {
     pub pid: AtomicU32,
     /// The sub-stream's ffmpeg (`detect_url`), 0 when there is none.
     pub detect_pid: AtomicU32,
-    /// From a frame being read to its detections' events being written.
+    /// From an analysed frame being read to its events being stored (to the
+    /// end of its analysis when it emitted none; gated frames are not counted).
     pub latency: FrameLatency,
     pub frames: AtomicU64,
     pub analysed: AtomicU64,
@@ -232,7 +233,8 @@ impl crate::metrics::Collect for IngestStats {
         let name = "opennvr_camera_frame_to_event_seconds";
         out.family(
             name,
-            "From a frame being read to its events being written.",
+            "From an analysed frame being read to its events being stored (frames that \
+             emitted no event: to the end of their analysis; gated frames are not counted).",
             crate::metrics::Kind::Histogram,
         );
         for (cam, s) in &cams {

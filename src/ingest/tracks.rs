@@ -10,8 +10,11 @@
 //! intermediate values are).
 //!
 //! Pure logic on injected times, so every rule is tested without a camera or
-//! a clock. `F` is whatever stands for a frame (the JPEG bytes in the
-//! pipeline), kept for the best sighting of each track.
+//! a clock. `F` is whatever stands for a frame (the shared raw frame,
+//! `Arc<RgbImage>`, in the pipeline), kept for the best sighting of each
+//! confirmed track only: a track that never confirms (flicker, a passing
+//! false positive) holds no frame, so the frames held are at most one per
+//! person present (people seen best in the same frame share it).
 
 use std::collections::BTreeMap;
 
@@ -59,7 +62,10 @@ struct Track<F> {
     last_seen: i64,
     hits: u32,
     entered: bool,
-    best: (f64, [f64; 4], F),
+    /// Best score and box so far (since confirmation, once confirmed).
+    best: (f64, [f64; 4]),
+    /// The frame of the best sighting; `None` until the track is confirmed.
+    frame: Option<F>,
 }
 
 /// Per-camera event state.
@@ -110,15 +116,19 @@ impl<F: Clone> TrackEvents<F> {
                 last_seen: now,
                 hits: 0,
                 entered: false,
-                best: (f64::MIN, s.bbox, frame.clone()),
+                best: (f64::MIN, s.bbox),
+                frame: None,
             });
             t.hits += 1;
             t.last_seen = now;
-            if s.score > t.best.0 {
-                t.best = (s.score, s.bbox, frame.clone());
+            if t.entered && s.score > t.best.0 {
+                t.best = (s.score, s.bbox);
+                t.frame = Some(frame.clone());
             }
             if !t.entered && t.hits >= self.min_hits {
                 t.entered = true;
+                t.best = (s.score, s.bbox);
+                t.frame = Some(frame.clone());
                 out.push(Emitted::Entered {
                     track_id: s.track_id,
                     at: t.first_seen,
@@ -152,14 +162,15 @@ impl<F: Clone> TrackEvents<F> {
             let Some(t) = self.tracks.remove(&id) else {
                 continue;
             };
-            if t.entered {
+            // Confirmed tracks always hold a frame (set on confirmation).
+            if let (true, Some(frame)) = (t.entered, t.frame) {
                 out.push(Emitted::Left {
                     track_id: id,
                     entered_at: t.first_seen,
                     at: t.last_seen.max(t.first_seen + 1),
                     bbox: t.best.1,
                     score: t.best.0,
-                    frame: t.best.2,
+                    frame,
                 });
             }
         }
@@ -274,6 +285,38 @@ mod tests {
                 previous: 1,
                 at: 2_400
             }]
+        );
+    }
+
+    #[test]
+    fn only_confirmed_tracks_hold_a_frame() {
+        let mut ev = TrackEvents::new(3, 1_000, 500);
+        let f0 = std::sync::Arc::new(0u8);
+        ev.update(0, &[s(7, 0.9)], &f0);
+        ev.update(200, &[s(7, 0.95)], &f0);
+        assert_eq!(
+            std::sync::Arc::strong_count(&f0),
+            1,
+            "unconfirmed: no frame kept"
+        );
+        let f1 = std::sync::Arc::new(1u8);
+        let out = ev.update(400, &[s(7, 0.5)], &f1);
+        assert!(matches!(&out[0], Emitted::Entered { frame, .. } if **frame == 1));
+        drop(out);
+        assert_eq!(
+            std::sync::Arc::strong_count(&f1),
+            2,
+            "confirmed: its frame kept"
+        );
+        ev.update(600, &[s(7, 0.6)], &f0);
+        assert_eq!(
+            std::sync::Arc::strong_count(&f1),
+            1,
+            "a better sighting replaces it"
+        );
+        let out = ev.update(5_000, &[], &f1);
+        assert!(
+            matches!(&out[0], Emitted::Left { frame, score, .. } if **frame == 0 && *score == 0.6)
         );
     }
 

@@ -31,8 +31,9 @@ pub struct CameraStatus {
     pub full_passes: u64,
     /// The pid of the ffmpeg that decodes the `detect_url` sub-stream, if any.
     pub detect_ffmpeg_pid: Option<u32>,
-    /// 95th percentile of frame-to-event latency (frame read to its events
-    /// written), milliseconds, as the bound of its histogram bucket.
+    /// 95th percentile of frame-to-event latency (an analysed frame read to
+    /// its events stored, or to the end of its analysis when it emitted
+    /// none), milliseconds, as the bound of its histogram bucket.
     pub latency_p95_ms: Option<u64>,
     /// `cuda` when ffmpeg decodes on the GPU (`[ingest] hwaccel`), else `software`.
     pub decode: &'static str,

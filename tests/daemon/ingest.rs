@@ -224,7 +224,9 @@ fn camera_outage_and_ffmpeg_crash_are_reported_and_recovered() {
         .then_some(())
     })
     .expect("restarted after the stall");
-    assert_eq!(events(&d, &token, "door", "camera_online").len(), 4);
+    // The status flips before the camera_online row is written: wait for the rows.
+    let online = wait_events(&d, &token, "door", "camera_online", 4, MIN);
+    assert_eq!(online.len(), 4, "one per start: {online:?}");
     assert_chunks_play(&d, &token, &chunks(&d, &token, "door"));
 }
 

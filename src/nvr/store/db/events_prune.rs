@@ -33,6 +33,14 @@ const OLD_SNAPSHOTS: &str = "SELECT id FROM events INDEXED BY events_snapshot
     WHERE camera_id = ?1 AND started_at < ?2 AND snapshot_path IS NOT NULL AND id <= ?3
     LIMIT ?4";
 
+/// Trash entries still named by a remaining row (a POSTed event may name
+/// another's snapshot): forgotten, not unlinked. One seek of
+/// `events_snapshot_path` per trash entry; run after each delete or detach,
+/// in its transaction.
+const STILL_NAMED: &str = "DELETE FROM snapshot_trash WHERE path IN (
+        SELECT snapshot_path FROM events INDEXED BY events_snapshot_path
+        WHERE snapshot_path IN (SELECT path FROM snapshot_trash))";
+
 /// The highest event id retention may delete: every id when the mirror is
 /// off (`None`), else the mirror's acknowledged cursor (0 before it first
 /// ran: nothing is known to be published).
@@ -99,10 +107,12 @@ fn delete_selected(
         ),
         args.as_slice(),
     )?;
-    Ok(conn.execute(
+    let n = conn.execute(
         &format!("DELETE FROM events WHERE id IN ({select})"),
         args.as_slice(),
-    )?)
+    )?;
+    conn.execute(STILL_NAMED, [])?;
+    Ok(n)
 }
 
 /// Deletes up to `limit` events that started before `cutoff` (epoch ms),
@@ -149,10 +159,12 @@ pub fn detach_snapshots_before(
         ),
         params![camera, cutoff, guard, limit],
     )?;
-    Ok(conn.execute(
+    let n = conn.execute(
         &format!("UPDATE events SET snapshot_path = NULL WHERE id IN ({doomed})"),
         params![camera, cutoff, guard, limit],
-    )?)
+    )?;
+    conn.execute(STILL_NAMED, [])?;
+    Ok(n)
 }
 
 /// Up to `limit` snapshot paths whose rows are gone, still to unlink.
@@ -209,6 +221,7 @@ mod tests {
             (AGED, 3, "events_started"),
             (OVER_BUDGET, 4, "events_camera_id"),
             (OLD_SNAPSHOTS, 4, "events_snapshot"),
+            (STILL_NAMED, 0, "events_snapshot_path"),
         ] {
             let p = plan(sql, n);
             let events: Vec<&String> = p.iter().filter(|l| l.contains("events")).collect();
@@ -218,5 +231,33 @@ mod tests {
             }
             assert!(!p.iter().any(|l| l.contains("TEMP B-TREE")), "{sql}: {p:?}");
         }
+    }
+
+    #[test]
+    fn a_snapshot_another_row_still_names_is_not_trashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::nvr::store::db::open_writer(&dir.path().join("t.db")).unwrap();
+        let add = |id: i64, cam: &str, at: i64, path: &str| {
+            c.execute(
+                "INSERT INTO events (id, camera_id, type, started_at, snapshot_path, created_at)
+                 VALUES (?1, ?2, 'person_entered', ?3, ?4, ?3)",
+                params![id, cam, at, path],
+            )
+            .unwrap();
+        };
+        add(1, "a", 100, "a/100-1-entered.jpg");
+        add(2, "a", 200, "a/200-2-entered.jpg");
+        // A POSTed event naming the first one's snapshot.
+        add(3, "b", 900, "a/100-1-entered.jpg");
+        assert_eq!(delete_events_before(&c, 300, None, 10).unwrap(), 2);
+        assert_eq!(snapshot_trash(&c, 10).unwrap(), ["a/200-2-entered.jpg"]);
+        // Once no row names it, it goes.
+        assert_eq!(
+            detach_snapshots_before(&c, "b", 1_000, None, 10).unwrap(),
+            1
+        );
+        let mut left = snapshot_trash(&c, 10).unwrap();
+        left.sort();
+        assert_eq!(left, ["a/100-1-entered.jpg", "a/200-2-entered.jpg"]);
     }
 }
