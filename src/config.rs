@@ -1161,7 +1161,8 @@ mod tests {
     #[test]
     fn packaged_config_sets_only_the_package_paths() {
         // /etc/opennvr-edge/config.toml in the .deb: the service can write only
-        // below /var/lib/opennvr-edge, and the models ship in /usr/share.
+        // below /var/lib/opennvr-edge and its runtime dir (tmpfs, where the raw
+        // frames go, sparing the data disk), and the models ship in /usr/share.
         let text = include_str!("../packaging/config.deb.toml");
         let c: Config = toml::from_str(text).unwrap();
         assert_eq!(c.paths.data_dir, PathBuf::from("/var/lib/opennvr-edge"));
@@ -1171,7 +1172,7 @@ mod tests {
         );
         assert_eq!(
             c.paths.frames_dir(),
-            PathBuf::from("/var/lib/opennvr-edge/frames")
+            PathBuf::from("/run/opennvr-edge/frames")
         );
         let mut rest = c.clone();
         rest.paths = PathsConfig::default();

@@ -777,7 +777,7 @@ mod tests {
     fn installed() -> Engine {
         let mut cfg = Config::default();
         cfg.paths.models_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dist");
-        let catalog = crate::cmd::open_catalog(&cfg).expect("the test models");
+        let catalog = Catalog::open(&cfg.paths.models_dir).expect("the test models");
         Engine::new(
             &cfg,
             catalog,

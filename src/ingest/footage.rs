@@ -29,7 +29,14 @@ fn engine() -> Arc<Engine> {
             cfg.paths.models_dir = std::env::var_os("OPENNVR_TEST_MODELS_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dist"));
-            crate::cmd::build_engine(&cfg).expect("engine with the test models (scripts/setup.sh)")
+            let catalog = crate::catalog::Catalog::open(&cfg.paths.models_dir)
+                .expect("the test models (scripts/setup.sh)");
+            Arc::new(Engine::new(
+                &cfg,
+                catalog,
+                Arc::new(crate::ai::backend::TractBackend),
+                Arc::new(crate::clock::SystemClock),
+            ))
         })
         .clone()
 }
