@@ -19,6 +19,12 @@ fn acknowledged_events_survive_kill_9() {
     let url = d.nvr_url("/api/v1/events");
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Recent start times: events older than `[retention] events_max_age_days`
+    // are retention's to delete (its first pass runs at start), not lost.
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let mut workers = Vec::new();
     for w in 0..4 {
         let (url, token, acked, stop) = (url.clone(), token.clone(), acked.clone(), stop.clone());
@@ -30,7 +36,7 @@ fn acknowledged_events_survive_kill_9() {
             let mut n = 0i64;
             while !stop.load(Ordering::SeqCst) {
                 let body = json!({"camera_id": format!("cam{w}"), "type": "count_changed",
-                                  "track_id": n, "started_at": 1_700_000_000_000i64 + n});
+                                  "track_id": n, "started_at": base + n});
                 match client.post(&url).bearer_auth(&token).json(&body).send() {
                     Ok(r) if r.status().is_success() => {
                         let v: Value = match r.json() {
