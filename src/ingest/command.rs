@@ -143,56 +143,34 @@ impl Plan<'_> {
             a.push(dir.join(format!("{}-%06d.mp4", self.run_id)).into());
         }
         if let Some(latest) = self.frames {
-            let filter = format!(
-                "fps={},scale='min({},iw)':-2",
-                fmt_fps(self.fps),
-                self.cfg.max_frame_width.max(16)
+            let width = self.cfg.max_frame_width.max(16);
+            let fps = fmt_fps(self.fps);
+            image2_output(
+                &mut a,
+                &fps,
+                width,
+                &["-pix_fmt", "rgb24", "-c:v", "ppm"],
+                latest,
             );
-            let frames = [
-                "-map",
-                "0:v:0",
-                "-vf",
-                &filter,
-                "-pix_fmt",
-                "rgb24",
-                "-c:v",
-                "ppm",
-                "-f",
-                "image2",
-                "-update",
-                "1",
-                "-atomic_writing",
-                "1",
-            ];
-            a.extend(frames.iter().map(OsString::from));
-            a.push(latest.into());
             // The live JPEG beside it (the snapshot route, `/infer` by URI),
             // once a second: ffmpeg's encoder costs ~6 ms a frame, ours ~80.
-            let live = format!(
-                "fps=1,scale='min({},iw)':-2",
-                self.cfg.max_frame_width.max(16)
-            );
-            let jpeg = [
-                "-map",
-                "0:v:0",
-                "-vf",
-                &live,
-                "-c:v",
-                "mjpeg",
-                "-q:v",
-                "4",
-                "-f",
-                "image2",
-                "-update",
-                "1",
-                "-atomic_writing",
-                "1",
-            ];
-            a.extend(jpeg.iter().map(OsString::from));
-            a.push(latest.with_extension("jpg").into());
+            let jpeg = latest.with_extension("jpg");
+            image2_output(&mut a, "1", width, &["-c:v", "mjpeg", "-q:v", "4"], &jpeg);
         }
         a
     }
+}
+
+/// One more output of the first video stream: `fps` frames a second, no
+/// wider than `width`, encoded by `codec`, each written over `path` whole
+/// (`-update 1 -atomic_writing 1`: readers see the old frame or the new one).
+fn image2_output(a: &mut Vec<OsString>, fps: &str, width: u32, codec: &[&str], path: &Path) {
+    let filter = format!("fps={fps},scale='min({width},iw)':-2");
+    a.extend(["-map", "0:v:0", "-vf", &filter].iter().map(OsString::from));
+    a.extend(codec.iter().map(OsString::from));
+    let tail = ["-f", "image2", "-update", "1", "-atomic_writing", "1"];
+    a.extend(tail.iter().map(OsString::from));
+    a.push(path.into());
 }
 
 /// The input options that decode on the GPU: NVDEC through `-hwaccel cuda`.
