@@ -841,7 +841,7 @@ mod tests {
         let e = engine(1);
         assert!(e.capabilities().is_empty());
         let frame = Frame {
-            image: image::RgbImage::new(8, 8),
+            image: image::RgbImage::new(8, 8).into(),
             camera: None,
             timestamp_ms: None,
         };

@@ -109,7 +109,7 @@ impl TaskRequest {
             FrameSource::B64(s) => (std::borrow::Cow::Owned(decode_b64(s)?), None),
         };
         Ok(Frame {
-            image: decode_image(&bytes, max_pixels)?,
+            image: decode_image(&bytes, max_pixels)?.into(),
             camera: self.camera_id.clone().or(uri_camera),
             timestamp_ms: self.timestamp_ms,
         })

@@ -68,7 +68,7 @@ pub fn infer(cfg: Config, args: InferArgs) -> anyhow::Result<()> {
     for (i, path) in args.images.iter().enumerate() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let frame = Frame {
-            image: decode_image(&bytes, cfg.ai.max_image_pixels)?,
+            image: decode_image(&bytes, cfg.ai.max_image_pixels)?.into(),
             camera: args.camera.clone(),
             timestamp_ms: Some(t0 + i as i64 * args.interval_ms),
         };

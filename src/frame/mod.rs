@@ -3,6 +3,7 @@
 
 use std::io::Cursor;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use image::{ImageReader, RgbImage};
@@ -17,7 +18,10 @@ pub use error::FrameError;
 
 /// A decoded frame and what we know about where it came from.
 pub struct Frame {
-    pub image: RgbImage,
+    /// Shared, not owned: a camera's frame is the one its reader decoded,
+    /// also held by the mailbox and by the events that snapshot it, never
+    /// copied for the engine.
+    pub image: Arc<RgbImage>,
     /// The camera the frame belongs to, which keys tracker state.
     pub camera: Option<String>,
     /// Capture time, if the caller knows it; otherwise the engine's clock is used.

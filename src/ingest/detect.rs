@@ -8,8 +8,9 @@
 //! The camera reader never waits for the detector: frames pass through a
 //! one-frame [`Mailbox`], so when detection falls behind the older frame is
 //! replaced and counted as dropped (per camera), and memory stays bounded:
-//! one frame in the mailbox and one in flight per camera (plus what the
-//! outlet and the tracks hold: see docs/ingest.md, "Memory"). The worker
+//! one frame in the mailbox and one in flight per camera, which the engine
+//! reads in place (plus what the outlet and the tracks hold: see
+//! docs/ingest.md, "Memory"). The worker
 //! takes a runner first ([`crate::ai::Engine::camera_turn`]: first come
 //! first served, so with more cameras than runners they take turns and none
 //! starves), then the newest frame. Each analysed frame's latency is
@@ -42,6 +43,18 @@ pub struct PendingFrame {
     pub at_ms: i64,
     /// When it was read (monotonic), for the frame-to-event latency.
     pub read: Instant,
+}
+
+impl PendingFrame {
+    /// The engine's view of this frame of `camera`: the same pixels, shared
+    /// (an `Arc`), not copied, so a frame in flight costs no second buffer.
+    pub fn for_engine(&self, camera: &str) -> Frame {
+        Frame {
+            image: self.image.clone(),
+            camera: Some(camera.to_owned()),
+            timestamp_ms: Some(self.at_ms),
+        }
+    }
 }
 
 /// Holds at most one frame: a newer one replaces it.
@@ -136,22 +149,12 @@ pub async fn run(
         let (Ok(turn), Some(frame)) = (turn, mailbox.try_take()) else {
             continue;
         };
-        let (cam, image, at, tracker, params) = (
-            camera.clone(),
-            frame.image.clone(),
-            frame.at_ms,
-            tracker.clone(),
-            params.clone(),
-        );
+        let f = frame.for_engine(&camera);
+        let (tracker, params) = (tracker.clone(), params.clone());
         let (gate, counters) = (gate.clone(), stats.clone());
         let result = ctx
             .engine
             .run_camera(turn, move |e| {
-                let f = Frame {
-                    image: RgbImage::clone(&image),
-                    camera: Some(cam),
-                    timestamp_ms: Some(at),
-                };
                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                 // Motion gating (ingest::gating): crops, a full pass, or nothing.
                 let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -347,6 +350,24 @@ mod tests {
             score: 0.8,
             frame,
         }
+    }
+
+    #[test]
+    fn the_engine_reads_the_frame_in_flight_in_place() {
+        let pending = PendingFrame {
+            image: Arc::new(RgbImage::new(1280, 720)),
+            at_ms: 1_234,
+            read: Instant::now(),
+        };
+        let f = pending.for_engine("door");
+        assert!(
+            Arc::ptr_eq(&f.image, &pending.image),
+            "the engine gets the reader's pixels, not a copy"
+        );
+        assert_eq!(
+            (f.camera.as_deref(), f.timestamp_ms),
+            (Some("door"), Some(1_234))
+        );
     }
 
     #[tokio::test]

@@ -108,7 +108,7 @@ fn run(engine: &Engine, clip: &[RgbImage], motion: &MotionConfig) -> Run {
     for (i, img) in clip.iter().enumerate() {
         let at = i as i64 * 1000 / i64::from(FPS);
         let f = Frame {
-            image: img.clone(),
+            image: Arc::new(img.clone()),
             camera: Some("cam".into()),
             timestamp_ms: Some(at),
         };

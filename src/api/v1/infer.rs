@@ -84,7 +84,7 @@ pub async fn run(
             })?;
             let (width, height) = image.dimensions();
             let frame = Frame {
-                image,
+                image: image.into(),
                 camera: job.camera,
                 timestamp_ms: job.timestamp_ms,
             };
