@@ -3,6 +3,7 @@
 pub mod check;
 pub mod infer;
 pub mod init;
+pub mod logging;
 pub mod models;
 pub mod run;
 pub mod user;

@@ -78,12 +78,26 @@ fn models_verifies_checksums() {
 fn init_creates_secrets_once_and_is_idempotent() {
     // What the .deb's postinst runs: secrets and the first admin, before any port opens.
     let data = temp_dir("init");
-    let run = || {
-        let out = common::succeed(cli().env("OPENNVR_DATA_DIR", &data).arg("init"));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    // `log` filter -> (stdout, stderr); the default filter when `None`.
+    let run = |log: Option<&str>| {
+        let mut c = cli();
+        match log {
+            Some(f) => c.env("OPENNVR_LOG", f),
+            None => c.env_remove("OPENNVR_LOG"),
+        };
+        let out = common::succeed(c.env("OPENNVR_DATA_DIR", &data).arg("init"));
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (text(&out.stdout), text(&out.stderr))
     };
-    let first = run();
+    let (first, log) = run(None);
     assert!(first.starts_with("created user admin"), "{first}");
+    // The default log: ours, the migrations library's routine steps (its
+    // `log` records at info) kept out, no colour codes off a terminal.
+    assert!(log.contains("WARN opennvr_edge::cmd::init"), "{log}");
+    assert!(
+        !log.contains("refinery") && !log.contains('\u{1b}'),
+        "{log}"
+    );
     let secret = std::fs::read_to_string(data.join("jwt-secret")).unwrap();
     let password = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
     assert_eq!(secret.trim().len(), 64);
@@ -98,8 +112,10 @@ fn init_creates_secrets_once_and_is_idempotent() {
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
     }
-    let second = run();
+    // Named in OPENNVR_LOG, the dependency's `log` records reach our log.
+    let (second, log) = run(Some("warn,refinery_core=info"));
     assert!(second.starts_with("ready:"), "{second}");
+    assert!(log.contains("INFO refinery_core::"), "{log}");
     assert_eq!(
         std::fs::read_to_string(data.join("jwt-secret")).unwrap(),
         secret
