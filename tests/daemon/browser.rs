@@ -5,8 +5,8 @@
 //! user, a viewer kept out of the admin pages, logout ending the session,
 //! and a form without its CSRF token refused. One daemon and one browser
 //! session for all of it (each costs seconds on two cores); every page is
-//! captured at desktop and phone widths into `<target>/screenshots/`
-//! (described in docs/console.md).
+//! checked not to scroll sideways and captured at desktop and phone (390 px)
+//! widths into `<target>/screenshots/` (described in docs/console.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,14 +30,38 @@ fn screenshot_dir() -> PathBuf {
         .join("screenshots")
 }
 
-/// Captures the page as `<name>-desktop.png` and `<name>-phone.png`, and
-/// leaves the viewport at desktop width.
+/// Captures the page as `<name>-desktop.png` and `<name>-phone.png`, after
+/// checking it fits each width, and leaves the viewport at desktop width.
 fn shoot(b: &Browser, name: &str) {
     let dir = screenshot_dir();
+    assert_fits(b, &format!("{name} at desktop width"));
     b.screenshot(&dir.join(format!("{name}-desktop.png")));
     b.set_viewport(PHONE.0, PHONE.1, true);
+    assert_fits(b, &format!("{name} at {} px", PHONE.0));
     b.screenshot(&dir.join(format!("{name}-phone.png")));
     b.set_viewport(DESKTOP.0, DESKTOP.1, false);
+}
+
+/// What scrolls sideways on the page as laid out now: the document itself
+/// when wider than the window, and any element that scrolls on its own
+/// (a table's `.scroll` wrapper), each as `tag#id.class scrollWidth>clientWidth`.
+const SIDEWAYS: &str = "const out = [];
+    const doc = document.scrollingElement;
+    if (doc.scrollWidth > window.innerWidth) out.push(`document ${doc.scrollWidth}>${window.innerWidth}`);
+    for (const el of document.body.querySelectorAll('*')) {
+        if (['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName)) continue;
+        const o = getComputedStyle(el).overflowX;
+        if ((o === 'auto' || o === 'scroll') && el.scrollWidth > el.clientWidth) {
+            const cls = typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/ +/).join('.') : '';
+            out.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${cls} ${el.scrollWidth}>${el.clientWidth}`);
+        }
+    }
+    return out;";
+
+/// Panics when the page (`what`) scrolls sideways at the current width.
+fn assert_fits(b: &Browser, what: &str) {
+    let wide = b.script(SIDEWAYS, vec![]);
+    assert_eq!(wide, json!([]), "{what} scrolls sideways");
 }
 
 /// Clicks the submit button of `form` and waits for the answer's page to

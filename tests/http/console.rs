@@ -710,7 +710,7 @@ async fn the_event_list_shows_thumbnails_with_their_boxes_and_filters_without_ja
     .await;
     let mut b = c.viewer("vic").await;
     let html = b.get("/events").await.text();
-    assert!(html.contains(r#"<table id="events">"#));
+    assert!(html.contains(r#"<table id="events" class="cards">"#));
     let ids: Vec<i64> = html
         .split(r#"<tr class="event" data-event-id=""#)
         .skip(1)
@@ -730,12 +730,12 @@ async fn the_event_list_shows_thumbnails_with_their_boxes_and_filters_without_ja
         "{row}"
     );
     assert!(
-        row.contains(r#"<td class="score">0.87</td>"#)
-            && row.contains(r##"<td class="track">#5</td>"##)
+        row.contains(r#"<td class="score" data-label="Score">0.87</td>"#)
+            && row.contains(r##"<td class="track" data-label="Track">#5</td>"##)
     );
     let row = section(&html, &format!(r#"data-event-id="{left}""#), "</tr>");
     assert!(
-        row.contains(r#"<td class="duration">1 min 5 s</td>"#),
+        row.contains(r#"<td class="duration" data-label="Duration">1 min 5 s</td>"#),
         "{row}"
     );
     // The filter form is a GET: the same URL without a script.
