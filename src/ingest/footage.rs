@@ -95,7 +95,7 @@ struct Run {
 /// frame at [`FPS`], as `ingest::detect` does.
 fn run(engine: &Engine, clip: &[RgbImage], motion: &MotionConfig) -> Run {
     let cfg = Config::default();
-    let mut gate = Gating::new(motion, "cam");
+    let mut gate = Gating::with(motion, &motion.camera("cam"));
     let mut tracker = engine.person_tracker();
     let mut events = TrackEvents::new(
         cfg.ingest.min_hits,
