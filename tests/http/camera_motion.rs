@@ -26,6 +26,20 @@ async fn put(h: &Nvr, token: &str, id: &str, body: &Value) -> crate::harness::Re
     .await
 }
 
+/// Creates camera `door` (disabled) with the [`top`] mask; its 201.
+async fn add_door(h: &Nvr, admin: &str) -> crate::harness::Resp {
+    let r = h
+        .post_json(
+            "/api/v1/cameras/door",
+            Some(admin),
+            &json!({"source_url": "rtsp://10.0.0.5/s", "enabled": false,
+                    "motion": {"masks": [top()]}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    r
+}
+
 async fn camera(h: &Nvr, token: &str, id: &str) -> Value {
     let r = h.get(&format!("/api/v1/cameras/{id}"), Some(token)).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -48,15 +62,7 @@ async fn motion_is_set_shown_kept_replaced_and_cleared_through_the_camera_api() 
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["motion"], Value::Null);
     // Created with: stored and echoed as given, `enabled` unset is `null`.
-    let r = h
-        .post_json(
-            "/api/v1/cameras/door",
-            Some(&admin),
-            &json!({"source_url": "rtsp://10.0.0.5/s", "enabled": false,
-                    "motion": {"masks": [top()]}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    let r = add_door(&h, &admin).await;
     let want = json!({"enabled": null, "masks": [top()]});
     assert_eq!(r.json()["motion"], want);
     // Viewers read it (GET one and the list), as every camera field.
@@ -135,15 +141,7 @@ fn bad_bodies() -> Vec<(Value, &'static str)> {
 async fn bad_motion_settings_are_a_clear_400_and_change_nothing() {
     let h = Nvr::start().await;
     let admin = h.admin_token().await;
-    let r = h
-        .post_json(
-            "/api/v1/cameras/door",
-            Some(&admin),
-            &json!({"source_url": "rtsp://10.0.0.5/s", "enabled": false,
-                    "motion": {"masks": [top()]}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    add_door(&h, &admin).await;
     let before = camera(&h, &admin, "door").await;
     h.advance_s(5);
     for (body, says) in bad_bodies() {

@@ -11,6 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::live::one_camera;
 use super::{html, html_with, shown_status};
 use crate::console::error::{redirect, ConsoleError, ConsoleResult};
 use crate::console::guard::{AdminOnly, Nav, NoFields, Posted, Signed};
@@ -200,22 +201,13 @@ impl MotionView {
     }
 }
 
-async fn camera(st: &ConsoleState, id: String) -> ConsoleResult<Camera> {
-    valid_camera_id(&id)?;
-    st.nvr
-        .store
-        .read(move |c| db::get_camera(c, &id))
-        .await?
-        .ok_or(ConsoleError::NotFound("camera"))
-}
-
 /// `GET /admin/cameras/{id}`: the edit form.
 pub async fn edit(
     State(st): State<Arc<ConsoleState>>,
     AdminOnly(who): AdminOnly,
     Path(id): Path<String>,
 ) -> ConsoleResult<Response> {
-    let cam = camera(&st, id).await?;
+    let cam = one_camera(&st, id).await?;
     html(&EditView {
         nav: Some(who.nav()),
         motion: MotionView::of(&st, &cam),
@@ -275,7 +267,7 @@ pub async fn motion(
     Posted(who, form): Posted<MotionForm>,
 ) -> ConsoleResult<Response> {
     who.require_admin()?;
-    let cam = camera(&st, id).await?;
+    let cam = one_camera(&st, id).await?;
     let saved = async {
         let patch = form.body()?.patch()?;
         Ok::<_, ConsoleError>(change(&st.nvr, cam.id.clone(), patch).await?)
