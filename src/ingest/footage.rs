@@ -261,11 +261,11 @@ fn gating_keeps_the_people_entering_on_vtest() {
 
 /// The crossings scene: a still street, then vtest's walkers from `.1` s
 /// of vtest for [`WALK_S`], at each `.0` s of the clip.
-const CROSSINGS: [(u32, u32); 2] = [(4, 4), (8, 22)];
+const CROSSINGS: [(u32, u32); 2] = [(3, 4), (6, 22)];
 /// Length of each crossing, seconds.
 const WALK_S: u32 = 2;
 /// Length of the whole crossings clip, seconds.
-const CROSSINGS_S: u32 = 10;
+const CROSSINGS_S: u32 = 8;
 
 /// A quiet camera where people cross now and then, as
 /// `scripts/bench-ingest.py` makes it: the street of vtest without its
@@ -361,9 +361,9 @@ fn gating_keeps_the_people_crossing_a_quiet_street_and_skips_the_quiet() {
         "ungated: a run a frame"
     );
     assert!(still >= 15, "{still} quiet frames");
-    // Measured: 1 run (the first frame's full pass) in the 20 quiet frames,
-    // and 11 in the 30 without a walker in view (the 10 more are between
-    // the crossings, where the tracker still looks for the people who left).
+    // Measured: 1 run (the first frame's full pass) in the 15 quiet frames,
+    // and 6 in the 20 without a walker in view (the 5 more are between the
+    // crossings, where the tracker still looks for the people who left).
     assert!(still_runs * 5 <= still, "{still_runs} runs in {still}");
     assert!(runs * 2 <= frames, "{runs} runs in {frames}");
 }
