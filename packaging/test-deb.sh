@@ -343,15 +343,16 @@ echo "# local edit kept across upgrades" >>"$conf"
 # migration to run: make the database look like one written before V3 (the
 # MQTT outbox), as the service user so file ownership stays right. Later
 # migrations are un-recorded and undone too (refinery refuses a gap): V4
-# rebuilds the events table and runs again as it would on such a database; V5's
-# and V7's columns are dropped and V6's and V9's indexes and table, so that
-# they are made again.
+# rebuilds the events table and runs again as it would on such a database; V5's,
+# V7's and V10's columns are dropped and V6's and V9's indexes and table, so
+# that they are made again.
 db_sql() { (cd / && runuser -u "$user" -- python3 -c "$1" "$data/opennvr.db"); }
 db_sql 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 c.execute("DROP TABLE mqtt_outbox")
 c.execute("ALTER TABLE cameras DROP COLUMN record_mode")
 c.execute("ALTER TABLE cameras DROP COLUMN detect_url")
+c.execute("ALTER TABLE cameras DROP COLUMN motion")
 c.execute("DROP TABLE snapshot_trash")
 for i in ("events_camera_id", "events_camera_type_id", "events_type_id", "events_snapshot",
           "events_snapshot_path"):
@@ -361,10 +362,11 @@ c.commit()' || die "cannot roll the database back to V2"
 dpkg -i "$deb2" >"$tmp/upgrade.log" 2>&1 || { cat "$tmp/upgrade.log" >&2; die "upgrade failed"; }
 db_sql 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
-assert c.execute("SELECT count(*) FROM refinery_schema_history WHERE version BETWEEN 3 AND 9").fetchone()[0] == 7
+assert c.execute("SELECT count(*) FROM refinery_schema_history WHERE version BETWEEN 3 AND 10").fetchone()[0] == 8
 assert c.execute("SELECT count(*) FROM mqtt_outbox").fetchone()[0] == 1
-assert c.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", ("events_snapshot_path",)).fetchone()[0] == 1' ||
-    die "the upgrade did not run the pending migrations (V3 to V9)"
+assert c.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", ("events_snapshot_path",)).fetchone()[0] == 1
+assert "motion" in [r[1] for r in c.execute("PRAGMA table_info(cameras)")]' ||
+    die "the upgrade did not run the pending migrations (V3 to V10)"
 [ "$(dpkg-query -W -f='${Version}' "$pkg")" = "$v2" ] || die "version after upgrade: $(installed_version)"
 grep -q "created user admin" "$tmp/upgrade.log" && die "the upgrade created a new admin"
 [ "$(cat "$data/jwt-secret")" = "$secret1" ] || die "the upgrade replaced the JWT secret"
@@ -377,7 +379,7 @@ as_service check >"$tmp/check.log" 2>&1 || { cat "$tmp/check.log" >&2; die "open
 start_like_unit
 login "$password" >/dev/null
 stop_daemon
-ok "upgraded: pending migrations V3 to V9 run by postinst; secret, users, admin password and config edit kept; check: $(head -n1 "$tmp/check.log")"
+ok "upgraded: pending migrations V3 to V10 run by postinst; secret, users, admin password and config edit kept; check: $(head -n1 "$tmp/check.log")"
 
 # --------------------------------------------------------------------------- remove
 step "dpkg -r"

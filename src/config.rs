@@ -560,8 +560,19 @@ impl Default for MotionConfig {
     }
 }
 
-/// One camera's motion settings (`[ingest.motion.cameras.<id>]`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Most mask polygons one camera may have: a mask is cheap to apply, but a
+/// client must not make us store or test an unbounded list.
+pub const MAX_MASKS: usize = 16;
+
+/// Points one mask polygon may have: a triangle at least, and enough for a
+/// hand-drawn outline without being a bitmap.
+pub const MASK_POINTS: std::ops::RangeInclusive<usize> = 3..=64;
+
+/// One camera's motion settings: `[ingest.motion.cameras.<id>]` in the
+/// config file, or the camera's `motion` set through the camera API, which
+/// replaces the file's entry as a whole (docs/ingest.md, "Masks through
+/// the camera API").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CameraMotion {
     /// Overrides `[ingest.motion] enabled` for this camera.
@@ -572,7 +583,59 @@ pub struct CameraMotion {
     pub masks: Vec<Vec<[f64; 2]>>,
 }
 
+impl CameraMotion {
+    /// Refuses masks the gating must not take: at most [`MAX_MASKS`]
+    /// polygons of [`MASK_POINTS`] points, each coordinate a finite number
+    /// in 0..=1. The one check for the config file, the camera API and the
+    /// console; the message names the offending polygon (and point).
+    pub fn check(&self) -> Result<(), String> {
+        if self.masks.len() > MAX_MASKS {
+            return Err(format!(
+                "masks: at most {MAX_MASKS} polygons (got {})",
+                self.masks.len()
+            ));
+        }
+        for (i, m) in self.masks.iter().enumerate() {
+            if !MASK_POINTS.contains(&m.len()) {
+                return Err(format!(
+                    "masks[{i}]: a polygon is {} to {} [x, y] points (got {})",
+                    MASK_POINTS.start(),
+                    MASK_POINTS.end(),
+                    m.len()
+                ));
+            }
+            let outside = m
+                .iter()
+                .position(|p| !p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+            if let Some(j) = outside {
+                return Err(format!(
+                    "masks[{i}][{j}]: x and y are fractions of the frame, in 0..=1"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl MotionConfig {
+    /// The config file's settings for `camera` (empty when it has no entry).
+    pub fn camera(&self, camera: &str) -> CameraMotion {
+        self.cameras.get(camera).cloned().unwrap_or_default()
+    }
+
+    /// What `camera` runs with: `api` (its `motion` set through the camera
+    /// API) when there is one, replacing the file's entry as a whole, so
+    /// what the API shows is what runs; else the file's entry.
+    pub fn effective(&self, camera: &str, api: Option<&CameraMotion>) -> CameraMotion {
+        api.cloned().unwrap_or_else(|| self.camera(camera))
+    }
+
+    /// Whether gating is on under `settings` (its own `enabled`, else the
+    /// global one).
+    pub fn enabled_in(&self, settings: &CameraMotion) -> bool {
+        settings.enabled.unwrap_or(self.enabled)
+    }
+
     /// Whether gating is on for `camera`.
     pub fn enabled_for(&self, camera: &str) -> bool {
         self.cameras
@@ -607,16 +670,8 @@ impl MotionConfig {
             return Err("ingest.motion.max_regions not in 1..=16".into());
         }
         for (id, c) in &self.cameras {
-            for m in &c.masks {
-                let inside = m
-                    .iter()
-                    .all(|p| p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
-                if m.len() < 3 || m.len() > 64 || !inside {
-                    return Err(format!(
-                        "ingest.motion.cameras.{id}.masks: a mask is 3 to 64 [x, y] points in 0..=1"
-                    ));
-                }
-            }
+            c.check()
+                .map_err(|e| format!("ingest.motion.cameras.{id}.{e}"))?;
         }
         Ok(())
     }
@@ -1125,6 +1180,80 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn camera_masks_are_bounded_and_the_error_names_the_polygon_and_point() {
+        let square = vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
+        let with = |masks: Vec<Vec<[f64; 2]>>| CameraMotion {
+            enabled: None,
+            masks,
+        };
+        assert_eq!(with(vec![]).check(), Ok(()));
+        assert_eq!(with(vec![square.clone(); MAX_MASKS]).check(), Ok(()));
+        let edge = vec![[0.0, 0.0]; *MASK_POINTS.end()];
+        assert_eq!(
+            with(vec![edge.clone(), square[..3].to_vec()]).check(),
+            Ok(())
+        );
+        let mut long = edge.clone();
+        long.push([0.5, 0.5]);
+        let cases: Vec<(Vec<Vec<[f64; 2]>>, &str)> = vec![
+            (
+                vec![square.clone(); MAX_MASKS + 1],
+                "masks: at most 16 polygons (got 17)",
+            ),
+            (
+                vec![square.clone(), square[..2].to_vec()],
+                "masks[1]: a polygon is 3 to 64",
+            ),
+            (vec![long], "(got 65)"),
+            (
+                vec![vec![[0.0, 0.0], [1.0, 0.0], [1.5, 1.0]]],
+                "masks[0][2]: x and y",
+            ),
+            (
+                vec![vec![[0.0, -0.1], [1.0, 0.0], [1.0, 1.0]]],
+                "masks[0][0]:",
+            ),
+            (
+                vec![vec![[f64::NAN, 0.0], [1.0, 0.0], [1.0, 1.0]]],
+                "masks[0][0]:",
+            ),
+            (
+                vec![vec![[0.0, 0.0], [f64::INFINITY, 0.0], [1.0, 1.0]]],
+                "masks[0][1]:",
+            ),
+        ];
+        for (masks, want) in cases {
+            let e = with(masks).check().unwrap_err();
+            assert!(e.contains(want), "{e:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn api_motion_settings_replace_the_files_entry_as_a_whole() {
+        let mut m = MotionConfig::default();
+        m.cameras.insert(
+            "door".into(),
+            CameraMotion {
+                enabled: Some(false),
+                masks: vec![vec![[0.0, 0.0], [1.0, 0.0], [1.0, 0.2]]],
+            },
+        );
+        // No API settings: the file's entry (or nothing) runs.
+        assert_eq!(m.effective("door", None), m.cameras["door"]);
+        assert_eq!(m.effective("yard", None), CameraMotion::default());
+        assert!(!m.enabled_in(&m.effective("door", None)));
+        // API settings replace the entry: masks and `enabled` together, an
+        // `enabled` left unset following `[ingest.motion] enabled`.
+        let api = CameraMotion {
+            enabled: None,
+            masks: vec![],
+        };
+        let eff = m.effective("door", Some(&api));
+        assert_eq!(eff, api);
+        assert!(m.enabled_in(&eff));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use assets::HTMX;
 pub use headers::CSP;
 pub use session::{COOKIE, LOGIN_COOKIE};
 
-use crate::config::{Config, RetentionConfig};
+use crate::config::{Config, MotionConfig, RetentionConfig};
 use crate::nvr::NvrState;
 
 /// The figures of the adapter's `/health` (CPU, RAM, GPU, models and their
@@ -49,6 +49,9 @@ pub struct ConsoleState {
     pub retention: RetentionConfig,
     /// The data dir, whose disk use the system page shows.
     pub data_dir: PathBuf,
+    /// `[ingest.motion]`: the camera page shows a camera's entry from the
+    /// config file beside the settings made there.
+    pub motion: MotionConfig,
 }
 
 impl ConsoleState {
@@ -60,6 +63,7 @@ impl ConsoleState {
             health: None,
             retention: cfg.retention.clone(),
             data_dir: cfg.paths.data_dir.clone(),
+            motion: cfg.ingest.motion.clone(),
         }
     }
 }
@@ -86,6 +90,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/admin/cameras", get(cams::list).post(cams::add))
         .route("/admin/cameras/{id}", get(cams::edit).post(cams::update))
         .route("/admin/cameras/{id}/enable", post(cams::enable))
+        .route("/admin/cameras/{id}/motion", post(cams::motion))
         .route("/admin/cameras/{id}/delete", post(cams::remove))
         .route("/admin/users", get(users::list).post(users::add))
         .route("/admin/users/{id}/role", post(users::role))

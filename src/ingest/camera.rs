@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::child::{cap_log, end, last_line_of, log_tail, pid_file, read_pid, spawn, FrameWatch};
@@ -17,6 +18,7 @@ use super::stall::{ChunkGrowth, StallWatch};
 use super::stats::{CameraStats, RecordInfo};
 use super::{raw, Ctx, IngestError};
 use crate::backoff::Backoff;
+use crate::config::CameraMotion;
 use crate::nvr::store::{Camera, NewEvent, RecordMode};
 use crate::redact::Secrets;
 
@@ -71,7 +73,13 @@ enum Role {
 /// ffmpeg processes: one records `source_url` by stream copy, the other
 /// decodes the sub-stream for the detector, so a failing sub-stream never
 /// stops the recording (one process with two inputs would end both).
-pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationToken) {
+pub async fn run(
+    ctx: Arc<Ctx>,
+    chunks: Chunks,
+    cam: Camera,
+    motion: watch::Receiver<CameraMotion>,
+    stop: CancellationToken,
+) {
     let stats = ctx.stats.camera(&cam.id);
     // Every text about this camera that leaves ingest (status, events, log) is scrubbed with it.
     let secrets = Secrets::of_camera(&cam.source_url, cam.detect_url.as_deref());
@@ -97,6 +105,7 @@ pub async fn run(ctx: Arc<Ctx>, chunks: Chunks, cam: Camera, stop: CancellationT
             cam.id.clone(),
             mailbox.clone(),
             stats.clone(),
+            motion,
             stop.clone(),
         ))
     });

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::gating::Gating;
@@ -33,6 +33,7 @@ use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
 use super::{Ctx, IngestError};
 use crate::ai::task::Params;
+use crate::config::CameraMotion;
 use crate::frame::Frame;
 use crate::nvr::store::NewEvent;
 
@@ -106,6 +107,7 @@ pub async fn run(
     camera: String,
     mailbox: Arc<Mailbox>,
     stats: Arc<CameraStats>,
+    mut motion: watch::Receiver<CameraMotion>,
     stop: CancellationToken,
 ) {
     let c = &ctx.cfg;
@@ -129,7 +131,10 @@ pub async fn run(
         model,
         rx,
     ));
-    let gate = Arc::new(Mutex::new(Gating::new(&c.motion, &camera)));
+    let gate = Arc::new(Mutex::new(Gating::with(
+        &c.motion,
+        &motion.borrow_and_update(),
+    )));
     loop {
         tokio::select! {
             _ = mailbox.ready() => {}
@@ -149,6 +154,11 @@ pub async fn run(
         let (Ok(turn), Some(frame)) = (turn, mailbox.try_take()) else {
             continue;
         };
+        // New motion settings (the camera API) apply from this frame on.
+        if motion.has_changed().unwrap_or(false) {
+            let g = Gating::with(&c.motion, &motion.borrow_and_update());
+            *gate.lock().unwrap_or_else(|p| p.into_inner()) = g;
+        }
         let f = frame.for_engine(&camera);
         let (tracker, params) = (tracker.clone(), params.clone());
         let (gate, counters) = (gate.clone(), stats.clone());

@@ -10,7 +10,7 @@ use super::regions::{Plan, Planner};
 use super::stats::CameraStats;
 use crate::ai::task::{DetectionResult, Params};
 use crate::ai::{AiError, Engine, PersonTracker};
-use crate::config::MotionConfig;
+use crate::config::{CameraMotion, MotionConfig};
 use crate::frame::Frame;
 
 /// One camera's gate; `None` inside when gating is off for it.
@@ -18,12 +18,15 @@ use crate::frame::Frame;
 pub struct Gating(Option<(MotionDetector, Planner)>);
 
 impl Gating {
-    /// The gate `cfg` asks for `camera`.
-    pub fn new(cfg: &MotionConfig, camera: &str) -> Self {
-        Self(cfg.enabled_for(camera).then(|| {
+    /// The gate for a camera's own `settings` (the file's entry or the
+    /// camera API's) under `cfg`'s tunables. A running camera given new
+    /// settings gets a new gate: its background is seeded from the next
+    /// frame, and that frame gets a full pass.
+    pub fn with(cfg: &MotionConfig, settings: &CameraMotion) -> Self {
+        Self(cfg.enabled_in(settings).then(|| {
             let every = i64::from(cfg.full_pass_s) * 1_000;
             (
-                MotionDetector::new(cfg, camera),
+                MotionDetector::with_masks(cfg, settings.masks.clone()),
                 Planner::new(every, cfg.max_regions),
             )
         }))

@@ -46,14 +46,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::ai::Engine;
 use crate::backoff::Backoff;
 use crate::clock::Clock;
-use crate::config::{Config, EventsConfig, IngestConfig, RetentionConfig};
+use crate::config::{CameraMotion, Config, EventsConfig, IngestConfig, RetentionConfig};
 use crate::nvr::store::{db, Camera, NewEvent, Store, StoreError};
 use crate::paths::{DataDir, Recordings};
 
@@ -172,7 +172,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// A running camera task and what it was started with.
 struct Running {
-    key: (String, i64),
+    key: Camera,
+    /// The camera's motion settings as its detection worker runs them: a
+    /// change is sent here, not a restart ([`detect::run`] takes it up on
+    /// its next frame).
+    motion: watch::Sender<CameraMotion>,
     /// A child of the supervisor's token: cancelled alone when the camera
     /// is edited or removed, with all the others at shutdown.
     stop: CancellationToken,
@@ -254,20 +258,29 @@ async fn sync(
         }
     }
     for (id, cam) in wanted {
-        if running.contains_key(&id) {
+        let motion = ctx.cfg.motion.effective(&id, cam.motion.as_ref());
+        if let Some(r) = running.get(&id) {
+            r.motion.send_if_modified(|now| {
+                let changed = *now != motion;
+                *now = motion;
+                changed
+            });
             continue;
         }
         let token = stop.child_token();
+        let (tx, rx) = watch::channel(motion);
         let task = tokio::spawn(camera::run(
             ctx.clone(),
             chunks.clone(),
             cam.clone(),
+            rx,
             token.clone(),
         ));
         running.insert(
             id,
             Running {
                 key: key(&cam),
+                motion: tx,
                 stop: token,
                 task,
             },
@@ -275,9 +288,17 @@ async fn sync(
     }
 }
 
-/// A camera restarts when it is edited (`updated_at` moves).
-fn key(c: &Camera) -> (String, i64) {
-    (c.source_url.clone(), c.updated_at)
+/// What a camera's ffmpeg and worker are started with: a change to any of
+/// it restarts the camera. Not its timestamps (an edit that changes
+/// nothing restarts nothing) and not its motion settings, which reach the
+/// running worker without a restart (the recording goes on).
+fn key(c: &Camera) -> Camera {
+    Camera {
+        created_at: 0,
+        updated_at: 0,
+        motion: None,
+        ..c.clone()
+    }
 }
 
 /// How many times a pipeline event write is tried before it is logged as lost.
@@ -308,6 +329,59 @@ impl Ctx {
                     tracing::error!(camera = %ev.camera_id, kind = %ev.kind, error = %e, "event lost")
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_motion_only_edit_keeps_the_camera_running_and_any_other_edit_restarts_it() {
+        let cam = Camera {
+            id: "door".into(),
+            name: "Door".into(),
+            source_url: "rtsp://10.0.0.5/s".into(),
+            enabled: true,
+            detect_fps: 5.0,
+            record: true,
+            record_mode: Default::default(),
+            retention_days: 7,
+            created_at: 1,
+            updated_at: 1,
+            detect_url: None,
+            motion: None,
+        };
+        let masked = Camera {
+            updated_at: 2,
+            motion: Some(CameraMotion {
+                enabled: Some(false),
+                masks: vec![vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]],
+            }),
+            ..cam.clone()
+        };
+        assert_eq!(key(&masked), key(&cam));
+        let edits = [
+            Camera {
+                detect_fps: 2.0,
+                ..masked.clone()
+            },
+            Camera {
+                source_url: "rtsp://10.0.0.6/s".into(),
+                ..masked.clone()
+            },
+            Camera {
+                detect_url: Some("rtsp://10.0.0.5/sub".into()),
+                ..masked.clone()
+            },
+            Camera {
+                record: false,
+                ..masked.clone()
+            },
+        ];
+        for e in edits {
+            assert_ne!(key(&e), key(&cam), "{e:?}");
         }
     }
 }

@@ -64,15 +64,21 @@ pub struct MotionDetector {
 }
 
 impl MotionDetector {
-    /// A detector with `cfg`'s tunables and `camera`'s masks.
+    /// A detector with `cfg`'s tunables and `camera`'s masks from the file.
     pub fn new(cfg: &MotionConfig, camera: &str) -> Self {
+        Self::with_masks(cfg, cfg.masks_of(camera).to_vec())
+    }
+
+    /// A detector with `cfg`'s tunables that never watches inside `masks`
+    /// (polygons in 0..=1 of the frame, checked by [`crate::config::CameraMotion::check`]).
+    pub fn with_masks(cfg: &MotionConfig, masks: Vec<Vec<[f64; 2]>>) -> Self {
         Self {
             width: cfg.width.max(16),
             threshold: f32::from(cfg.threshold),
             min_area: cfg.min_area,
             alpha: cfg.alpha.clamp(0.001, 1.0),
             global_fraction: cfg.global_fraction,
-            masks: cfg.masks_of(camera).to_vec(),
+            masks,
             layout: None,
             background: Vec::new(),
         }

@@ -105,6 +105,7 @@ mod tests {
             record: true,
             record_mode: Default::default(),
             detect_url: None,
+            motion: None,
             retention_days: 7,
             created_at: 0,
             updated_at: 0,

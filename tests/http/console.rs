@@ -15,8 +15,8 @@ use opennvr_edge::nvr::{self, store::Role};
 use crate::harness::{request, App, Nvr, Resp, T0_MS};
 
 /// The NVR core with the console merged in, as `run` serves them.
-struct Console {
-    nvr: Nvr,
+pub(crate) struct Console {
+    pub(crate) nvr: Nvr,
     router: Router,
 }
 
@@ -45,7 +45,7 @@ impl Console {
 
     /// On a fresh NVR core, with `[console]` as `edit` leaves it and the
     /// cameras' status read from `live` when given (as `run` sets it).
-    async fn start_edited(
+    pub(crate) async fn start_edited(
         edit: impl FnOnce(&mut opennvr_edge::config::Config),
         live: Option<Arc<dyn nvr::live::LiveCameras>>,
     ) -> Console {
@@ -71,7 +71,7 @@ impl Console {
     }
 
     /// A browser signed in as the initial admin.
-    async fn admin(&self) -> Browser<'_> {
+    pub(crate) async fn admin(&self) -> Browser<'_> {
         let mut b = Browser::new(self);
         let r = b.sign_in("admin", &self.nvr.admin_password()).await;
         assert_eq!(r.status, 303, "{}", r.text());
@@ -79,7 +79,7 @@ impl Console {
     }
 
     /// A browser signed in as a new viewer `name`.
-    async fn viewer(&self, name: &str) -> Browser<'_> {
+    pub(crate) async fn viewer(&self, name: &str) -> Browser<'_> {
         self.nvr
             .add_user(name, Role::Viewer, "viewer-password")
             .await;
@@ -91,7 +91,7 @@ impl Console {
 }
 
 /// A browser: keeps the cookies it is given and sends them back.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a Console,
     cookies: HashMap<String, String>,
 }
@@ -129,7 +129,7 @@ impl<'a> Browser<'a> {
         r
     }
 
-    async fn get(&mut self, path: &str) -> Resp {
+    pub(crate) async fn get(&mut self, path: &str) -> Resp {
         self.send(request(Method::GET, path), Body::empty()).await
     }
 
@@ -141,7 +141,7 @@ impl<'a> Browser<'a> {
         .await
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
         let body = serde_urlencoded::to_string(fields).unwrap();
         self.send(
             request(Method::POST, path).header("content-type", "application/x-www-form-urlencoded"),
@@ -151,7 +151,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Posts `fields` with the CSRF token of the page at `from`.
-    async fn submit(&mut self, from: &str, path: &str, fields: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn submit(&mut self, from: &str, path: &str, fields: &[(&str, &str)]) -> Resp {
         let page = self.get(from).await;
         assert_eq!(page.status, 200, "{from}: {}", page.text());
         let csrf = csrf_of(&page.text());

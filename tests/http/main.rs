@@ -14,6 +14,7 @@ mod ai_detection;
 mod ai_errors;
 mod ai_faces;
 mod ai_scene;
+mod camera_motion;
 mod compat_deepstack;
 mod compat_legacy;
 mod compat_nvr;

@@ -104,10 +104,11 @@ async fn every_earlier_schema_upgrades_keeping_its_rows() {
         assert_eq!(
             one::<String>(
                 &c,
-                "SELECT name || source_url || detect_fps || record || retention_days || record_mode FROM cameras"
+                "SELECT name || source_url || detect_fps || record || retention_days || record_mode
+                     || coalesce(motion, 'file') FROM cameras"
             ),
-            "Doorrtsp://u:p@10.0.0.5/s4.009auto",
-            "{at}: the camera, and V5's record mode defaulted"
+            "Doorrtsp://u:p@10.0.0.5/s4.009autofile",
+            "{at}: the camera, V5's record mode defaulted, V10's motion NULL (the file's)"
         );
         assert_eq!(
             one::<String>(&c, "SELECT path || size_bytes FROM recordings"),

@@ -11,6 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::live::one_camera;
 use super::{html, html_with, shown_status};
 use crate::console::error::{redirect, ConsoleError, ConsoleResult};
 use crate::console::guard::{AdminOnly, Nav, NoFields, Posted, Signed};
@@ -165,6 +166,39 @@ pub async fn add(
 struct EditView {
     nav: Option<Nav>,
     cam: CameraRow,
+    motion: MotionView,
+}
+
+/// The edit page's motion form: the settings made through the API or
+/// this form, and the config file's entry they replace.
+pub struct MotionView {
+    /// The gating select: `""` (as `[ingest.motion] enabled`), `on`, `off`.
+    gating: &'static str,
+    /// The masks as JSON polygons (what was posted, after an error).
+    masks: String,
+    /// Whether settings were made here (else the config file's apply).
+    set_here: bool,
+    /// The config file's entry for this camera, as JSON.
+    file: String,
+    error: Option<String>,
+}
+
+impl MotionView {
+    fn of(st: &ConsoleState, cam: &Camera) -> Self {
+        let shown = cam.motion.clone().unwrap_or_default();
+        MotionView {
+            gating: match shown.enabled {
+                None => "",
+                Some(true) => "on",
+                Some(false) => "off",
+            },
+            // Plain numbers in arrays: serialising cannot fail.
+            masks: serde_json::to_string(&shown.masks).unwrap_or_default(),
+            set_here: cam.motion.is_some(),
+            file: serde_json::to_string(&st.motion.camera(&cam.id)).unwrap_or_default(),
+            error: None,
+        }
+    }
 }
 
 /// `GET /admin/cameras/{id}`: the edit form.
@@ -173,17 +207,88 @@ pub async fn edit(
     AdminOnly(who): AdminOnly,
     Path(id): Path<String>,
 ) -> ConsoleResult<Response> {
-    valid_camera_id(&id)?;
-    let cam = st
-        .nvr
-        .store
-        .read(move |c| db::get_camera(c, &id))
-        .await?
-        .ok_or(ConsoleError::NotFound("camera"))?;
+    let cam = one_camera(&st, id).await?;
     html(&EditView {
         nav: Some(who.nav()),
+        motion: MotionView::of(&st, &cam),
         cam: cam.into(),
     })
+}
+
+/// The motion form's fields.
+#[derive(Deserialize)]
+pub struct MotionForm {
+    /// `""` (as `[ingest.motion] enabled`), `on` or `off`.
+    #[serde(default)]
+    gating: String,
+    /// JSON polygons; blank is none.
+    #[serde(default)]
+    masks: String,
+    /// `file` drops the settings made here (the config file's apply again).
+    #[serde(default)]
+    action: String,
+}
+
+impl MotionForm {
+    /// The form as the camera API's body, so it passes the API's checks.
+    fn body(&self) -> ConsoleResult<CameraBody> {
+        let motion = if self.action == "file" {
+            Value::Null
+        } else {
+            let enabled = match self.gating.as_str() {
+                "" => Value::Null,
+                "on" => json!(true),
+                "off" => json!(false),
+                _ => {
+                    return Err(ConsoleError::BadRequest(
+                        "gating must be on, off or blank".into(),
+                    ))
+                }
+            };
+            let masks: Value = match self.masks.trim() {
+                "" => json!([]),
+                t => serde_json::from_str(t).map_err(|e| {
+                    ConsoleError::BadRequest(format!("masks are not JSON polygons: {e}"))
+                })?,
+            };
+            json!({"enabled": enabled, "masks": masks})
+        };
+        serde_json::from_value(json!({ "motion": motion }))
+            .map_err(|e| ConsoleError::BadRequest(format!("bad motion form: {e}")))
+    }
+}
+
+/// `POST /admin/cameras/{id}/motion`: saves the camera's motion settings
+/// (the running camera takes them up without a restart), or drops them.
+/// A refused form shows the page again with the error and the text posted.
+pub async fn motion(
+    State(st): State<Arc<ConsoleState>>,
+    Path(id): Path<String>,
+    Posted(who, form): Posted<MotionForm>,
+) -> ConsoleResult<Response> {
+    who.require_admin()?;
+    let cam = one_camera(&st, id).await?;
+    let saved = async {
+        let patch = form.body()?.patch()?;
+        Ok::<_, ConsoleError>(change(&st.nvr, cam.id.clone(), patch).await?)
+    }
+    .await;
+    let e = match saved {
+        Ok(_) => return Ok(redirect("/admin/cameras")),
+        Err(e) => e,
+    };
+    let Some(status) = shown_status(&e) else {
+        return Err(e);
+    };
+    let mut motion = MotionView::of(&st, &cam);
+    motion.masks = form.masks;
+    motion.error = Some(e.to_string());
+    let view = EditView {
+        nav: Some(who.nav()),
+        motion,
+        cam: cam.into(),
+    };
+    html_with(&view, status)
 }
 
 /// `POST /admin/cameras/{id}`: saves the edit form.

@@ -90,7 +90,9 @@ pub async fn grid(State(st): State<Arc<ConsoleState>>, who: Signed) -> ConsoleRe
     })
 }
 
-async fn one_camera(st: &ConsoleState, id: String) -> ConsoleResult<Camera> {
+/// Camera `id` (a valid id, or 400), or 404: the one lookup of the pages
+/// that show one camera.
+pub(crate) async fn one_camera(st: &ConsoleState, id: String) -> ConsoleResult<Camera> {
     valid_camera_id(&id)?;
     st.nvr
         .store

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::CameraMotion;
+
 /// What a user or token may do: viewers read, admins also write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,7 +94,7 @@ impl RecordMode {
 }
 
 /// A camera as stored (the web layer redacts `source_url` on the way out).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Camera {
     pub id: String,
     pub name: String,
@@ -107,6 +109,9 @@ pub struct Camera {
     /// The low-resolution sub-stream detection reads (`None`: the main
     /// stream); redacted on the way out like `source_url`.
     pub detect_url: Option<String>,
+    /// Motion settings set through the camera API; they replace the config
+    /// file's entry for this camera. `None`: the file's entry applies.
+    pub motion: Option<CameraMotion>,
 }
 
 /// The settable fields of a camera; `None` keeps the current value on update.
@@ -121,6 +126,8 @@ pub struct CameraPatch {
     pub retention_days: Option<i64>,
     /// `Some("")` clears the sub-stream.
     pub detect_url: Option<String>,
+    /// `Some(None)` clears the API's motion settings (back to the file's).
+    pub motion: Option<Option<CameraMotion>>,
 }
 
 /// One MP4 chunk in the recordings index.

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::error::{WebError, WebResult};
 use super::extract::{Json as JsonBody, Path};
 use super::{files, valid_camera_id, Admin, NvrState};
+use crate::config::CameraMotion;
 use crate::nvr::auth::Principal;
 use crate::nvr::store::{db, Camera, CameraPatch, RecordMode};
 use crate::redact;
@@ -54,10 +55,24 @@ pub struct CameraBody {
     retention_days: Option<i64>,
     /// The sub-stream detection reads (`""` clears it).
     detect_url: Option<String>,
+    /// Motion settings (`{"enabled", "masks"}`) replacing the config file's
+    /// for this camera; `null` clears them, absent keeps them.
+    #[serde(default, deserialize_with = "present")]
+    motion: Option<Option<CameraMotion>>,
     #[serde(default)]
     created_at: Option<Value>,
     #[serde(default)]
     updated_at: Option<Value>,
+}
+
+/// A field that is present, even as `null` (`Some(None)`); with
+/// `#[serde(default)]` an absent one stays `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 impl CameraBody {
@@ -96,6 +111,10 @@ impl CameraBody {
                 ));
             }
         }
+        if let Some(Some(m)) = &self.motion {
+            m.check()
+                .map_err(|e| WebError::BadRequest(format!("motion.{e}")))?;
+        }
         Ok(CameraPatch {
             name: self.name.map(|n| n.trim().to_owned()),
             source_url: self.source_url,
@@ -105,6 +124,7 @@ impl CameraBody {
             record_mode: self.record_mode,
             retention_days: self.retention_days,
             detect_url: self.detect_url,
+            motion: self.motion,
         })
     }
 }

@@ -3,10 +3,11 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::is_unique_violation;
+use crate::config::CameraMotion;
 use crate::nvr::store::{Camera, CameraPatch, RecordMode, StoreError};
 
 const CAMERA_COLS: &str = "id, name, source_url, enabled, detect_fps, record, retention_days,
-    created_at, updated_at, record_mode, detect_url";
+    created_at, updated_at, record_mode, detect_url, motion";
 
 fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
     Ok(Camera {
@@ -22,7 +23,18 @@ fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
         // The column's CHECK admits only the three spellings.
         record_mode: RecordMode::parse(&r.get::<_, String>(9)?).unwrap_or_default(),
         detect_url: r.get(10)?,
+        // Only the camera API writes it, after checking it.
+        motion: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|j| serde_json::from_str(&j).ok()),
     })
+}
+
+/// The `motion` column's text for a patch's settings (`None`: NULL).
+fn motion_json(m: Option<&CameraMotion>) -> Result<Option<String>, StoreError> {
+    m.map(serde_json::to_string)
+        .transpose()
+        .map_err(|_| StoreError::Internal("motion settings as JSON"))
 }
 
 /// Every camera, by id.
@@ -52,8 +64,8 @@ pub fn create_camera(
 ) -> Result<Camera, StoreError> {
     conn.execute(
         "INSERT INTO cameras (id, name, source_url, enabled, detect_fps, record, retention_days,
-                              created_at, updated_at, record_mode, detect_url)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, nullif(?10, ''))",
+                              created_at, updated_at, record_mode, detect_url, motion)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, nullif(?10, ''), ?11)",
         params![
             id,
             c.name.as_deref().unwrap_or(id),
@@ -64,7 +76,8 @@ pub fn create_camera(
             c.retention_days.unwrap_or(7),
             now,
             c.record_mode.unwrap_or_default().as_str(),
-            c.detect_url
+            c.detect_url,
+            motion_json(c.motion.as_ref().and_then(Option::as_ref))?
         ],
     )
     .map_err(|e| {
@@ -89,7 +102,8 @@ pub fn update_camera(
             enabled = coalesce(?4, enabled), detect_fps = coalesce(?5, detect_fps),
             record = coalesce(?6, record), retention_days = coalesce(?7, retention_days),
             updated_at = ?8, record_mode = coalesce(?9, record_mode),
-            detect_url = CASE WHEN ?10 IS NULL THEN detect_url ELSE nullif(?10, '') END
+            detect_url = CASE WHEN ?10 IS NULL THEN detect_url ELSE nullif(?10, '') END,
+            motion = CASE WHEN ?11 THEN ?12 ELSE motion END
          WHERE id = ?1",
         params![
             id,
@@ -101,7 +115,9 @@ pub fn update_camera(
             c.retention_days,
             now,
             c.record_mode.map(RecordMode::as_str),
-            c.detect_url
+            c.detect_url,
+            c.motion.is_some(),
+            motion_json(c.motion.as_ref().and_then(Option::as_ref))?
         ],
     )?;
     if n == 0 {
