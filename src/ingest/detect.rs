@@ -29,10 +29,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::gating::Gating;
 use super::outlet;
+use super::regions::Plan;
 use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
 use super::{Ctx, IngestError};
 use crate::ai::task::Params;
+use crate::ai::AiError;
 use crate::config::CameraMotion;
 use crate::frame::Frame;
 use crate::nvr::store::NewEvent;
@@ -145,13 +147,7 @@ pub async fn run(
             }
             _ = stop.cancelled() => break,
         }
-        // The runner first, then the newest frame: a camera that waited its
-        // turn analyses what it sees now, not what it saw when it queued.
-        let turn = tokio::select! {
-            t = ctx.engine.camera_turn() => t,
-            _ = stop.cancelled() => break,
-        };
-        let (Ok(turn), Some(frame)) = (turn, mailbox.try_take()) else {
+        let Some(frame) = mailbox.try_take() else {
             continue;
         };
         // New motion settings (the camera API) apply from this frame on.
@@ -159,6 +155,51 @@ pub async fn run(
             let g = Gating::with(&c.motion, &motion.borrow_and_update());
             *gate.lock().unwrap_or_else(|p| p.into_inner()) = g;
         }
+        // The cheap part first, off the runners: the motion check and the
+        // plan (ingest::gating). A frame with nothing to look at never waits
+        // behind another camera's detector.
+        let plan = {
+            let f = frame.for_engine(&camera);
+            let (engine, gate) = (ctx.engine.clone(), gate.clone());
+            let (tracker, params, counters) = (tracker.clone(), params.clone(), stats.clone());
+            tokio::task::spawn_blocking(move || {
+                let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+                let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
+                g.plan(&engine, &t, &f, &params, &counters)
+            })
+            .await
+            .unwrap_or_else(|e| Err(AiError::inference(format!("motion check failed: {e}"))))
+        };
+        let plan = match plan {
+            Ok(Plan::Skip) => {
+                let out = events.tick(frame.at_ms);
+                hand_over(&tx, &camera, out, None).await;
+                continue;
+            }
+            Ok(plan) => plan,
+            Err(e) => {
+                failed(&stats, &e);
+                continue;
+            }
+        };
+        // Then a runner (first come, first served). A camera that waited its
+        // turn analyses what it sees now: a frame that came meanwhile is
+        // planned afresh on the runner, and the one planned here counts as
+        // dropped.
+        let turn = tokio::select! {
+            t = ctx.engine.camera_turn() => t,
+            _ = stop.cancelled() => break,
+        };
+        let Ok(turn) = turn else {
+            continue;
+        };
+        let (frame, plan) = match mailbox.try_take() {
+            Some(newer) => {
+                stats.dropped.fetch_add(1, Relaxed);
+                (newer, None)
+            }
+            None => (frame, Some(plan)),
+        };
         let f = frame.for_engine(&camera);
         let (tracker, params) = (tracker.clone(), params.clone());
         let (gate, counters) = (gate.clone(), stats.clone());
@@ -166,9 +207,11 @@ pub async fn run(
             .engine
             .run_camera(turn, move |e| {
                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-                // Motion gating (ingest::gating): crops, a full pass, or nothing.
                 let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
-                g.count_people(e, &mut t, &f, &params, &counters)
+                match plan {
+                    Some(plan) => g.run(e, &mut t, &f, &params, &plan, &counters),
+                    None => g.count_people(e, &mut t, &f, &params, &counters),
+                }
             })
             .await;
         let seen: Vec<Sighting> = match result {
@@ -191,9 +234,7 @@ pub async fn run(
                     .collect()
             }
             Err(e) => {
-                // A bad frame or a failed inference: skip it.
-                stats.dropped.fetch_add(1, Relaxed);
-                stats.set_error(Some(format!("detection: {e}")));
+                failed(&stats, &e);
                 continue;
             }
         };
@@ -210,6 +251,13 @@ pub async fn run(
     // before the camera task returns.
     drop(tx);
     let _ = writer.await;
+}
+
+/// A bad frame or a failed inference: the frame is skipped (counted as
+/// dropped) and the camera's status says why.
+fn failed(stats: &CameraStats, e: &AiError) {
+    stats.dropped.fetch_add(1, Relaxed);
+    stats.set_error(Some(format!("detection: {e}")));
 }
 
 /// Gives emitted events to the camera's outlet, in order; the last one

@@ -24,22 +24,28 @@ const FPS: u32 = 5;
 /// One engine for these tests (the model loads once).
 fn engine() -> Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let mut cfg = Config::default();
-            cfg.paths.models_dir = std::env::var_os("OPENNVR_TEST_MODELS_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dist"));
-            let catalog = crate::catalog::Catalog::open(&cfg.paths.models_dir)
-                .expect("the test models (scripts/setup.sh)");
-            Arc::new(Engine::new(
-                &cfg,
-                catalog,
-                Arc::new(crate::ai::backend::TractBackend),
-                Arc::new(crate::clock::SystemClock),
-            ))
-        })
-        .clone()
+    ENGINE.get_or_init(|| new_engine(&test_config())).clone()
+}
+
+/// The default config with the test models.
+fn test_config() -> Config {
+    let mut cfg = Config::default();
+    cfg.paths.models_dir = std::env::var_os("OPENNVR_TEST_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dist"));
+    cfg
+}
+
+/// An engine of its own (its own runners) on `cfg`.
+fn new_engine(cfg: &Config) -> Arc<Engine> {
+    let catalog = crate::catalog::Catalog::open(&cfg.paths.models_dir)
+        .expect("the test models (scripts/setup.sh)");
+    Arc::new(Engine::new(
+        cfg,
+        catalog,
+        Arc::new(crate::ai::backend::TractBackend),
+        Arc::new(crate::clock::SystemClock),
+    ))
 }
 
 /// Runs ffmpeg with `args`, panicking with its message on failure.
@@ -366,4 +372,69 @@ fn gating_keeps_the_people_crossing_a_quiet_street_and_skips_the_quiet() {
     // crossings, where the tracker still looks for the people who left).
     assert!(still_runs * 5 <= still, "{still_runs} runs in {still}");
     assert!(runs * 2 <= frames, "{runs} runs in {frames}");
+}
+
+/// Waits up to 20 s for `what` to hold.
+async fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_camera_is_not_held_up_while_every_runner_is_busy() {
+    use super::detect::{Mailbox, PendingFrame};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config();
+    cfg.paths.data_dir = dir.path().to_path_buf();
+    cfg.ai.workers = 1;
+    let engine = new_engine(&cfg);
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+    let store =
+        crate::nvr::store::Store::open(&dir.path().join("db.sqlite"), clock.clone(), 16).unwrap();
+    let ctx = Arc::new(super::Ctx::new(&cfg, store, engine.clone(), clock));
+    let (mailbox, stats) = (
+        Arc::new(Mailbox::default()),
+        Arc::new(CameraStats::default()),
+    );
+    let (_settings, motion) = tokio::sync::watch::channel(cfg.ingest.motion.camera("quiet"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(super::detect::run(
+        ctx,
+        "quiet".into(),
+        mailbox.clone(),
+        stats.clone(),
+        motion,
+        stop.clone(),
+    ));
+    let clip = still_clip(3, "");
+    let frame = |i: usize| PendingFrame {
+        image: Arc::new(clip[i].clone()),
+        at_ms: i as i64 * 1000 / i64::from(FPS),
+        read: std::time::Instant::now(),
+    };
+    // The first frame gets the full pass, on the one runner.
+    mailbox.put(frame(0));
+    until("the first full pass", || stats.analysed.load(Relaxed) == 1).await;
+    // Now another camera's detector holds every runner: the quiet camera's
+    // noise is still checked and skipped, frame by frame, none dropped.
+    let held = engine.camera_turn().await.unwrap();
+    for i in 1..clip.len() {
+        assert!(!mailbox.put(frame(i)), "frame {i} replaced one never taken");
+        until("the motion check", || stats.gated.load(Relaxed) == i as u64).await;
+    }
+    assert_eq!(stats.dropped.load(Relaxed), 0);
+    assert_eq!(
+        stats.analysed.load(Relaxed),
+        1,
+        "no detector ran on the noise"
+    );
+    drop(held);
+    stop.cancel();
+    worker.await.unwrap();
 }

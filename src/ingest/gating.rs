@@ -32,8 +32,64 @@ impl Gating {
         }))
     }
 
-    /// Runs person counting on `frame` where the plan says (blocking);
-    /// `None` when the plan was to run nothing. Counts into `stats`.
+    /// Decides what to run on `frame` (blocking, but cheap: the motion check
+    /// on a small grey copy, and the plan): [`Plan::Full`] when gating is
+    /// off. Needs no runner, so a camera whose frames are all
+    /// [`Plan::Skip`] never waits behind the detector. Counts gated frames
+    /// into `stats`.
+    pub fn plan(
+        &mut self,
+        engine: &Engine,
+        tracker: &PersonTracker,
+        frame: &Frame,
+        params: &Params,
+        stats: &CameraStats,
+    ) -> Result<Plan, AiError> {
+        let Some((motion, planner)) = &mut self.0 else {
+            return Ok(Plan::Full);
+        };
+        let at = frame
+            .timestamp_ms
+            .unwrap_or_else(|| engine.clock().now_ms());
+        let moved = motion.detect(&frame.image);
+        let model = engine.detector_input_size(params)?;
+        let tracked = tracker.predicted(at);
+        let plan = planner.plan(at, frame.image.dimensions(), model, &moved.boxes, &tracked);
+        if plan == Plan::Skip {
+            stats.gated.fetch_add(1, Relaxed);
+        }
+        Ok(plan)
+    }
+
+    /// Runs person counting on `frame` as `plan` says (blocking, on a
+    /// runner); `None` when the plan was to run nothing. Counts full passes
+    /// (when gating is on) and crops into `stats`.
+    pub fn run(
+        &self,
+        engine: &Engine,
+        tracker: &mut PersonTracker,
+        frame: &Frame,
+        params: &Params,
+        plan: &Plan,
+        stats: &CameraStats,
+    ) -> Result<Option<DetectionResult>, AiError> {
+        match plan {
+            Plan::Skip => Ok(None),
+            Plan::Full => {
+                if self.0.is_some() {
+                    stats.full_passes.fetch_add(1, Relaxed);
+                }
+                engine.count_people(tracker, frame, params).map(Some)
+            }
+            Plan::Regions(r) => {
+                stats.regions.fetch_add(r.len() as u64, Relaxed);
+                engine.count_people_in(tracker, frame, params, r).map(Some)
+            }
+        }
+    }
+
+    /// [`Self::plan`] then [`Self::run`], for callers that hold a runner
+    /// (or need none) anyway.
     pub fn count_people(
         &mut self,
         engine: &Engine,
@@ -42,28 +98,7 @@ impl Gating {
         params: &Params,
         stats: &CameraStats,
     ) -> Result<Option<DetectionResult>, AiError> {
-        let Some((motion, planner)) = &mut self.0 else {
-            return engine.count_people(tracker, frame, params).map(Some);
-        };
-        let at = frame
-            .timestamp_ms
-            .unwrap_or_else(|| engine.clock().now_ms());
-        let moved = motion.detect(&frame.image);
-        let model = engine.detector_input_size(params)?;
-        let tracked = tracker.predicted(at);
-        match planner.plan(at, frame.image.dimensions(), model, &moved.boxes, &tracked) {
-            Plan::Skip => {
-                stats.gated.fetch_add(1, Relaxed);
-                Ok(None)
-            }
-            Plan::Full => {
-                stats.full_passes.fetch_add(1, Relaxed);
-                engine.count_people(tracker, frame, params).map(Some)
-            }
-            Plan::Regions(r) => {
-                stats.regions.fetch_add(r.len() as u64, Relaxed);
-                engine.count_people_in(tracker, frame, params, &r).map(Some)
-            }
-        }
+        let plan = self.plan(engine, tracker, frame, params, stats)?;
+        self.run(engine, tracker, frame, params, &plan, stats)
     }
 }
