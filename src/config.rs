@@ -66,9 +66,11 @@ pub struct AiConfig {
     /// Requests allowed to wait for or hold an inference slot; the next gets 503.
     pub queue_depth: usize,
     /// Inferences that run at once (camera frames and API requests share
-    /// them); 0 = one per core. tract parallelises only the matrix products
-    /// of one inference, so several runners keep the cores busier when
-    /// several cameras have frames waiting (docs/performance.md).
+    /// them); 0 (the default) = one per core. tract parallelises only the
+    /// matrix products of one inference, and poorly on small boxes, so one
+    /// single-threaded runner per core analyses 19-37 % more camera frames
+    /// on two cores than one runner with two threads (docs/performance.md),
+    /// at the price of a slower lone `/infer` request.
     pub workers: usize,
     /// Threads for matrix products inside one inference; 0 = the cores
     /// shared out among the `workers` (at least 1 each).
@@ -181,7 +183,7 @@ impl Default for AiConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_image_pixels: 40_000_000,
             queue_depth: 8,
-            workers: 1,
+            workers: 0,
             threads: 0,
             body_budget_bytes: 64 * 1024 * 1024,
             max_clients: 64,

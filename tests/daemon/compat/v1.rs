@@ -152,7 +152,7 @@ fn track_ids(result: &Value) -> Vec<u64> {
 #[test]
 fn stream_protocol_end_to_end() {
     let cfg = config(
-        "[ai]\nstream_idle_timeout_s = 2\nstream_max_frame_bytes = 600000\nmax_streams = 2\n",
+        "[ai]\nworkers = 1\nstream_idle_timeout_s = 2\nstream_max_frame_bytes = 600000\nmax_streams = 2\n",
     );
     let d = Daemon::start(&[("OPENNVR_CONFIG", &cfg)]);
     let jpeg = bus();
