@@ -15,7 +15,7 @@ sensitive to other load on the box than drops), and the load average.
 Prints one JSON line per run.
 
   scripts/bench-ingest.py BINARY --mix 1:7 --mix 5:0 [--fps 5] [--window 60]
-      [--motion on --motion off] [--workers 1 --workers 0]
+      [--motion on --motion off] [--workers 1 --workers 0] [--stagger on --stagger off]
 
 --mix BUSY:QUIET (repeatable); --motion sets `[ingest.motion] enabled`
 (OPENNVR_MOTION) per run, so the ungated baseline runs in the same
@@ -58,7 +58,25 @@ def status(base, tok, cam):
     return call(f"{base}/api/v1/cameras/{cam}/status", token=tok)
 
 
-def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers):
+def staggered(quiet, i, n):
+    """Camera `i` of `n`'s copy of the quiet clip, started i/n of the way
+    through its 30 s (stream copy, cut at its 1 s keyframes), so the quiet
+    cameras' crossings come one after another, not all at once."""
+    k = 30 * i // n
+    if k == 0:
+        return quiet
+    out = quiet[:-4] + f"-from{k}.mp4"
+    if not os.path.exists(out):
+        parts = out + ".txt"
+        with open(parts, "w") as f:
+            f.write(f"file '{quiet}'\ninpoint {k}\nfile '{quiet}'\noutpoint {k}\n")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", parts,
+                        "-c", "copy", out], check=True)
+        os.remove(parts)
+    return out
+
+
+def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers, stagger=False):
     data = tempfile.mkdtemp(prefix="onvr-bench-")
     env = dict(os.environ, OPENNVR_DATA_DIR=data, OPENNVR_MODELS_DIR=models,
                OPENNVR_AI_LISTEN="127.0.0.1:0", OPENNVR_NVR_LISTEN="127.0.0.1:0", OPENNVR_LOG="warn")
@@ -78,7 +96,8 @@ def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers
         pw = open(os.path.join(data, "initial-admin-password")).read().strip()
         tok = call(f"{base}/api/v1/auth/login-json", {"username": "admin", "password": pw})["access_token"]
         cams = {f"busy{i}": clips["busy"] for i in range(busy)}
-        cams.update({f"quiet{i}": clips["quiet"] for i in range(quiet)})
+        cams.update({f"quiet{i}": staggered(clips["quiet"], i, quiet) if stagger else clips["quiet"]
+                     for i in range(quiet)})
         for c, clip in cams.items():
             call(f"{base}/api/v1/cameras", {"id": c, "source_url": f"file://{clip}", "detect_fps": fps}, tok)
         time.sleep(warmup)
@@ -108,6 +127,7 @@ def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers
         cpu = (d1 - d0) + (f1 - f0)
         return {
             "busy": busy, "quiet": quiet, "detect_fps": fps, "motion": motion, "workers": workers,
+            "staggered": stagger,
             "window_s": round(dt, 1), "loadavg_1m": os.getloadavg()[0],
             "daemon_cpu_pct": round(100 * (d1 - d0) / dt, 1),
             "ffmpeg_cpu_pct": round(100 * (f1 - f0) / dt, 1),
@@ -157,6 +177,9 @@ def main():
     ap.add_argument("--motion", action="append", choices=["on", "off"], default=[])
     ap.add_argument("--workers", action="append", type=int, default=[])
     ap.add_argument("--clips", help="reuse (or keep) the made clips in this folder")
+    ap.add_argument("--stagger", action="append", choices=["on", "off"], default=[],
+                    help="on: each quiet camera starts its clip at another point, so crossings come one "
+                         "after another; off: all at once (the worst case)")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models", "dist"))
     a = ap.parse_args()
     mixes = [tuple(int(x) for x in m.split(":")) for m in (a.mix or ["1:7", "5:0"])]
@@ -168,9 +191,10 @@ def main():
     for busy, quiet in mixes:
         for motion in [m == "on" for m in a.motion] or [None]:
             for workers in a.workers or [None]:
-                r = run(a.binary, os.path.abspath(a.models), clips, busy, quiet, a.fps, a.warmup, a.window,
-                        motion, workers)
-                print(json.dumps(r), flush=True)
+                for stagger in [x == "on" for x in a.stagger] or [False]:
+                    r = run(a.binary, os.path.abspath(a.models), clips, busy, quiet, a.fps, a.warmup,
+                            a.window, motion, workers, stagger)
+                    print(json.dumps(r), flush=True)
     if not a.clips:
         shutil.rmtree(work, ignore_errors=True)
 
