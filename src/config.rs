@@ -638,19 +638,6 @@ impl MotionConfig {
         settings.enabled.unwrap_or(self.enabled)
     }
 
-    /// Whether gating is on for `camera`.
-    pub fn enabled_for(&self, camera: &str) -> bool {
-        self.cameras
-            .get(camera)
-            .and_then(|c| c.enabled)
-            .unwrap_or(self.enabled)
-    }
-
-    /// The motion masks of `camera` (none when it has no entry).
-    pub fn masks_of(&self, camera: &str) -> &[Vec<[f64; 2]>] {
-        self.cameras.get(camera).map_or(&[], |c| &c.masks)
-    }
-
     /// Refuses values the gating cannot work with, naming the key.
     pub fn check(&self) -> Result<(), String> {
         if !(16..=1280).contains(&self.width) {
@@ -1165,10 +1152,13 @@ mod tests {
         std::fs::write(&f, ok).unwrap();
         let c = Config::load(Some(&f), env_of(&[])).unwrap();
         let m = &c.ingest.motion;
-        assert!(!m.enabled_for("door") && m.enabled_for("yard"));
-        assert_eq!(m.masks_of("door").len(), 1);
+        assert!(!m.enabled_in(&m.camera("door")) && m.enabled_in(&m.camera("yard")));
+        assert_eq!(m.camera("door").masks.len(), 1);
         let off = Config::load(None, env_of(&[("OPENNVR_MOTION", "false")])).unwrap();
-        assert!(!off.ingest.motion.enabled_for("yard"));
+        assert!(!off
+            .ingest
+            .motion
+            .enabled_in(&off.ingest.motion.camera("yard")));
         for bad in [
             "[ingest.motion.cameras.door]\nmasks = [[[0, 0], [1, 0]]]\n",
             "[ingest.motion.cameras.door]\nmasks = [[[0, 0], [2, 0], [1, 1]]]\n",

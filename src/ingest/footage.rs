@@ -350,12 +350,8 @@ fn gating_keeps_the_people_crossing_a_quiet_street_and_skips_the_quiet() {
         let quiet = frames.filter(|(i, _)| empty(*i as i64 * 1000 / i64::from(FPS), tail));
         quiet.fold((0, 0), |(n, runs), (_, k)| (n + 1, runs + k))
     };
-    let (frames, base_runs, runs) = (on(&base, 0).0, on(&base, 0).1, on(&with, 0).1);
-    let (still, still_base, still_runs) = (
-        on(&base, lost_ms).0,
-        on(&base, lost_ms).1,
-        on(&with, lost_ms).1,
-    );
+    let ((frames, base_runs), (_, runs)) = (on(&base, 0), on(&with, 0));
+    let ((still, still_base), (_, still_runs)) = (on(&base, lost_ms), on(&with, lost_ms));
     eprintln!(
         "crossings: no walker in view: {frames} frames, ungated {base_runs} runs, gated {runs}; \
          nor lost: {still} frames, ungated {still_base}, gated {still_runs}; gated per frame {:?}",

@@ -66,7 +66,7 @@ pub struct MotionDetector {
 impl MotionDetector {
     /// A detector with `cfg`'s tunables and `camera`'s masks from the file.
     pub fn new(cfg: &MotionConfig, camera: &str) -> Self {
-        Self::with_masks(cfg, cfg.masks_of(camera).to_vec())
+        Self::with_masks(cfg, cfg.camera(camera).masks)
     }
 
     /// A detector with `cfg`'s tunables that never watches inside `masks`
