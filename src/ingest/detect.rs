@@ -11,9 +11,12 @@
 //! one frame in the mailbox and one in flight per camera, which the engine
 //! reads in place (plus what the outlet and the tracks hold: see
 //! docs/ingest.md, "Memory"). The worker
-//! takes a runner first ([`crate::ai::Engine::camera_turn`]: first come
-//! first served, so with more cameras than runners they take turns and none
-//! starves), then the newest frame. Each analysed frame's latency is
+//! takes the newest frame and runs the motion check and plan on it
+//! ([`Gating::plan`], no runner needed: a quiet camera never waits behind a
+//! busy one), then, when there is something to look at, a runner
+//! ([`crate::ai::Engine::camera_turn`]: first come first served, so with
+//! more cameras than runners they take turns and none starves) for that
+//! frame and its plan. Each analysed frame's latency is
 //! recorded from being read to its events stored (by the outlet), or to
 //! the end of its analysis when it emitted none.
 
@@ -94,6 +97,15 @@ impl Mailbox {
             }
             self.notify.notified().await;
         }
+    }
+
+    /// Whether no frame is waiting (tests watch the worker take one).
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     /// The newest frame, if there is one.
@@ -182,23 +194,16 @@ pub async fn run(
                 continue;
             }
         };
-        // Then a runner (first come, first served). A camera that waited its
-        // turn analyses what it sees now: a frame that came meanwhile is
-        // planned afresh on the runner, and the one planned here counts as
-        // dropped.
+        // Then a runner (first come, first served) for this frame and its
+        // plan. Frames that come meanwhile wait in the mailbox (the newest
+        // wins); the plan is not redone for one of them, because planning
+        // moves the gate on (a full pass planned counts as done).
         let turn = tokio::select! {
             t = ctx.engine.camera_turn() => t,
             _ = stop.cancelled() => break,
         };
         let Ok(turn) = turn else {
             continue;
-        };
-        let (frame, plan) = match mailbox.try_take() {
-            Some(newer) => {
-                stats.dropped.fetch_add(1, Relaxed);
-                (newer, None)
-            }
-            None => (frame, Some(plan)),
         };
         let f = frame.for_engine(&camera);
         let (tracker, params) = (tracker.clone(), params.clone());
@@ -207,11 +212,8 @@ pub async fn run(
             .engine
             .run_camera(turn, move |e| {
                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-                let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
-                match plan {
-                    Some(plan) => g.run(e, &mut t, &f, &params, &plan, &counters),
-                    None => g.count_people(e, &mut t, &f, &params, &counters),
-                }
+                let g = gate.lock().unwrap_or_else(|p| p.into_inner());
+                g.run(e, &mut t, &f, &params, &plan, &counters)
             })
             .await;
         let seen: Vec<Sighting> = match result {

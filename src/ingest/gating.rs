@@ -88,8 +88,9 @@ impl Gating {
         }
     }
 
-    /// [`Self::plan`] then [`Self::run`], for callers that hold a runner
-    /// (or need none) anyway.
+    /// [`Self::plan`] then [`Self::run`] on one frame, as the camera worker
+    /// does without its scheduling (the footage tests).
+    #[cfg(test)]
     pub fn count_people(
         &mut self,
         engine: &Engine,
