@@ -1,13 +1,16 @@
 //! An object detector: a loaded model plus the decoder and labels that make
 //! its raw outputs into boxes in source pixels.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
 use image::RgbImage;
 use serde::Deserialize;
 
 use super::backend::{fixed, Backend, LoadedModel};
 use super::error::AiError;
 use super::nms::{nms, RawDetection};
-use super::preprocess::letterbox;
+use super::preprocess::{letterbox_to, Letterbox, PixelMap};
 use super::yolo::{DarknetLayout, Decoder};
 use crate::catalog::{Catalog, Integrity, Labels, ModelEntry};
 
@@ -33,6 +36,37 @@ pub struct Detector {
     labels: Vec<String>,
     input_size: u32,
     pad: f32,
+    /// Plans for whole frames that fill less than the square
+    /// ([`Self::detect_fitted`]); `None` until [`Self::fitting`].
+    fitted: Option<Fitted>,
+    /// The model file, for [`Fitted`]'s loads.
+    path: PathBuf,
+}
+
+/// The most rectangular plans one detector keeps. Each is a second copy of
+/// the network planned for another input shape (tens of MB for the shipped
+/// detectors); cameras come in two or three aspect ratios (16:9, 4:3), and a
+/// frame of a shape past the cap runs on the square, as it did before.
+pub const MAX_FITTED: usize = 3;
+
+/// Rectangular plans of one detector, loaded on first use and kept: the
+/// camera frames of one shape always need the same one. A shape whose load
+/// failed is remembered as `None` and served by the square from then on.
+struct Fitted {
+    backend: Arc<dyn Backend>,
+    plans: Mutex<Vec<(Shape, Plan)>>,
+}
+
+/// An input's `(width, height)`, pixels.
+type Shape = (u32, u32);
+
+/// A shape's plan, `None` when it could not be planned.
+type Plan = Option<Arc<dyn LoadedModel>>;
+
+/// One side of a fitted input: the letterboxed side rounded up to the
+/// stride (32, YOLO's), at most the square's side.
+fn fit_side(side: u32, square: u32) -> u32 {
+    side.div_ceil(32).saturating_mul(32).clamp(32, square)
 }
 
 /// Model kinds this module can decode; `/capabilities` only offers detection
@@ -127,14 +161,27 @@ impl Detector {
         };
         let labels = labels_of(catalog, entry, sidecar_labels)?;
         let s = input_size as usize;
-        let model = backend.load(&catalog.path(&entry.file), &fixed(&[1, 3, s, s]))?;
+        let path = catalog.path(&entry.file);
+        let model = backend.load(&path, &fixed(&[1, 3, s, s]))?;
         Ok(Self {
             model,
             decoder,
             labels,
             input_size,
             pad,
+            fitted: None,
+            path,
         })
+    }
+
+    /// Lets [`Self::detect_fitted`] plan rectangular inputs on `backend`
+    /// (the file's checksum was verified by [`Self::load`]).
+    pub fn fitting(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.fitted = Some(Fitted {
+            backend,
+            plans: Mutex::new(Vec::new()),
+        });
+        self
     }
 
     /// The label of a class id, or its number when the model ships no labels.
@@ -164,23 +211,250 @@ impl Detector {
             .map(|i| i as u32)
     }
 
-    /// Boxes in source pixels, NMS applied, best first.
+    /// Boxes in source pixels, NMS applied, best first: the frame
+    /// letterboxed into the model's square input.
     pub fn detect(
         &self,
         img: &RgbImage,
         min_score: f32,
         iou: f32,
     ) -> Result<Vec<RawDetection>, AiError> {
-        let (input, lb) = letterbox(img, self.input_size, self.pad);
-        let out = self.model.run(input)?;
-        let raw =
-            self.decoder
-                .decode(&out, self.model.output_names(), self.input_size, min_score)?;
+        let side = self.input_size;
+        self.detect_on(self.model.as_ref(), (side, side), img, min_score, iou)
+    }
+
+    /// The input a `w`x`h` frame fits: the square's scale, each side
+    /// rounded up to the stride. A 4:3 frame at 416 gets 416x320, a 16:9 one
+    /// 416x256: the padding the square would add is not computed at all.
+    pub fn fitted_shape(&self, w: u32, h: u32) -> (u32, u32) {
+        let s = self.input_size;
+        let lb = Letterbox::new(w, h, s);
+        (fit_side(lb.new_w, s), fit_side(lb.new_h, s))
+    }
+
+    /// [`Self::detect`] on the [`Self::fitted_shape`] input: the same scale,
+    /// without the square's padding bands (23 % less work for 4:3, 38 % for
+    /// 16:9). For camera full passes, whose frames keep one shape; the plan
+    /// for a new shape is loaded on first use (blocking, once). Runs on the
+    /// square when the frame fills it, when [`Self::fitting`] was not
+    /// called, past [`MAX_FITTED`] shapes, or when the shape cannot be planned.
+    pub fn detect_fitted(
+        &self,
+        img: &RgbImage,
+        min_score: f32,
+        iou: f32,
+    ) -> Result<Vec<RawDetection>, AiError> {
+        let shape = self.fitted_shape(img.width(), img.height());
+        match self.fitted_plan(shape) {
+            Some(plan) => self.detect_on(plan.as_ref(), shape, img, min_score, iou),
+            None => self.detect(img, min_score, iou),
+        }
+    }
+
+    /// The loaded plan for `shape`, loading it when there is room; `None`
+    /// means the square.
+    fn fitted_plan(&self, shape: Shape) -> Plan {
+        let fitted = self.fitted.as_ref()?;
+        if shape == (self.input_size, self.input_size) {
+            return None;
+        }
+        // Held while a plan loads: the runners wanting a new shape wait for
+        // the one load instead of each making their own copy.
+        let mut plans = super::lock(&fitted.plans);
+        if let Some((_, plan)) = plans.iter().find(|(s, _)| *s == shape) {
+            return plan.clone();
+        }
+        if plans.len() >= MAX_FITTED {
+            return None;
+        }
+        let (w, h) = (shape.0 as usize, shape.1 as usize);
+        let t0 = std::time::Instant::now();
+        let plan = match fitted.backend.load(&self.path, &fixed(&[1, 3, h, w])) {
+            Ok(m) => {
+                let ms = t0.elapsed().as_millis() as u64;
+                tracing::info!(
+                    width = w,
+                    height = h,
+                    ms,
+                    "detector planned for a frame shape"
+                );
+                Some(Arc::from(m))
+            }
+            Err(e) => {
+                tracing::warn!(width = w, height = h, error = %e, "cannot plan the detector for a frame shape; the square serves it");
+                None
+            }
+        };
+        plans.push((shape, plan.clone()));
+        plan
+    }
+
+    /// The shapes planned so far, loaded or failed (tests).
+    #[cfg(test)]
+    pub(crate) fn fitted_shapes(&self) -> Vec<(u32, u32)> {
+        self.fitted.as_ref().map_or_else(Vec::new, |f| {
+            super::lock(&f.plans).iter().map(|(s, _)| *s).collect()
+        })
+    }
+
+    /// Letterboxes `img` into `model`'s `(w, h)` input and decodes the boxes
+    /// back to source pixels.
+    fn detect_on(
+        &self,
+        model: &dyn LoadedModel,
+        (w, h): (u32, u32),
+        img: &RgbImage,
+        min_score: f32,
+        iou: f32,
+    ) -> Result<Vec<RawDetection>, AiError> {
+        let map = PixelMap {
+            bgr: false,
+            divisor: 255.0,
+            pad: self.pad,
+        };
+        let (input, lb) = letterbox_to(img, w, h, map);
+        let out = model.run(input)?;
+        let raw = self
+            .decoder
+            .decode(&out, model.output_names(), (w, h), min_score)?;
         let mut dets = nms(raw, iou);
         for d in &mut dets {
             d.bbox = lb.to_source(d.bbox);
         }
         dets.retain(|d| d.bbox[2] > d.bbox[0] && d.bbox[3] > d.bbox[1]);
         Ok(dets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ai::backend::{Dim, F32Tensor};
+    use std::path::Path;
+
+    /// A backend whose models answer no boxes and log each input's shape;
+    /// loads of `refused` heights fail.
+    #[derive(Default)]
+    struct Recording {
+        loads: Mutex<Vec<Vec<usize>>>,
+        runs: Arc<Mutex<Vec<Vec<usize>>>>,
+        refused: Option<usize>,
+    }
+
+    struct Silent(Arc<Mutex<Vec<Vec<usize>>>>, Vec<String>);
+
+    impl LoadedModel for Silent {
+        fn run(&self, input: F32Tensor) -> Result<Vec<F32Tensor>, AiError> {
+            super::super::lock(&self.0).push(input.shape);
+            // YOLOv8's layout, 8 candidates scoring nothing.
+            Ok(vec![F32Tensor {
+                shape: vec![1, 6, 8],
+                data: vec![0.0; 48],
+            }])
+        }
+        fn output_names(&self) -> &[String] {
+            &self.1
+        }
+        fn backend(&self) -> &'static str {
+            "recording"
+        }
+    }
+
+    impl Backend for Recording {
+        fn name(&self) -> &'static str {
+            "recording"
+        }
+        fn load(&self, _: &Path, input: &[Dim]) -> Result<Box<dyn LoadedModel>, AiError> {
+            let shape: Vec<usize> = input
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => *n,
+                    Dim::Batch => 0,
+                })
+                .collect();
+            super::super::lock(&self.loads).push(shape.clone());
+            if Some(shape[2]) == self.refused {
+                return Err(AiError::inference("cannot plan"));
+            }
+            Ok(Box::new(Silent(self.runs.clone(), vec!["out".into()])))
+        }
+    }
+
+    fn detector(backend: Arc<Recording>) -> Detector {
+        Detector {
+            model: backend
+                .load(Path::new("m.onnx"), &fixed(&[1, 3, 416, 416]))
+                .unwrap(),
+            decoder: Decoder::Ultralytics,
+            labels: vec!["person".into()],
+            input_size: 416,
+            pad: 0.5,
+            fitted: None,
+            path: PathBuf::from("m.onnx"),
+        }
+        .fitting(backend)
+    }
+
+    #[test]
+    fn a_frame_fits_the_stride_aligned_input_of_the_squares_scale() {
+        let d = detector(Arc::default());
+        assert_eq!(d.fitted_shape(768, 576), (416, 320), "4:3");
+        assert_eq!(
+            d.fitted_shape(1280, 720),
+            (416, 256),
+            "16:9 (234 rounded up)"
+        );
+        assert_eq!(d.fitted_shape(576, 768), (320, 416), "portrait");
+        assert_eq!(d.fitted_shape(800, 800), (416, 416), "square");
+        assert_eq!(
+            d.fitted_shape(2000, 10),
+            (416, 32),
+            "a sliver keeps one stride"
+        );
+        assert_eq!(d.fitted_shape(1, 1), (416, 416), "upscaled to the square");
+    }
+
+    #[test]
+    fn fitted_plans_load_once_per_shape_up_to_the_cap() {
+        let backend = Arc::new(Recording {
+            refused: Some(128),
+            ..Recording::default()
+        });
+        let d = detector(backend.clone());
+        let img = |w, h| RgbImage::new(w, h);
+        let shapes = [
+            (768, 576),
+            (1280, 720),
+            (768, 576),
+            (416, 128),
+            (416, 128),
+            (1000, 100),
+            (640, 640),
+        ];
+        for (w, h) in shapes {
+            assert!(d.detect_fitted(&img(w, h), 0.3, 0.45).unwrap().is_empty());
+        }
+        let loads = super::super::lock(&backend.loads).clone();
+        assert_eq!(
+            loads,
+            vec![
+                vec![1, 3, 416, 416],
+                vec![1, 3, 320, 416],
+                vec![1, 3, 256, 416],
+                vec![1, 3, 128, 416],
+            ],
+            "one load per new shape, a refused one not retried, none past the cap"
+        );
+        let ran: Vec<usize> = super::super::lock(&backend.runs)
+            .iter()
+            .map(|s| s[2])
+            .collect();
+        assert_eq!(
+            ran,
+            vec![320, 256, 320, 416, 416, 416, 416],
+            "the refused shape, the one past the cap and the square frame run on the square"
+        );
+        assert_eq!(d.fitted_shapes(), vec![(416, 320), (416, 256), (416, 128)]);
+        assert_eq!(MAX_FITTED, 3, "this test fills the cap with three shapes");
     }
 }

@@ -356,14 +356,16 @@ impl Engine {
     }
 
     /// `person_counting` through a camera's own tracker (blocking); the
-    /// frame's time drives it (the engine's clock when it has none).
+    /// frame's time drives it (the engine's clock when it has none). The
+    /// whole frame runs in the input its shape fits, not the square
+    /// (`Detector::detect_fitted`): a camera's frames keep one shape.
     pub fn count_people(
         &self,
         tracker: &mut PersonTracker,
         frame: &Frame,
         params: &Params,
     ) -> Result<DetectionResult, AiError> {
-        self.count_people_on(tracker, frame, params, Area::Whole)
+        self.count_people_on(tracker, frame, params, Area::Fitted)
     }
 
     /// [`count_people`](Self::count_people) on crops `[x1, y1, x2, y2]` of
@@ -429,6 +431,7 @@ impl Engine {
         };
         let raw = match area {
             Area::Whole => det.detect(&frame.image, min_score, iou)?,
+            Area::Fitted => det.detect_fitted(&frame.image, min_score, iou)?,
             Area::Crops(c) => detect_crops(&det, &frame.image, c, min_score, iou)?,
         };
         let mut out: Vec<DetectionOut> = match task {
@@ -489,6 +492,12 @@ impl Engine {
             .unwrap_or_else(|| self.models.default_model().to_owned());
         let (det, slot) = self.models.detector(&id)?;
         Ok((id, det, slot))
+    }
+
+    /// The detector `params` names, loaded (tests compare its inputs).
+    #[cfg(test)]
+    pub(crate) fn detector(&self, params: &Params) -> Result<Arc<Detector>, AiError> {
+        self.detector_for(params).map(|(_, det, _)| det)
     }
 
     /// Checks at start that each `[ingest] detect_models` entry names an
@@ -713,8 +722,11 @@ impl Engine {
 /// What of the frame the detector sees.
 #[derive(Debug, Clone, Copy)]
 enum Area<'a> {
-    /// The whole frame, letterboxed.
+    /// The whole frame, letterboxed into the square input.
     Whole,
+    /// The whole frame in the input its shape fits (a camera's full pass;
+    /// `Detector::detect_fitted`).
+    Fitted,
     /// These crops, at full resolution (see `ai::crops`).
     Crops(&'a [[u32; 4]]),
 }

@@ -260,7 +260,9 @@ impl Models {
             k if is_face_kind(k) => {
                 Loaded::Attribute(Arc::new(AttributeNet::load(backend, &self.catalog, entry)?))
             }
-            _ => Loaded::Detector(Arc::new(Detector::load(backend, &self.catalog, entry)?)),
+            _ => Loaded::Detector(Arc::new(
+                Detector::load(backend, &self.catalog, entry)?.fitting(self.backend.clone()),
+            )),
         };
         let ms = t0.elapsed().as_millis() as u64;
         let on = lock(&tracked.used).unwrap_or(self.backend.name());

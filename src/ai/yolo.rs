@@ -44,18 +44,17 @@ fn inverse_sigmoid(p: f32) -> f32 {
 
 impl Decoder {
     /// Returns every box scoring at least `min_score`, in network-input pixels, before NMS.
-    /// `names` are the model's output names, used to find darknet heads.
+    /// `names` are the model's output names, used to find darknet heads;
+    /// `input` is the network input's `(width, height)`, square or not.
     pub fn decode(
         &self,
         outputs: &[F32Tensor],
         names: &[String],
-        input_size: u32,
+        input: (u32, u32),
         min_score: f32,
     ) -> Result<Vec<RawDetection>, AiError> {
         match self {
-            Decoder::Darknet(layout) => {
-                decode_darknet(layout, outputs, names, input_size, min_score)
-            }
+            Decoder::Darknet(layout) => decode_darknet(layout, outputs, names, input, min_score),
             Decoder::Ultralytics => {
                 let out = outputs
                     .first()
@@ -70,7 +69,7 @@ fn decode_darknet(
     layout: &DarknetLayout,
     outputs: &[F32Tensor],
     names: &[String],
-    input_size: u32,
+    (in_w, in_h): (u32, u32),
     min_score: f32,
 ) -> Result<Vec<RawDetection>, AiError> {
     let c = layout.classes;
@@ -110,10 +109,9 @@ fn decode_darknet(
                 let (gx, gy) = ((cell % gw) as f32, (cell / gw) as f32);
                 let cx = (gx + sigmoid(at(a, 0, cell)) * sxy - (sxy - 1.0) / 2.0) / gw as f32;
                 let cy = (gy + sigmoid(at(a, 1, cell)) * sxy - (sxy - 1.0) / 2.0) / gh as f32;
-                let s = input_size as f32;
                 let w = at(a, 2, cell).min(20.0).exp() * anchor[0];
                 let h = at(a, 3, cell).min(20.0).exp() * anchor[1];
-                let (cx, cy) = (cx * s, cy * s);
+                let (cx, cy) = (cx * in_w as f32, cy * in_h as f32);
                 let bbox = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
                 // Like darknet, one box yields a detection for every class that
                 // clears the threshold: a rider is both `person` and `motorbike`,
@@ -184,7 +182,8 @@ mod tests {
 
     #[test]
     fn darknet_cell_decodes_to_expected_box() {
-        // One head, one anchor, 2 classes, 2x2 grid at input 64 (stride 32).
+        // One head, one anchor, 2 classes, stride 32: a 2x2 grid at input
+        // 64, and a 4x2 grid at a wide 128x64 input.
         let layout = DarknetLayout {
             outputs: vec![DarknetHead {
                 name: "h".into(),
@@ -193,30 +192,34 @@ mod tests {
             scale_x_y: 1.0,
             classes: 2,
         };
-        let (gh, gw) = (2, 2);
-        let mut data = vec![-10.0f32; 7 * gh * gw];
-        let cell = 3; // x=1, y=1
-        let set = |d: &mut Vec<f32>, k: usize, v: f32| d[k * gh * gw + cell] = v;
-        set(&mut data, 0, 0.0); // sigmoid 0.5 -> centre of the cell
-        set(&mut data, 1, 0.0);
-        set(&mut data, 2, 0.0); // exp(0) * anchor
-        set(&mut data, 3, 0.0);
-        set(&mut data, 4, 10.0); // objectness ~1
-        set(&mut data, 6, 10.0); // class 1
-        let t = F32Tensor {
-            shape: vec![1, 7, gh, gw],
-            data,
-        };
-        let dets = Decoder::Darknet(layout)
-            .decode(&[t], &["h".into()], 64, 0.5)
-            .unwrap();
-        assert_eq!(dets.len(), 1);
-        let d = dets[0];
-        assert_eq!(d.class_id, 1);
-        // centre (1.5/2)*64 = 48, w 20, h 40
-        let want = [38.0, 28.0, 58.0, 68.0];
-        for (a, b) in d.bbox.iter().zip(want) {
-            assert!((a - b).abs() < 1e-3, "{:?}", d.bbox);
+        // Centre of cell (1, 1): x (1.5/gw)*w, y (1.5/gh)*h; w 20, h 40.
+        for ((gw, gh), input, want) in [
+            ((2, 2), (64, 64), [38.0, 28.0, 58.0, 68.0]),
+            ((4, 2), (128, 64), [38.0, 28.0, 58.0, 68.0]),
+            ((2, 4), (64, 128), [38.0, 28.0, 58.0, 68.0]),
+        ] {
+            let mut data = vec![-10.0f32; 7 * gh * gw];
+            let cell = gw + 1; // x=1, y=1
+            let set = |d: &mut Vec<f32>, k: usize, v: f32| d[k * gh * gw + cell] = v;
+            set(&mut data, 0, 0.0); // sigmoid 0.5 -> centre of the cell
+            set(&mut data, 1, 0.0);
+            set(&mut data, 2, 0.0); // exp(0) * anchor
+            set(&mut data, 3, 0.0);
+            set(&mut data, 4, 10.0); // objectness ~1
+            set(&mut data, 6, 10.0); // class 1
+            let t = F32Tensor {
+                shape: vec![1, 7, gh, gw],
+                data,
+            };
+            let dets = Decoder::Darknet(layout.clone())
+                .decode(&[t], &["h".into()], input, 0.5)
+                .unwrap();
+            assert_eq!(dets.len(), 1);
+            let d = dets[0];
+            assert_eq!(d.class_id, 1);
+            for (a, b) in d.bbox.iter().zip(want) {
+                assert!((a - b).abs() < 1e-3, "{input:?}: {:?}", d.bbox);
+            }
         }
     }
 
@@ -246,7 +249,9 @@ mod tests {
                 data: cl,
             },
         ] {
-            let d = Decoder::Ultralytics.decode(&[t], &[], 640, 0.5).unwrap();
+            let d = Decoder::Ultralytics
+                .decode(&[t], &[], (640, 640), 0.5)
+                .unwrap();
             assert_eq!(d.len(), 1);
             assert_eq!(d[0].class_id, 1);
             assert_eq!(d[0].bbox, [90.0, 45.0, 110.0, 55.0]);
@@ -259,7 +264,11 @@ mod tests {
             shape: vec![1, 3],
             data: vec![0.0; 3],
         };
-        assert!(Decoder::Ultralytics.decode(&[t], &[], 640, 0.5).is_err());
-        assert!(Decoder::Ultralytics.decode(&[], &[], 640, 0.5).is_err());
+        assert!(Decoder::Ultralytics
+            .decode(&[t], &[], (640, 640), 0.5)
+            .is_err());
+        assert!(Decoder::Ultralytics
+            .decode(&[], &[], (640, 640), 0.5)
+            .is_err());
     }
 }

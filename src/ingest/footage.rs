@@ -442,3 +442,46 @@ async fn a_quiet_camera_is_not_held_up_while_every_runner_is_busy() {
     stop.cancel();
     worker.await.unwrap();
 }
+
+/// A camera's full pass runs in the input its frame fits (416x320 for
+/// vtest's 4:3, no padding bands) instead of the square: on real footage it
+/// must see the people the square sees, in the same places.
+#[test]
+fn a_fitted_full_pass_sees_the_people_the_square_one_sees() {
+    let det = engine().detector(&Params::default()).unwrap();
+    assert_eq!(det.fitted_shape(768, 576), (416, 320));
+    let person = det.class_of("person").unwrap();
+    let people = |found: Vec<crate::ai::nms::RawDetection>| -> Vec<[f32; 4]> {
+        found
+            .into_iter()
+            .filter(|d| d.class_id == person && d.score >= 0.35)
+            .map(|d| d.bbox)
+            .collect()
+    };
+    let (mut square, mut fitted, mut same) = (0, 0, 0);
+    for img in vtest(12).iter().step_by(6) {
+        let a = people(det.detect(img, 0.2, 0.45).unwrap());
+        let mut b = people(det.detect_fitted(img, 0.2, 0.45).unwrap());
+        (square, fitted) = (square + a.len(), fitted + b.len());
+        for p in &a {
+            let best = (0..b.len()).max_by(|&i, &j| {
+                let iou = |k: usize| crate::ai::nms::iou(p, &b[k]);
+                iou(i).total_cmp(&iou(j))
+            });
+            if let Some(k) = best.filter(|&k| crate::ai::nms::iou(p, &b[k]) >= 0.7) {
+                b.swap_remove(k);
+                same += 1;
+            }
+        }
+    }
+    eprintln!("vtest people: square {square}, fitted {fitted}, same box {same}");
+    assert!(
+        det.fitted_shapes().contains(&(416, 320)),
+        "the fitted plan ran"
+    );
+    assert!(square >= 20, "vtest has people in view: {square}");
+    assert!(
+        same * 10 >= square.max(fitted) * 9,
+        "square {square}, fitted {fitted}, same box {same}"
+    );
+}
