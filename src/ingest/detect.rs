@@ -8,15 +8,16 @@
 //! The camera reader never waits for the detector: frames pass through a
 //! one-frame [`Mailbox`], so when detection falls behind the older frame is
 //! replaced and counted as dropped (per camera), and memory stays bounded:
-//! one frame in the mailbox and one in flight per camera, which the engine
-//! reads in place (plus what the outlet and the tracks hold: see
-//! docs/ingest.md, "Memory"). The worker
-//! takes the newest frame and runs the motion check and plan on it
+//! one frame in the mailbox, one in flight, which the engine reads in
+//! place, and one planned next while that one waits for a runner (plus
+//! what the outlet and the tracks hold: see docs/ingest.md, "Memory"). The
+//! worker takes the newest frame and runs the motion check and plan on it
 //! ([`Gating::plan`], no runner needed: a quiet camera never waits behind a
 //! busy one), then, when there is something to look at, a runner
 //! ([`crate::ai::Engine::camera_turn`]: first come first served, so with
 //! more cameras than runners they take turns and none starves) for that
-//! frame and its plan. Each analysed frame's latency is
+//! frame and its plan. While it waits, newer frames are still checked:
+//! those with nothing to look at are done, not dropped. Each analysed frame's latency is
 //! recorded from being read to its events stored (by the outlet), or to
 //! the end of its analysis when it emitted none.
 
@@ -37,7 +38,7 @@ use super::stats::CameraStats;
 use super::tracks::{Emitted, Sighting, TrackEvents};
 use super::{Ctx, IngestError};
 use crate::ai::task::Params;
-use crate::ai::AiError;
+use crate::ai::{AiError, PersonTracker};
 use crate::config::CameraMotion;
 use crate::frame::Frame;
 use crate::nvr::store::NewEvent;
@@ -149,58 +150,84 @@ pub async fn run(
         &c.motion,
         &motion.borrow_and_update(),
     )));
-    loop {
-        tokio::select! {
-            _ = mailbox.ready() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                let out = events.tick(ctx.clock.now_ms());
-                hand_over(&tx, &camera, out, None).await;
-                continue;
-            }
-            _ = stop.cancelled() => break,
-        }
-        let Some(frame) = mailbox.try_take() else {
-            continue;
-        };
-        // New motion settings (the camera API) apply from this frame on.
-        if motion.has_changed().unwrap_or(false) {
-            let g = Gating::with(&c.motion, &motion.borrow_and_update());
-            *gate.lock().unwrap_or_else(|p| p.into_inner()) = g;
-        }
-        // The cheap part first, off the runners: the motion check and the
-        // plan (ingest::gating). A frame with nothing to look at never waits
-        // behind another camera's detector.
-        let plan = {
-            let f = frame.for_engine(&camera);
-            let (engine, gate) = (ctx.engine.clone(), gate.clone());
-            let (tracker, params, counters) = (tracker.clone(), params.clone(), stats.clone());
-            tokio::task::spawn_blocking(move || {
-                let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-                let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
-                g.plan(&engine, &t, &f, &params, &counters)
-            })
-            .await
-            .unwrap_or_else(|e| Err(AiError::inference(format!("motion check failed: {e}"))))
-        };
-        let plan = match plan {
-            Ok(Plan::Skip) => {
-                let out = events.tick(frame.at_ms);
-                hand_over(&tx, &camera, out, None).await;
-                continue;
-            }
-            Ok(plan) => plan,
-            Err(e) => {
-                failed(&stats, &e);
-                continue;
+    let planner = Planning {
+        ctx: &ctx,
+        camera: &camera,
+        gate: &gate,
+        tracker: &tracker,
+        params: &params,
+        stats: &stats,
+    };
+    // A frame already planned while the one before it waited for a runner.
+    let mut next: Option<(PendingFrame, Plan)> = None;
+    // The newest frame found to need nothing while a planned one waited:
+    // its time reaches the track rules once the frame before it is done,
+    // so they never see time go backwards.
+    let mut skipped_at: Option<i64> = None;
+    'frames: loop {
+        let (frame, plan) = match next.take() {
+            Some(planned) => planned,
+            None => {
+                tokio::select! {
+                    _ = mailbox.ready() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                        let out = events.tick(ctx.clock.now_ms());
+                        hand_over(&tx, &camera, out, None).await;
+                        continue;
+                    }
+                    _ = stop.cancelled() => break,
+                }
+                let Some(frame) = mailbox.try_take() else {
+                    continue;
+                };
+                // New motion settings (the camera API) apply from this frame on.
+                if motion.has_changed().unwrap_or(false) {
+                    let g = Gating::with(&c.motion, &motion.borrow_and_update());
+                    *gate.lock().unwrap_or_else(|p| p.into_inner()) = g;
+                }
+                // The cheap part first, off the runners: the motion check and
+                // the plan (ingest::gating). A frame with nothing to look at
+                // never waits behind another camera's detector.
+                match planner.plan(&frame).await {
+                    Ok(Plan::Skip) => {
+                        let out = events.tick(frame.at_ms);
+                        hand_over(&tx, &camera, out, None).await;
+                        continue;
+                    }
+                    Ok(plan) => (frame, plan),
+                    Err(e) => {
+                        failed(&stats, &e);
+                        continue;
+                    }
+                }
             }
         };
         // Then a runner (first come, first served) for this frame and its
-        // plan. Frames that come meanwhile wait in the mailbox (the newest
-        // wins); the plan is not redone for one of them, because planning
-        // moves the gate on (a full pass planned counts as done).
-        let turn = tokio::select! {
-            t = ctx.engine.camera_turn() => t,
-            _ = stop.cancelled() => break,
+        // plan, which is not redone (planning moves the gate on: a full
+        // pass planned counts as done). While it waits, the camera's newer
+        // frames are still checked: one with nothing to look at is done at
+        // once (it would otherwise be replaced, a dropped frame), and the
+        // first that needs the detector is planned and goes next; frames
+        // after that wait in the mailbox, the newest winning.
+        let turn = {
+            let turn = ctx.engine.camera_turn();
+            tokio::pin!(turn);
+            loop {
+                tokio::select! {
+                    t = &mut turn => break t,
+                    _ = mailbox.ready(), if next.is_none() => {
+                        let Some(newer) = mailbox.try_take() else {
+                            continue;
+                        };
+                        match planner.plan(&newer).await {
+                            Ok(Plan::Skip) => skipped_at = Some(newer.at_ms),
+                            Ok(plan) => next = Some((newer, plan)),
+                            Err(e) => failed(&stats, &e),
+                        }
+                    }
+                    _ = stop.cancelled() => break 'frames,
+                }
+            }
         };
         let Ok(turn) = turn else {
             continue;
@@ -216,15 +243,11 @@ pub async fn run(
                 g.run(e, &mut t, &f, &params, &plan, &counters)
             })
             .await;
-        let seen: Vec<Sighting> = match result {
-            Ok(None) => {
-                let out = events.tick(frame.at_ms);
-                hand_over(&tx, &camera, out, None).await;
-                continue;
-            }
+        match result {
             Ok(Some(r)) => {
                 stats.analysed.fetch_add(1, Relaxed);
-                r.detections
+                let seen: Vec<Sighting> = r
+                    .detections
                     .iter()
                     .filter_map(|d| {
                         Some(Sighting {
@@ -233,19 +256,25 @@ pub async fn run(
                             score: d.confidence,
                         })
                     })
-                    .collect()
+                    .collect();
+                let out = events.update(frame.at_ms, &seen, &frame.image);
+                if out.is_empty() {
+                    // Nothing to write: the frame is done once analysed.
+                    stats.latency.0.observe(frame.read.elapsed().as_secs_f64());
+                }
+                hand_over(&tx, &camera, out, Some(frame.read)).await;
             }
-            Err(e) => {
-                failed(&stats, &e);
-                continue;
+            Ok(None) => {
+                let out = events.tick(frame.at_ms);
+                hand_over(&tx, &camera, out, None).await;
             }
-        };
-        let out = events.update(frame.at_ms, &seen, &frame.image);
-        if out.is_empty() {
-            // Nothing to write: the frame is done once analysed.
-            stats.latency.0.observe(frame.read.elapsed().as_secs_f64());
+            Err(e) => failed(&stats, &e),
         }
-        hand_over(&tx, &camera, out, Some(frame.read)).await;
+        // A newer frame checked meanwhile: its time, after this one's.
+        if let Some(at) = skipped_at.take().filter(|&at| at > frame.at_ms) {
+            let out = events.tick(at);
+            hand_over(&tx, &camera, out, None).await;
+        }
     }
     let out = events.end_all(ctx.clock.now_ms());
     hand_over(&tx, &camera, out, None).await;
@@ -253,6 +282,34 @@ pub async fn run(
     // before the camera task returns.
     drop(tx);
     let _ = writer.await;
+}
+
+/// What planning a frame needs, borrowed from the worker: the motion check
+/// and the plan run on the blocking pool (cheap, no runner).
+struct Planning<'a> {
+    ctx: &'a Ctx,
+    camera: &'a str,
+    gate: &'a Arc<Mutex<Gating>>,
+    tracker: &'a Arc<Mutex<PersonTracker>>,
+    params: &'a Params,
+    stats: &'a Arc<CameraStats>,
+}
+
+impl Planning<'_> {
+    /// [`Gating::plan`] for `frame`, the camera's frames in order.
+    async fn plan(&self, frame: &PendingFrame) -> Result<Plan, AiError> {
+        let f = frame.for_engine(self.camera);
+        let engine = self.ctx.engine.clone();
+        let (gate, tracker) = (self.gate.clone(), self.tracker.clone());
+        let (params, counters) = (self.params.clone(), self.stats.clone());
+        tokio::task::spawn_blocking(move || {
+            let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
+            g.plan(&engine, &t, &f, &params, &counters)
+        })
+        .await
+        .unwrap_or_else(|e| Err(AiError::inference(format!("motion check failed: {e}"))))
+    }
 }
 
 /// A bad frame or a failed inference: the frame is skipped (counted as

@@ -415,20 +415,23 @@ async fn a_quiet_camera_is_not_held_up_while_every_runner_is_busy() {
         read: std::time::Instant::now(),
     };
     // The first frame's full pass waits for the runner another camera
-    // holds; a frame that comes meanwhile waits its turn in the mailbox, and
-    // the planned pass still runs (planning it counted it as done).
+    // holds; a frame that comes meanwhile is still checked (noise: nothing
+    // to look at, done, not dropped), and the planned pass still runs
+    // (planning it counted it as done).
     let held = engine.camera_turn().await.unwrap();
     mailbox.put(frame(0));
     until("the first frame taken", || mailbox.is_empty()).await;
     assert!(!mailbox.put(frame(1)));
+    until("frame 1 checked", || stats.gated.load(Relaxed) == 1).await;
+    assert_eq!(stats.analysed.load(Relaxed), 0, "the runner is held");
     drop(held);
     until("the first full pass", || stats.analysed.load(Relaxed) == 1).await;
     assert_eq!(stats.full_passes.load(Relaxed), 1);
-    until("frame 1 checked", || stats.gated.load(Relaxed) == 1).await;
     // Now another camera's detector holds every runner: the quiet camera's
     // noise is still checked and skipped, frame by frame, none dropped.
     let held = engine.camera_turn().await.unwrap();
-    for i in 2..clip.len() {
+    let last = clip.len() - 3;
+    for i in 2..last {
         assert!(!mailbox.put(frame(i)), "frame {i} replaced one never taken");
         until("the motion check", || stats.gated.load(Relaxed) == i as u64).await;
     }
@@ -438,7 +441,34 @@ async fn a_quiet_camera_is_not_held_up_while_every_runner_is_busy() {
         1,
         "no detector ran on the noise"
     );
+    // Something moves (a dark figure walking in): that frame waits for the
+    // runner; the next, moving too, is planned meanwhile and goes after it;
+    // the one after that waits in the mailbox.
+    let walker = |i: usize| {
+        let mut f = frame(i);
+        let mut img = (*f.image).clone();
+        let x0 = 100 + 60 * (i - last) as u32;
+        for y in 200..420 {
+            for x in x0..x0 + 70 {
+                img.put_pixel(x, y, image::Rgb([20, 20, 24]));
+            }
+        }
+        f.image = Arc::new(img);
+        f
+    };
+    assert!(!mailbox.put(walker(last)));
+    until("the moving frame taken", || mailbox.is_empty()).await;
+    assert!(!mailbox.put(walker(last + 1)));
+    until("the next moving frame planned", || mailbox.is_empty()).await;
+    assert!(!mailbox.put(walker(last + 2)), "nothing was waiting");
+    assert_eq!(stats.analysed.load(Relaxed), 1, "the runner is held");
     drop(held);
+    until("both moving frames analysed, then the third", || {
+        stats.analysed.load(Relaxed) + stats.gated.load(Relaxed) == clip.len() as u64
+    })
+    .await;
+    assert!(stats.analysed.load(Relaxed) >= 3, "{stats:?}");
+    assert_eq!(stats.dropped.load(Relaxed), 0);
     stop.cancel();
     worker.await.unwrap();
 }
