@@ -153,7 +153,10 @@ pub async fn run(
         tokio::select! {
             _ = mailbox.ready() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                let out = events.tick(ctx.clock.now_ms());
+                // No frames: nobody is held (a stalled camera's people leave).
+                let now = ctx.clock.now_ms();
+                events.hold(now, &[]);
+                let out = events.tick(now);
                 hand_over(&tx, &camera, out, None).await;
                 continue;
             }
@@ -175,14 +178,19 @@ pub async fn run(
             let (engine, gate) = (ctx.engine.clone(), gate.clone());
             let (tracker, params, counters) = (tracker.clone(), params.clone(), stats.clone());
             tokio::task::spawn_blocking(move || {
-                let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+                let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                 let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
-                g.plan(&engine, &t, &f, &params, &counters)
+                let plan = g.plan(&engine, &mut t, &f, &params, &counters)?;
+                Ok((plan, g.held().to_vec()))
             })
             .await
             .unwrap_or_else(|e| Err(AiError::inference(format!("motion check failed: {e}"))))
         };
-        let plan = match plan {
+        // The people the plan leaves unlooked-at do not leave meanwhile.
+        if let Ok((_, held)) = &plan {
+            events.hold(frame.at_ms, held);
+        }
+        let plan = match plan.map(|(p, _)| p) {
             Ok(Plan::Skip) => {
                 let out = events.tick(frame.at_ms);
                 hand_over(&tx, &camera, out, None).await;
