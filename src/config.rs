@@ -542,6 +542,13 @@ pub struct MotionConfig {
     pub full_pass_s: u32,
     /// Most crops per frame; a frame that needs more gets a full-frame pass.
     pub max_regions: usize,
+    /// A tracked person whose box has stayed put (centre, width and height
+    /// each within a fifth of its height) for this long, seconds, with no
+    /// motion on it, is stationary: no crops for it, only the periodic full
+    /// pass looks at it, and the time unlooked-at does not age its track
+    /// (docs/ingest.md, "Stationary people"). 0: every track gets crops on
+    /// every frame.
+    pub stationary_s: u32,
     /// Per-camera settings, by camera id.
     pub cameras: std::collections::BTreeMap<String, CameraMotion>,
 }
@@ -557,6 +564,7 @@ impl Default for MotionConfig {
             global_fraction: 0.4,
             full_pass_s: 10,
             max_regions: 2,
+            stationary_s: 3,
             cameras: Default::default(),
         }
     }

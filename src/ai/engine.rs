@@ -61,10 +61,16 @@ pub struct Engine {
 pub struct PersonTracker(Tracker);
 
 impl PersonTracker {
-    /// Where this camera's tracked people are expected at `now_ms`
-    /// (`x1,y1,x2,y2`), for motion gating's regions.
-    pub fn predicted(&self, now_ms: i64) -> Vec<[f32; 4]> {
+    /// Where this camera's tracked people are expected at `now_ms`, and
+    /// which stand still, for motion gating's regions.
+    pub fn predicted(&self, now_ms: i64) -> Vec<crate::tracker::Predicted> {
         self.0.predicted(now_ms)
+    }
+
+    /// Holds the people `ids` motion gating does not look at on the frame
+    /// at `now_ms` (and releases the others): see [`Tracker::hold`].
+    pub fn hold(&mut self, ids: &[u64], now_ms: i64) {
+        self.0.hold(ids, now_ms);
     }
 }
 /// A runner held for one camera frame ([`Engine::camera_turn`]); dropping

@@ -159,19 +159,25 @@ pub async fn run(
         stats: &stats,
     };
     // A frame already planned while the one before it waited for a runner.
-    let mut next: Option<(PendingFrame, Plan)> = None;
-    // The newest frame found to need nothing while a planned one waited:
-    // its time reaches the track rules once the frame before it is done,
-    // so they never see time go backwards.
-    let mut skipped_at: Option<i64> = None;
+    let mut next: Option<(PendingFrame, Planned)> = None;
+    // The newest frame found to need nothing while a planned one waited,
+    // and whom its plan held: its time reaches the track rules once the
+    // frame before it is done, so they never see time go backwards.
+    let mut skipped: Option<(i64, Vec<u64>)> = None;
     'frames: loop {
         let (frame, plan) = match next.take() {
-            Some(planned) => planned,
+            Some((frame, (plan, held))) => {
+                events.hold(frame.at_ms, &held);
+                (frame, plan)
+            }
             None => {
                 tokio::select! {
                     _ = mailbox.ready() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                        let out = events.tick(ctx.clock.now_ms());
+                        // No frames: nobody is held (a stalled camera's people leave).
+                        let now = ctx.clock.now_ms();
+                        events.hold(now, &[]);
+                        let out = events.tick(now);
                         hand_over(&tx, &camera, out, None).await;
                         continue;
                     }
@@ -187,14 +193,19 @@ pub async fn run(
                 }
                 // The cheap part first, off the runners: the motion check and
                 // the plan (ingest::gating). A frame with nothing to look at
-                // never waits behind another camera's detector.
+                // never waits behind another camera's detector. The people
+                // the plan leaves unlooked-at do not leave meanwhile.
                 match planner.plan(&frame).await {
-                    Ok(Plan::Skip) => {
+                    Ok((Plan::Skip, held)) => {
+                        events.hold(frame.at_ms, &held);
                         let out = events.tick(frame.at_ms);
                         hand_over(&tx, &camera, out, None).await;
                         continue;
                     }
-                    Ok(plan) => (frame, plan),
+                    Ok((plan, held)) => {
+                        events.hold(frame.at_ms, &held);
+                        (frame, plan)
+                    }
                     Err(e) => {
                         failed(&stats, &e);
                         continue;
@@ -220,8 +231,8 @@ pub async fn run(
                             continue;
                         };
                         match planner.plan(&newer).await {
-                            Ok(Plan::Skip) => skipped_at = Some(newer.at_ms),
-                            Ok(plan) => next = Some((newer, plan)),
+                            Ok((Plan::Skip, held)) => skipped = Some((newer.at_ms, held)),
+                            Ok(planned) => next = Some((newer, planned)),
                             Err(e) => failed(&stats, &e),
                         }
                     }
@@ -271,7 +282,8 @@ pub async fn run(
             Err(e) => failed(&stats, &e),
         }
         // A newer frame checked meanwhile: its time, after this one's.
-        if let Some(at) = skipped_at.take().filter(|&at| at > frame.at_ms) {
+        if let Some((at, held)) = skipped.take().filter(|(at, _)| *at > frame.at_ms) {
+            events.hold(at, &held);
             let out = events.tick(at);
             hand_over(&tx, &camera, out, None).await;
         }
@@ -295,17 +307,23 @@ struct Planning<'a> {
     stats: &'a Arc<CameraStats>,
 }
 
+/// A frame's plan and the stationary people it leaves unlooked-at
+/// ([`Gating::held`]).
+type Planned = (Plan, Vec<u64>);
+
 impl Planning<'_> {
-    /// [`Gating::plan`] for `frame`, the camera's frames in order.
-    async fn plan(&self, frame: &PendingFrame) -> Result<Plan, AiError> {
+    /// [`Gating::plan`] for `frame` (the camera's frames in order) and whom
+    /// it holds.
+    async fn plan(&self, frame: &PendingFrame) -> Result<Planned, AiError> {
         let f = frame.for_engine(self.camera);
         let engine = self.ctx.engine.clone();
         let (gate, tracker) = (self.gate.clone(), self.tracker.clone());
         let (params, counters) = (self.params.clone(), self.stats.clone());
         tokio::task::spawn_blocking(move || {
-            let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
             let mut g = gate.lock().unwrap_or_else(|p| p.into_inner());
-            g.plan(&engine, &t, &f, &params, &counters)
+            let plan = g.plan(&engine, &mut t, &f, &params, &counters)?;
+            Ok((plan, g.held().to_vec()))
         })
         .await
         .unwrap_or_else(|e| Err(AiError::inference(format!("motion check failed: {e}"))))

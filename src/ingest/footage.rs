@@ -93,6 +93,8 @@ fn vtest(secs: u32) -> Vec<RgbImage> {
 #[derive(Debug)]
 struct Run {
     entered: Vec<(i64, [f64; 4])>,
+    /// `person_left` events.
+    left: usize,
     /// Inferences: a crop or a full pass each (every frame, ungated).
     detector_runs: u64,
     gated: u64,
@@ -113,6 +115,7 @@ fn run(engine: &Engine, clip: &[RgbImage], motion: &MotionConfig) -> Run {
     );
     let stats = CameraStats::default();
     let mut entered = Vec::new();
+    let mut left = 0;
     let mut whole_frames = 0;
     let mut per_frame = Vec::with_capacity(clip.len());
     let runs = |whole: u64| whole + stats.full_passes.load(Relaxed) + stats.regions.load(Relaxed);
@@ -127,6 +130,7 @@ fn run(engine: &Engine, clip: &[RgbImage], motion: &MotionConfig) -> Run {
         let r = gate
             .count_people(engine, &mut tracker, &f, &Params::default(), &stats)
             .unwrap();
+        events.hold(at, gate.held());
         whole_frames += u64::from(r.is_some() && !motion.enabled);
         per_frame.push(runs(whole_frames) - before);
         let seen: Vec<Sighting> = r
@@ -141,13 +145,16 @@ fn run(engine: &Engine, clip: &[RgbImage], motion: &MotionConfig) -> Run {
             })
             .collect();
         for e in events.update(at, &seen, &()) {
-            if let Emitted::Entered { at, bbox, .. } = e {
-                entered.push((at, bbox));
+            match e {
+                Emitted::Entered { at, bbox, .. } => entered.push((at, bbox)),
+                Emitted::Left { .. } => left += 1,
+                Emitted::Count { .. } => {}
             }
         }
     }
     Run {
         entered,
+        left,
         detector_runs: runs(whole_frames),
         gated: stats.gated.load(Relaxed),
         per_frame,
@@ -281,23 +288,8 @@ const CROSSINGS_S: u32 = 8;
 /// decoded back at [`FPS`].
 fn crossings() -> Vec<RgbImage> {
     let dir = tempfile::tempdir().unwrap();
-    let (still, clip) = (
-        dir.path().join("street.png"),
-        dir.path().join("crossings.mp4"),
-    );
+    let (still, clip) = (street(dir.path()), dir.path().join("crossings.mp4"));
     let still_s = still.to_str().unwrap();
-    let vf = "fps=1,tmedian=radius=25";
-    ffmpeg(&[
-        "-t",
-        "52",
-        "-i",
-        super::demo::VTEST,
-        "-vf",
-        vf,
-        "-frames:v",
-        "1",
-        still_s,
-    ]);
     let mut args: Vec<String> = ["-loop", "1", "-framerate", "10", "-i", still_s]
         .map(String::from)
         .to_vec();
@@ -320,6 +312,128 @@ fn crossings() -> Vec<RgbImage> {
     args.push(clip.to_str().unwrap().to_owned());
     ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
     frames(&["-i", clip.to_str().unwrap()], "", 768, 576)
+}
+
+/// The street of vtest without its walkers (the temporal median of one
+/// frame a second over 51 s), as a PNG in `dir`.
+fn street(dir: &Path) -> PathBuf {
+    let still = dir.join("street.png");
+    let vf = "fps=1,tmedian=radius=25";
+    let out = still.to_str().unwrap();
+    ffmpeg(&[
+        "-t",
+        "52",
+        "-i",
+        super::demo::VTEST,
+        "-vf",
+        vf,
+        "-frames:v",
+        "1",
+        out,
+    ]);
+    still
+}
+
+/// Length of the standing clip, seconds: two `full_pass_s` of the test
+/// and a little (kept short: every frame of it is a detector run without
+/// the stationary rule, slow in debug builds).
+const STANDING_S: u32 = 7;
+
+/// The quiet street with a real person standing in it for [`STANDING_S`]:
+/// one walker of vtest's frame at 10 s (the man on the right, 50x95 px at
+/// 580,145), cut out and laid on the street where he was, with per-frame
+/// sensor noise, encoded as H.264 and decoded back at [`FPS`].
+fn standing() -> Vec<RgbImage> {
+    let dir = tempfile::tempdir().unwrap();
+    let (still, man, clip) = (
+        street(dir.path()),
+        dir.path().join("man.png"),
+        dir.path().join("standing.mp4"),
+    );
+    let man_s = man.to_str().unwrap();
+    let cut = [
+        "-ss",
+        "10",
+        "-i",
+        super::demo::VTEST,
+        "-vf",
+        "crop=50:95:580:145",
+    ];
+    ffmpeg(&[&cut[..], &["-frames:v", "1", man_s]].concat());
+    let secs = STANDING_S.to_string();
+    let graph = "[0:v][1:v]overlay=580:145,noise=alls=8:allf=t,format=yuv420p";
+    let mut args = vec!["-loop", "1", "-framerate", "10", "-i"];
+    args.extend([still.to_str().unwrap(), "-loop", "1", "-framerate", "10"]);
+    args.extend([
+        "-i",
+        man_s,
+        "-filter_complex",
+        graph,
+        "-t",
+        &secs,
+        "-r",
+        "10",
+    ]);
+    let x264 = super::command::x264_args("veryfast");
+    let x264: Vec<String> = x264
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    args.extend(x264.iter().map(String::as_str));
+    args.push(clip.to_str().unwrap());
+    ffmpeg(&args);
+    frames(&["-i", clip.to_str().unwrap()], "", 768, 576)
+}
+
+#[test]
+fn a_person_standing_still_is_left_to_the_full_pass_and_never_leaves() {
+    let clip = standing();
+    assert_eq!(clip.len() as u32, STANDING_S * FPS);
+    let e = engine();
+    // Shorter than the defaults (3 s still, a full pass every 10 s), so a
+    // short clip holds two periodic full passes.
+    let cfg = MotionConfig {
+        stationary_s: 1,
+        full_pass_s: 3,
+        ..gated()
+    };
+    let with = run(&e, &clip, &cfg);
+    let without = run(
+        &e,
+        &clip,
+        &MotionConfig {
+            stationary_s: 0,
+            ..cfg.clone()
+        },
+    );
+    eprintln!(
+        "standing {} frames: stationary {} runs {:?}; without {} runs; entered {:?} / {:?}",
+        clip.len(),
+        with.detector_runs,
+        with.per_frame,
+        without.detector_runs,
+        with.entered,
+        without.entered
+    );
+    // Found at the first full pass, entered once, never left.
+    for r in [&with, &without] {
+        assert_eq!((r.entered.len(), r.left), (1, 0), "{r:?}");
+        assert_eq!(r.entered[0].0, 0);
+    }
+    // Without the rule the tracked person costs a run on every frame.
+    assert_eq!(without.detector_runs, clip.len() as u64, "{without:?}");
+    // With it: crops until the person has stood still for `stationary_s`,
+    // then a full pass every `full_pass_s` (and, should a pass miss the
+    // person, one crop to find them again).
+    let frames_still = u64::from(cfg.stationary_s * FPS);
+    let passes = u64::from(STANDING_S.div_ceil(cfg.full_pass_s));
+    let bound = frames_still + 2 * passes;
+    assert!(
+        with.detector_runs <= bound,
+        "{} > {bound}",
+        with.detector_runs
+    );
+    assert!(with.detector_runs * 3 <= without.detector_runs, "{with:?}");
 }
 
 #[test]

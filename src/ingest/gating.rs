@@ -27,7 +27,8 @@ impl Gating {
             let every = i64::from(cfg.full_pass_s) * 1_000;
             (
                 MotionDetector::with_masks(cfg, settings.masks.clone()),
-                Planner::new(every, cfg.max_regions),
+                Planner::new(every, cfg.max_regions)
+                    .with_still_after(i64::from(cfg.stationary_s) * 1_000),
             )
         }))
     }
@@ -35,12 +36,14 @@ impl Gating {
     /// Decides what to run on `frame` (blocking, but cheap: the motion check
     /// on a small grey copy, and the plan): [`Plan::Full`] when gating is
     /// off. Needs no runner, so a camera whose frames are all
-    /// [`Plan::Skip`] never waits behind the detector. Counts gated frames
-    /// into `stats`.
+    /// [`Plan::Skip`] never waits behind the detector. Holds in `tracker`
+    /// the stationary people the plan does not look at ([`Self::held`]),
+    /// so the time they go unlooked-at does not age them. Counts gated
+    /// frames into `stats`.
     pub fn plan(
         &mut self,
         engine: &Engine,
-        tracker: &PersonTracker,
+        tracker: &mut PersonTracker,
         frame: &Frame,
         params: &Params,
         stats: &CameraStats,
@@ -55,10 +58,18 @@ impl Gating {
         let model = engine.detector_input_size(params)?;
         let tracked = tracker.predicted(at);
         let plan = planner.plan(at, frame.image.dimensions(), model, &moved.boxes, &tracked);
+        tracker.hold(planner.held(), at);
         if plan == Plan::Skip {
             stats.gated.fetch_add(1, Relaxed);
         }
         Ok(plan)
+    }
+
+    /// The track ids the latest plan does not look at (none when gating is
+    /// off): the camera's event rules hold them too
+    /// ([`TrackEvents::hold`](super::tracks::TrackEvents::hold)).
+    pub fn held(&self) -> &[u64] {
+        self.0.as_ref().map_or(&[], |(_, p)| p.held())
     }
 
     /// Runs person counting on `frame` as `plan` says (blocking, on a

@@ -12,8 +12,18 @@
 //! full pass is `full_every_ms` old (people who stand still and are no
 //! longer tracked are found again). Nothing moving and nothing tracked, and
 //! no full pass due: the detector does not run at all.
+//!
+//! Stationary tracks: a track seen at its latest look whose box has stayed
+//! put (see [`Predicted::still_since_ms`]) for `still_after_ms` or longer,
+//! and which no motion box overlaps, is not a target: it is left to the
+//! periodic full pass, and the plan names it among the [`Planner::held`]
+//! tracks (when no crop holds its centre), which the tracker and the event
+//! rules then do not age. Motion over it makes it a target again at once;
+//! a full pass that misses it makes it lost, and lost tracks are always
+//! targets, so it is looked for in crops until found or forgotten.
 
 use super::motion::Rect;
+use crate::tracker::Predicted;
 
 /// What to run on one frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,12 +43,17 @@ const MIN_MARGIN: f32 = 8.0;
 /// Two crops overlapping by more than this fraction of the smaller are merged.
 const MERGE_OVERLAP: f64 = 0.5;
 
-/// One camera's planning state: when the last full pass ran.
+/// One camera's planning state: when the last full pass ran, and which
+/// tracks the latest plan does not look at.
 #[derive(Debug, Clone)]
 pub struct Planner {
     full_every_ms: i64,
     max_regions: usize,
+    /// How long a track stands still before it is left to the full pass
+    /// (0: never).
+    still_after_ms: i64,
     last_full: Option<i64>,
+    held: Vec<u64>,
 }
 
 impl Planner {
@@ -48,8 +63,24 @@ impl Planner {
         Self {
             full_every_ms,
             max_regions: max_regions.max(1),
+            still_after_ms: 0,
             last_full: None,
+            held: Vec::new(),
         }
+    }
+
+    /// Leaves tracks that stood still for `ms` (and that no motion
+    /// overlaps) to the periodic full pass; 0 (the default): every track is
+    /// a target.
+    pub fn with_still_after(mut self, ms: i64) -> Self {
+        self.still_after_ms = ms.max(0);
+        self
+    }
+
+    /// The tracks the latest plan does not look at: stationary ones, unless
+    /// a full pass or a crop holding their centre sees them anyway.
+    pub fn held(&self) -> &[u64] {
+        &self.held
     }
 
     /// Plans the frame taken at `now_ms` (the injectable clock's time) of
@@ -60,16 +91,19 @@ impl Planner {
         frame: (u32, u32),
         model: u32,
         motion: &[Rect],
-        tracked: &[[f32; 4]],
+        tracked: &[Predicted],
     ) -> Plan {
         let due = self.full_every_ms > 0
             && self
                 .last_full
                 .is_none_or(|t| now_ms < t || now_ms - t >= self.full_every_ms);
+        let (still, moving): (Vec<&Predicted>, Vec<&Predicted>) = tracked
+            .iter()
+            .partition(|p| self.stationary(p, now_ms, motion));
         let targets: Vec<[f32; 4]> = motion
             .iter()
             .map(|r| r.map(|v| v as f32))
-            .chain(tracked.iter().copied())
+            .chain(moving.iter().map(|p| p.bbox))
             .filter_map(|b| grown(b, frame))
             .collect();
         let plan = if due {
@@ -82,7 +116,29 @@ impl Planner {
         if plan == Plan::Full {
             self.last_full = Some(now_ms);
         }
+        let unseen = |p: &&Predicted| match &plan {
+            Plan::Full => false,
+            Plan::Skip => true,
+            Plan::Regions(r) => !r.iter().any(|c| holds_centre(c, &p.bbox)),
+        };
+        self.held = still.into_iter().filter(unseen).map(|p| p.id).collect();
         plan
+    }
+
+    /// Whether `p` is left to the full pass on the frame at `now_ms`: seen
+    /// at its latest look, still for `still_after_ms`, and no motion on it.
+    fn stationary(&self, p: &Predicted, now_ms: i64, motion: &[Rect]) -> bool {
+        let b = p.bbox;
+        let on_it = |m: &Rect| {
+            (m[0] as f32) < b[2]
+                && (m[2] as f32) > b[0]
+                && (m[1] as f32) < b[3]
+                && (m[3] as f32) > b[1]
+        };
+        self.still_after_ms > 0
+            && p.still_since_ms
+                .is_some_and(|s| now_ms.saturating_sub(s) >= self.still_after_ms)
+            && !motion.iter().any(on_it)
     }
 
     fn crops(&self, frame: (u32, u32), model: u32, targets: &[[f32; 4]]) -> Plan {
@@ -164,6 +220,12 @@ fn square_around(t: &[f32; 4], frame: (u32, u32), model: u32) -> Rect {
     [x1, y1, x2, y2]
 }
 
+/// Whether the centre of box `b` lies inside crop `c`.
+fn holds_centre(c: &Rect, b: &[f32; 4]) -> bool {
+    let (x, y) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+    (c[0] as f32) <= x && x < c[2] as f32 && (c[1] as f32) <= y && y < c[3] as f32
+}
+
 fn area(r: &Rect) -> u64 {
     u64::from(r[2].saturating_sub(r[0])) * u64::from(r[3].saturating_sub(r[1]))
 }
@@ -185,6 +247,15 @@ mod tests {
         let mut p = Planner::new(10_000, 3);
         assert_eq!(p.plan(0, HD, 416, &[], &[]), Plan::Full, "first frame");
         p
+    }
+
+    /// A track that has just moved (never stationary).
+    fn moving(id: u64, bbox: [f32; 4]) -> Predicted {
+        Predicted {
+            id,
+            bbox,
+            still_since_ms: None,
+        }
     }
 
     fn covers(r: &Rect, b: &Rect) -> bool {
@@ -230,7 +301,7 @@ mod tests {
             [300, 150, 350, 250],
             [1500, 700, 1560, 820],
         ];
-        let tracked = [[1600.0, 100.0, 1650.0, 220.0]];
+        let tracked = [moving(1, [1600.0, 100.0, 1650.0, 220.0])];
         let Plan::Regions(r) = p.plan(200, HD, 416, &motion, &tracked) else {
             panic!()
         };
@@ -264,7 +335,66 @@ mod tests {
         let two = [[10, 10, 40, 90], [700, 480, 740, 570]];
         assert_eq!(p.plan(10_400, (768, 576), 416, &two, &[]), Plan::Full);
         // Predictions off the frame or broken are not targets.
-        let off = [[-500.0, 10.0, -400.0, 100.0], [f32::NAN, 0.0, 1.0, 1.0]];
+        let off = [
+            moving(1, [-500.0, 10.0, -400.0, 100.0]),
+            moving(2, [f32::NAN, 0.0, 1.0, 1.0]),
+        ];
         assert_eq!(p.plan(10_600, HD, 416, &[], &off), Plan::Skip);
+    }
+
+    #[test]
+    fn a_track_standing_still_is_left_to_the_full_pass_until_motion_touches_it() {
+        let mut p = Planner::new(10_000, 3).with_still_after(3_000);
+        assert_eq!(p.plan(0, HD, 416, &[], &[]), Plan::Full);
+        let at = [1000.0, 500.0, 1040.0, 600.0];
+        let standing = |since| Predicted {
+            id: 7,
+            bbox: at,
+            still_since_ms: Some(since),
+        };
+        // Still for less than 3 s: looked at in a crop, not held.
+        let Plan::Regions(r) = p.plan(2_800, HD, 416, &[], &[standing(0)]) else {
+            panic!()
+        };
+        assert!(covers(&r[0], &[1000, 500, 1040, 600]) && p.held().is_empty());
+        // Still for 3 s: no crop for it, nothing runs, and it is held.
+        assert_eq!(p.plan(3_000, HD, 416, &[], &[standing(0)]), Plan::Skip);
+        assert_eq!(p.held(), [7]);
+        // Motion elsewhere: a crop there only; it stays held.
+        let far = [100, 100, 150, 200];
+        let Plan::Regions(r) = p.plan(3_200, HD, 416, &[far], &[standing(0)]) else {
+            panic!()
+        };
+        assert_eq!(r.len(), 1);
+        assert!(covers(&r[0], &far) && p.held() == [7], "{r:?}");
+        // Motion near it whose crop holds its centre: seen, so not held.
+        let near = [1050, 520, 1080, 600];
+        let Plan::Regions(r) = p.plan(3_400, HD, 416, &[near], &[standing(0)]) else {
+            panic!()
+        };
+        assert!(covers(&r[0], &near) && p.held().is_empty(), "{r:?}");
+        // Motion on it: a target again at once.
+        let on = [1020, 550, 1060, 640];
+        let Plan::Regions(r) = p.plan(3_600, HD, 416, &[on], &[standing(0)]) else {
+            panic!()
+        };
+        assert!(covers(&r[0], &[1000, 500, 1060, 640]) && p.held().is_empty());
+        // Lost at its latest look (the full pass missed it): looked for.
+        let lost = Predicted {
+            still_since_ms: None,
+            ..standing(0)
+        };
+        assert!(matches!(
+            p.plan(3_800, HD, 416, &[], &[lost]),
+            Plan::Regions(_)
+        ));
+        // The periodic full pass looks at everything: nothing is held.
+        assert_eq!(p.plan(10_000, HD, 416, &[], &[standing(0)]), Plan::Full);
+        assert!(p.held().is_empty());
+        assert_eq!(p.plan(10_200, HD, 416, &[], &[standing(0)]), Plan::Skip);
+        // Without the rule (the default), a still track is always a target.
+        let mut always = Planner::new(0, 3);
+        let plan = always.plan(60_000, HD, 416, &[], &[standing(0)]);
+        assert!(matches!(plan, Plan::Regions(_)) && always.held().is_empty());
     }
 }

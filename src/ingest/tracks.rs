@@ -18,6 +18,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::tracker::Coast;
+
 /// One tracked person in one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sighting {
@@ -66,6 +68,9 @@ struct Track<F> {
     best: (f64, [f64; 4]),
     /// The frame of the best sighting; `None` until the track is confirmed.
     frame: Option<F>,
+    /// Time held (motion gating did not look for it) does not count
+    /// towards leaving, as in the tracker.
+    coast: Coast,
 }
 
 /// Per-camera event state.
@@ -118,9 +123,11 @@ impl<F: Clone> TrackEvents<F> {
                 entered: false,
                 best: (f64::MIN, s.bbox),
                 frame: None,
+                coast: Coast::default(),
             });
             t.hits += 1;
             t.last_seen = now;
+            t.coast.seen(now);
             if t.entered && s.score > t.best.0 {
                 t.best = (s.score, s.bbox);
                 t.frame = Some(frame.clone());
@@ -142,6 +149,18 @@ impl<F: Clone> TrackEvents<F> {
         out
     }
 
+    /// From the frame at `now` on, the tracks `ids` are held (and every
+    /// other released): motion gating left them, standing still, to the
+    /// periodic full pass, so the time they go unseen does not count
+    /// towards `leave_after_ms` (the tracker holds the same ids, so the two
+    /// still agree on when a person is gone). Call it for every frame,
+    /// before [`Self::update`] or [`Self::tick`].
+    pub fn hold(&mut self, now: i64, ids: &[u64]) {
+        for (id, t) in &mut self.tracks {
+            t.coast.set(ids.contains(id), now);
+        }
+    }
+
     /// Time passes without a frame: tracks may leave and the count settle.
     pub fn tick(&mut self, now: i64) -> Vec<Emitted<F>> {
         let mut out = self.expire(now);
@@ -154,7 +173,7 @@ impl<F: Clone> TrackEvents<F> {
         let gone: Vec<u64> = self
             .tracks
             .iter()
-            .filter(|(_, t)| now - t.last_seen > self.leave_after_ms)
+            .filter(|(_, t)| t.coast.unseen_ms(t.last_seen, now) > self.leave_after_ms)
             .map(|(id, _)| *id)
             .collect();
         let mut out = Vec::new();
@@ -181,6 +200,7 @@ impl<F: Clone> TrackEvents<F> {
     pub fn end_all(&mut self, now: i64) -> Vec<Emitted<F>> {
         for t in self.tracks.values_mut() {
             t.last_seen = t.last_seen.min(now);
+            t.coast.set(false, now);
         }
         let mut out = self.expire(i64::MAX);
         // The camera's last word: neither debounced nor rate-limited.
@@ -451,6 +471,53 @@ mod tests {
         assert_eq!(
             count(ev.update(1, &[s(1, 0.9), s(2, 0.9)], &())),
             vec![(2, 1, 1)]
+        );
+    }
+
+    #[test]
+    fn a_held_person_neither_leaves_nor_flaps_the_count() {
+        let mut ev = TrackEvents::new(2, 3_000, 500);
+        let mut out = Vec::new();
+        for f in 0..10 {
+            out.extend(ev.update(f * 200, &[s(1, 0.8)], &()));
+        }
+        // Held, standing still, for a minute of frames: no detector saw it.
+        for f in 10..310 {
+            ev.hold(f * 200, &[1]);
+            out.extend(ev.tick(f * 200));
+        }
+        // A full pass sees it again.
+        ev.hold(62_000, &[]);
+        out.extend(ev.update(62_000, &[s(1, 0.8)], &()));
+        let kinds: Vec<_> = out.iter().map(std::mem::discriminant).collect();
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(matches!(out[0], Emitted::Entered { track_id: 1, .. }));
+        assert!(
+            matches!(out[1], Emitted::Count { count: 1, .. }),
+            "{kinds:?}"
+        );
+        // Released and not seen: it leaves `leave_after_ms` after that.
+        ev.hold(62_200, &[]);
+        assert!(ev.tick(65_000).is_empty());
+        assert!(matches!(
+            ev.tick(65_001)[..],
+            [
+                Emitted::Left {
+                    track_id: 1,
+                    at: 62_000,
+                    ..
+                },
+                ..
+            ]
+        ));
+        // A camera that stops ends a held person too.
+        ev.update(70_000, &[s(2, 0.8)], &());
+        ev.update(70_200, &[s(2, 0.8)], &());
+        ev.hold(70_400, &[2]);
+        let end = ev.end_all(70_400);
+        assert!(
+            matches!(end[0], Emitted::Left { track_id: 2, .. }),
+            "{end:?}"
         );
     }
 }

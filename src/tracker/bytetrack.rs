@@ -26,8 +26,9 @@
 
 use std::collections::VecDeque;
 
+use super::coast::Coast;
 use super::kalman::{to_measurement, KalmanBox};
-use super::{TrackInput, TrackerConfig};
+use super::{Predicted, TrackInput, TrackerConfig};
 
 /// Frame interval assumed until the tracker has seen two calls; 5 fps is the
 /// typical analytics rate on the edge boxes.
@@ -42,6 +43,12 @@ const GAP_WINDOW: usize = 32;
 /// jump cannot push coasting boxes towards infinity. Tracks that old are
 /// normally expired by `max_lost_ms` before this matters.
 const MAX_DT_FRAMES: f64 = 10_000.0;
+
+/// A track whose centre moves, or whose width or height changes, by no more
+/// than this fraction of its height from where it settled counts as still
+/// ([`Predicted::still_since_ms`]): detector jitter on a standing person is a
+/// few per cent of its height; a step is far more.
+pub const STILL_TOLERANCE: f64 = 0.2;
 
 /// Whether a track was matched in the latest update; the distinction decides
 /// which association stages may use it and whether it counts as active.
@@ -90,6 +97,10 @@ struct Track {
     score: f32,
     last_seen_ms: i64,
     hits: u32,
+    /// Time held unlooked-at does not age it ([`Tracker::hold`]).
+    coast: Coast,
+    /// Where it settled (a measurement, `cx, cy, aspect, h`) and since when.
+    still: ([f64; 4], i64),
 }
 
 impl Track {
@@ -99,7 +110,20 @@ impl Track {
         self.score = score;
         self.last_seen_ms = now_ms;
         self.hits = self.hits.saturating_add(1);
+        self.coast.seen(now_ms);
+        if moved(&self.still.0, &meas) {
+            self.still = (meas, now_ms);
+        }
     }
+}
+
+/// Whether measurement `m` (`cx, cy, aspect, h`) has left `anchor` by more
+/// than [`STILL_TOLERANCE`] of the anchor's height.
+fn moved(anchor: &[f64; 4], m: &[f64; 4]) -> bool {
+    let limit = STILL_TOLERANCE * anchor[3];
+    let shift = (m[0] - anchor[0]).hypot(m[1] - anchor[1]);
+    let widths = (m[2] * m[3] - anchor[2] * anchor[3]).abs();
+    !(shift <= limit && widths <= limit && (m[3] - anchor[3]).abs() <= limit)
 }
 
 /// A validated detection, converted to `f64` once so every later step can
@@ -169,7 +193,7 @@ impl Tracker {
 
         let max_lost = self.cfg.max_lost_ms;
         self.tracks
-            .retain(|t| now_ms.saturating_sub(t.last_seen_ms) < max_lost);
+            .retain(|t| t.coast.unseen_ms(t.last_seen_ms, now_ms) < max_lost);
 
         let was_tracked: Vec<bool> = self
             .tracks
@@ -229,7 +253,8 @@ impl Tracker {
         );
 
         for (t, used) in self.tracks.iter_mut().zip(&track_used) {
-            if !used {
+            // A held track was not looked for: it keeps its state.
+            if !used && !t.coast.held() {
                 t.state = TrackState::Lost;
             }
         }
@@ -278,11 +303,30 @@ impl Tracker {
             .collect()
     }
 
+    /// Holds the tracks `ids` (and releases every other) from `now_ms` on:
+    /// the caller is not looking for them (motion gating's stationary
+    /// tracks, outside every crop). Until released, a held track is not
+    /// aged (the time does not count towards `max_lost_ms`), not marked
+    /// lost when unmatched, and not moved by its velocity, which is zeroed
+    /// (it stands still); a detection can still match it. Callers that
+    /// never hold (the API's trackers) see no change.
+    pub fn hold(&mut self, ids: &[u64], now_ms: i64) {
+        for t in &mut self.tracks {
+            let held = ids.contains(&t.id);
+            if held && !t.coast.held() {
+                t.kf.stop();
+            }
+            t.coast.set(held, now_ms);
+        }
+    }
+
     /// Where every remembered track (tracked or lost, not yet forgotten)
-    /// is expected at `now_ms`, as `x1,y1,x2,y2`; nothing is changed. The
-    /// camera pipeline's motion gating runs the detector around these, so
-    /// an object that stops moving is still looked at while it is tracked.
-    pub fn predicted(&self, now_ms: i64) -> Vec<[f32; 4]> {
+    /// is expected at `now_ms`, and whether it stands still; nothing is
+    /// changed. The camera pipeline's motion gating runs the detector
+    /// around these, so an object that stops moving is still looked at
+    /// while it is tracked, until it has stood still long enough to be
+    /// left to the periodic full pass.
+    pub fn predicted(&self, now_ms: i64) -> Vec<Predicted> {
         let dt = match self.last_update_ms {
             Some(prev) if now_ms > prev => {
                 ((now_ms - prev) as f64 / self.nominal_frame_ms()).clamp(0.0, MAX_DT_FRAMES)
@@ -291,14 +335,18 @@ impl Tracker {
         };
         self.tracks
             .iter()
-            .filter(|t| now_ms.saturating_sub(t.last_seen_ms) < self.cfg.max_lost_ms)
+            .filter(|t| t.coast.unseen_ms(t.last_seen_ms, now_ms) < self.cfg.max_lost_ms)
             .map(|t| {
                 let mut kf = t.kf.clone();
                 if t.state != TrackState::Tracked {
                     kf.freeze_height_velocity();
                 }
                 kf.predict(dt);
-                kf.bbox().map(|v| v as f32)
+                Predicted {
+                    id: t.id,
+                    bbox: kf.bbox().map(|v| v as f32),
+                    still_since_ms: (t.state == TrackState::Tracked).then_some(t.still.1),
+                }
             })
             .collect()
     }
@@ -417,6 +465,8 @@ impl Tracker {
             score: d.score,
             last_seen_ms: now_ms,
             hits: 1,
+            coast: Coast::default(),
+            still: (to_measurement(d.bbox), now_ms),
         });
         id
     }
@@ -498,7 +548,7 @@ mod tests {
         // Two frames after the last sighting: about 20 px further right.
         let p = t.predicted(9 * 200 + 400);
         assert_eq!(p.len(), 1);
-        assert!((p[0][0] - 210.0).abs() < 5.0, "{p:?}");
+        assert!((p[0].bbox[0] - 210.0).abs() < 5.0, "{p:?}");
         assert_eq!(t.tracks().len(), 1, "nothing changed");
         assert!(t.predicted(9 * 200 + 3_000).is_empty(), "past max_lost_ms");
     }
@@ -868,5 +918,57 @@ mod tests {
         assert_eq!(snaps.len(), 1);
         assert_eq!(snaps[0].state, TrackState::Tracked);
         assert_eq!(snaps[0].bbox, [0.0, 0.0, 50.0, 120.0]);
+    }
+
+    #[test]
+    fn a_held_track_outlives_crop_only_frames_and_an_unheld_one_is_lost_as_before() {
+        let cfg = TrackerConfig::default();
+        let mut t = Tracker::new(cfg);
+        // Two people standing, seen for 3 s.
+        for f in 0..15i64 {
+            assert_eq!(
+                t.update(&[person(100.0, 50.0), person(600.0, 50.0)], f * 200),
+                vec![Some(1), Some(2)]
+            );
+        }
+        // 20 s of frames on which the detector looked only around person 2
+        // (who is no longer detected) and held person 1, outside every crop.
+        let mut now = 14 * 200;
+        for _ in 0..100 {
+            now += 200;
+            t.hold(&[1], now);
+            t.update(&[], now);
+        }
+        let p = t.predicted(now);
+        assert_eq!(p.iter().map(|p| p.id).collect::<Vec<_>>(), vec![1], "{p:?}");
+        assert!((p[0].bbox[0] - 100.0).abs() < 1.0, "held still: {p:?}");
+        assert_eq!(p[0].still_since_ms, Some(0), "still seen where it stood");
+        // Released (a full pass) and seen where it stood: the same id.
+        now += 200;
+        t.hold(&[], now);
+        assert_eq!(t.update(&[person(101.0, 50.0)], now), vec![Some(1)]);
+        // Released and no longer seen: lost after `max_lost_ms` of looking,
+        // as any track, and its last look says so at once.
+        let gone = now;
+        while now - gone < cfg.max_lost_ms {
+            now += 200;
+            t.update(&[], now);
+            let p = t.predicted(now);
+            assert!(p.iter().all(|p| p.still_since_ms.is_none()), "{p:?}");
+        }
+        assert!(t.tracks().is_empty(), "{:?}", t.tracks());
+    }
+
+    #[test]
+    fn jitter_is_still_a_step_is_not() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        for f in 0..10i64 {
+            let jitter = if f % 2 == 0 { 3.0 } else { -3.0 };
+            t.update(&[person(100.0 + jitter, 50.0 - jitter)], f * 200);
+        }
+        assert_eq!(t.predicted(1_800)[0].still_since_ms, Some(0));
+        // A step of a third of its height: moving again, still from now on.
+        t.update(&[person(140.0, 50.0)], 2_000);
+        assert_eq!(t.predicted(2_000)[0].still_since_ms, Some(2_000));
     }
 }

@@ -162,6 +162,13 @@ impl KalmanBox {
         self.vel[3] = 0.0;
     }
 
+    /// Sets every velocity to zero: the object is taken to stand still (a
+    /// held track, see `Tracker::hold`), so however long it goes unseen its
+    /// predicted box stays where it was last seen.
+    pub fn stop(&mut self) {
+        self.vel = [0.0; 4];
+    }
+
     /// The current estimate as `x1,y1,x2,y2`, which is what IoU association
     /// and API snapshots need.
     pub fn bbox(&self) -> [f64; 4] {

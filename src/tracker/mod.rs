@@ -17,11 +17,13 @@
 
 pub mod bytetrack;
 pub mod clients;
+pub mod coast;
 pub mod kalman;
 pub mod registry;
 
 pub use bytetrack::Tracker;
 pub use clients::ClientTrackers;
+pub use coast::Coast;
 pub use registry::TrackerRegistry;
 
 use std::collections::HashMap;
@@ -84,6 +86,22 @@ impl Default for TrackerConfig {
             max_lost_ms: 3000,
         }
     }
+}
+
+/// Where a remembered track is expected, for motion gating
+/// ([`Tracker::predicted`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Predicted {
+    /// The track's id, so the gate can name the tracks it holds
+    /// ([`Tracker::hold`]).
+    pub id: u64,
+    /// `x1,y1,x2,y2` in pixels.
+    pub bbox: [f32; 4],
+    /// Since when the track's box has stayed put (centre shift, width and
+    /// height change each within [`bytetrack::STILL_TOLERANCE`] of its
+    /// height), on the caller's clock; `None` when it was not seen at its
+    /// latest look (lost), so it is looked for again.
+    pub still_since_ms: Option<i64>,
 }
 
 /// One detection handed to the tracker; deliberately minimal so any detector
