@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::backend::{fixed, Backend, LoadedModel};
 use super::error::AiError;
 use super::nms::{nms, RawDetection};
-use super::preprocess::letterbox;
+use super::preprocess::{letterbox_window, PixelMap};
 use super::yolo::{DarknetLayout, Decoder};
 use crate::catalog::{Catalog, Integrity, Labels, ModelEntry};
 
@@ -171,7 +171,25 @@ impl Detector {
         min_score: f32,
         iou: f32,
     ) -> Result<Vec<RawDetection>, AiError> {
-        let (input, lb) = letterbox(img, self.input_size, self.pad);
+        self.detect_window(img, [0, 0, img.width(), img.height()], min_score, iou)
+    }
+
+    /// [`Self::detect`] on the window `[x, y, w, h]` of `img`, as if it had
+    /// been copied out (without the copy); boxes in window pixels.
+    pub fn detect_window(
+        &self,
+        img: &RgbImage,
+        win: [u32; 4],
+        min_score: f32,
+        iou: f32,
+    ) -> Result<Vec<RawDetection>, AiError> {
+        let map = PixelMap {
+            bgr: false,
+            divisor: 255.0,
+            pad: self.pad,
+        };
+        let size = self.input_size;
+        let (input, lb) = letterbox_window(img, win, size, size, map);
         let out = self.model.run(input)?;
         let raw =
             self.decoder
