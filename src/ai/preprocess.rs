@@ -116,12 +116,8 @@ pub fn letterbox_window(
     dst_h: u32,
     map: PixelMap,
 ) -> (F32Tensor, Letterbox) {
-    let (iw, ih) = img.dimensions();
-    let (x, y) = (
-        win[0].min(iw.saturating_sub(1)),
-        win[1].min(ih.saturating_sub(1)),
-    );
-    let (ww, wh) = (win[2].min(iw - x), win[3].min(ih - y));
+    let iw = img.width();
+    let [x, y, ww, wh] = clip(img, win);
     let lb = Letterbox::fit(ww.max(1), wh.max(1), dst_w, dst_h);
     let (w, h) = (dst_w as usize, dst_h as usize);
     let plane = w * h;
@@ -164,17 +160,33 @@ pub fn letterbox_window(
     (tensor(data), lb)
 }
 
-/// The window `[x, y, w, h]` (inside `img`, non-empty) resized to `out_w` x
+/// The window `[x, y, w, h]` clipped to `img` (its width or height 0 when
+/// nothing of it lies inside).
+fn clip(img: &RgbImage, win: [u32; 4]) -> [u32; 4] {
+    let (iw, ih) = img.dimensions();
+    let (x, y) = (
+        win[0].min(iw.saturating_sub(1)),
+        win[1].min(ih.saturating_sub(1)),
+    );
+    [x, y, win[2].min(iw - x), win[3].min(ih - y)]
+}
+
+/// The window `[x, y, w, h]` of `img` (clipped to it) resized to `out_w` x
 /// `out_h`, interleaved RGB: the antialiased bilinear convolution (Pillow's
 /// `BILINEAR`, image's `Triangle`) on SIMD kernels picked at run time. Values
 /// are within one level of `imageops::resize(.., Triangle)` (fixed-point
-/// arithmetic; `parity_with_image_triangle_on_a_real_frame`).
+/// arithmetic; `parity_with_image_triangle_on_a_real_frame`). An empty
+/// window or output gives black.
 pub fn resize_window(img: &RgbImage, win: [u32; 4], out_w: u32, out_h: u32) -> Vec<u8> {
     use fast_image_resize::{images, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
     let mut out = vec![0u8; out_w as usize * out_h as usize * 3];
-    // An RgbImage always holds w * h * 3 bytes of U8x3 (alignment 1) and the
-    // callers keep the window inside it and the output non-empty, so none
-    // of these can fail; a failure would be a bug here, not bad input.
+    let win = clip(img, win);
+    if win[2] == 0 || win[3] == 0 || out.is_empty() {
+        return out;
+    }
+    // An RgbImage always holds w * h * 3 bytes of U8x3 (alignment 1), the
+    // window is inside it and both sides are non-empty, so none of these can
+    // fail; a failure would be a bug here, not bad input.
     let src = images::ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
         .expect("an RgbImage is a U8x3 buffer");
     let window = images::CroppedImage::new(&src, win[0], win[1], win[2], win[3])
@@ -249,7 +261,6 @@ mod tests {
                 .collect();
             let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
             let max = *diffs.iter().max().unwrap();
-            eprintln!("PARITY {name}: mean {mean:.3} max {max}");
             assert_eq!(ours.len(), theirs.as_raw().len());
             assert!(mean < 0.5, "{name}: mean {mean}");
             assert!(max <= 2, "{name}: max {max}");
@@ -279,6 +290,11 @@ mod tests {
             assert_eq!(la, lb, "{win:?}");
             assert!(a.data == b.data, "{win:?}");
         }
+        // A window past the corner is clipped to the corner pixel, an
+        // empty output is empty: neither panics.
+        let (t, lb) = letterbox_window(&img, [5000, 5000, 9, 9], 4, 4, map);
+        assert_eq!((lb.src_w, lb.src_h, t.data.len()), (1, 1, 48));
+        assert!(resize_window(&img, [0, 0, 1280, 720], 0, 10).is_empty());
     }
 
     #[test]
