@@ -8,7 +8,7 @@
 //! before NMS, so the whole box wins even when the cut one scores higher.
 //! The detectors load with a fixed batch of one, so crops run one by one.
 
-use image::{imageops, RgbImage};
+use image::RgbImage;
 
 use super::detector::Detector;
 use super::error::AiError;
@@ -45,10 +45,10 @@ pub fn detect_crops(
         if x2 - x1 < 2 || y2 - y1 < 2 {
             continue;
         }
-        let sub = imageops::crop_imm(img, x1, y1, x2 - x1, y2 - y1).to_image();
         let inner = [x1 > 0, y1 > 0, x2 < w, y2 < h];
         let edges = [x1, y1, x2, y2].map(|v| v as f32);
-        for mut d in det.detect(&sub, min_score, iou)? {
+        let win = [x1, y1, x2 - x1, y2 - y1];
+        for mut d in det.detect_window(img, win, min_score, iou)? {
             d.bbox = [
                 d.bbox[0] + edges[0],
                 d.bbox[1] + edges[1],

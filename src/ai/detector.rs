@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::backend::{fixed, Backend, LoadedModel};
 use super::error::AiError;
 use super::nms::{nms, RawDetection};
-use super::preprocess::{letterbox_to, Letterbox, PixelMap};
+use super::preprocess::{letterbox_window, Letterbox, PixelMap};
 use super::yolo::{DarknetLayout, Decoder};
 use crate::catalog::{Catalog, Integrity, Labels, ModelEntry};
 
@@ -219,8 +219,20 @@ impl Detector {
         min_score: f32,
         iou: f32,
     ) -> Result<Vec<RawDetection>, AiError> {
+        self.detect_window(img, [0, 0, img.width(), img.height()], min_score, iou)
+    }
+
+    /// [`Self::detect`] on the window `[x, y, w, h]` of `img`, as if it had
+    /// been copied out (without the copy); boxes in window pixels.
+    pub fn detect_window(
+        &self,
+        img: &RgbImage,
+        win: [u32; 4],
+        min_score: f32,
+        iou: f32,
+    ) -> Result<Vec<RawDetection>, AiError> {
         let side = self.input_size;
-        self.detect_on(self.model.as_ref(), (side, side), img, min_score, iou)
+        self.detect_on(self.model.as_ref(), (side, side), img, win, min_score, iou)
     }
 
     /// The input a `w`x`h` frame fits: the square's scale, each side
@@ -246,7 +258,10 @@ impl Detector {
     ) -> Result<Vec<RawDetection>, AiError> {
         let shape = self.fitted_shape(img.width(), img.height());
         match self.fitted_plan(shape) {
-            Some(plan) => self.detect_on(plan.as_ref(), shape, img, min_score, iou),
+            Some(plan) => {
+                let whole = [0, 0, img.width(), img.height()];
+                self.detect_on(plan.as_ref(), shape, img, whole, min_score, iou)
+            }
             None => self.detect(img, min_score, iou),
         }
     }
@@ -297,13 +312,14 @@ impl Detector {
         })
     }
 
-    /// Letterboxes `img` into `model`'s `(w, h)` input and decodes the boxes
-    /// back to source pixels.
+    /// Letterboxes the window `win` (`[x, y, w, h]`) of `img` into `model`'s
+    /// `(w, h)` input and decodes the boxes back to window pixels.
     fn detect_on(
         &self,
         model: &dyn LoadedModel,
         (w, h): (u32, u32),
         img: &RgbImage,
+        win: [u32; 4],
         min_score: f32,
         iou: f32,
     ) -> Result<Vec<RawDetection>, AiError> {
@@ -312,7 +328,7 @@ impl Detector {
             divisor: 255.0,
             pad: self.pad,
         };
-        let (input, lb) = letterbox_to(img, w, h, map);
+        let (input, lb) = letterbox_window(img, win, w, h, map);
         let out = model.run(input)?;
         let raw = self
             .decoder

@@ -153,7 +153,8 @@ impl Plan<'_> {
                 latest,
             );
             // The live JPEG beside it (the snapshot route, `/infer` by URI),
-            // once a second: ffmpeg's encoder costs ~6 ms a frame, ours ~80.
+            // once a second: ffmpeg's encoder costs ~6 ms a frame, image's ~80
+            // (the snapshots' jpeg-encoder: `benches/pixels.rs`).
             let jpeg = latest.with_extension("jpg");
             image2_output(&mut a, "1", width, &["-c:v", "mjpeg", "-q:v", "4"], &jpeg);
         }

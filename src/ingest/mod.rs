@@ -33,7 +33,7 @@ mod footage;
 pub(crate) mod gating;
 pub mod motion;
 pub(crate) mod outlet;
-pub(crate) mod raw;
+pub mod raw;
 pub mod recorder;
 pub mod regions;
 pub(crate) mod retention;

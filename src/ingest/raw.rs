@@ -4,11 +4,11 @@
 //! JPEG encode in ffmpeg and no decode here: the pixels are copied once.
 //! JPEG is made only where one is served: event snapshots, encoded here,
 //! and the live `latest.jpg`, which ffmpeg writes once a second beside the
-//! raw frames (its encoder is ~10x cheaper than ours, `command`).
+//! raw frames (`command`).
 
 use image::RgbImage;
 
-/// Quality of the JPEGs we encode (snapshots and the live frame).
+/// Quality of the JPEGs we encode (event snapshots).
 const JPEG_QUALITY: u8 = 85;
 
 /// Why a raw frame file was refused.
@@ -74,18 +74,32 @@ pub fn parse_ppm(mut bytes: Vec<u8>, max_pixels: u64) -> Result<RgbImage, RawFra
     RgbImage::from_raw(w, h, bytes).ok_or(RawFrameError::Length { got, want })
 }
 
-/// A frame as JPEG, for a snapshot or the live frame (blocking, a few ms).
-pub fn to_jpeg(img: &RgbImage) -> Vec<u8> {
+/// A frame as JPEG, for an event snapshot (blocking, a few ms).
+///
+/// jpeg-encoder, not image's encoder: several times faster with the same
+/// quality tables (IJG scaling of the Annex K tables) and the same 4:4:4
+/// sampling, with AVX2 kernels where the CPU has them. Refused only when a
+/// side exceeds 65535 pixels, which JPEG cannot hold.
+pub fn to_jpeg(img: &RgbImage) -> std::io::Result<Vec<u8>> {
+    let (w, h) = img.dimensions();
+    let too_large = || std::io::Error::other(format!("{w}x{h} is too large for a JPEG"));
+    let (w16, h16) = (
+        u16::try_from(w).map_err(|_| too_large())?,
+        u16::try_from(h).map_err(|_| too_large())?,
+    );
     let mut out = Vec::with_capacity(img.as_raw().len() / 10);
-    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY);
-    // Encoding an in-memory RGB buffer into a Vec cannot fail.
-    let _ = img.write_with_encoder(enc);
-    out
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY);
+    // Its default below quality 90 is 4:2:0: 16 % smaller, 1.4 dB lower
+    // PSNR on a vtest frame than the 4:4:4 we have always written.
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_1_1);
+    enc.encode(img.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
+        .map_err(std::io::Error::other)?;
+    Ok(out)
 }
 
 /// Encodes `img` and replaces `path` with it atomically (blocking).
 pub fn write_jpeg(path: &std::path::Path, img: &RgbImage) -> std::io::Result<()> {
-    super::write_atomic(path, &to_jpeg(img))
+    super::write_atomic(path, &to_jpeg(img)?)
 }
 
 #[cfg(test)]
@@ -154,10 +168,49 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Frame 50 of vtest (a real camera frame, 768x576), from ffmpeg.
+    fn vtest_frame() -> RgbImage {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i", super::super::demo::VTEST])
+            .args(["-vf", "select=eq(n\\,50)", "-frames:v", "1"])
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .expect("ffmpeg (scripts/setup.sh)");
+        RgbImage::from_raw(768, 576, out.stdout).expect("one 768x576 frame")
+    }
+
+    /// Peak signal-to-noise ratio of `b` against `a`, dB, over all channels.
+    fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+        let se: f64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum();
+        10.0 * (255.0f64.powi(2) / (se / a.as_raw().len() as f64)).log10()
+    }
+
+    /// A snapshot of a real frame decodes whole through our own decoder
+    /// path (which refuses torn scans) and through image's, at the frame's
+    /// size and close to it. The bound: image's encoder, used before, made
+    /// 39.4 dB of this frame at this quality (this one 39.5 dB).
+    #[test]
+    fn a_real_frame_snapshot_decodes_whole_and_close_to_the_frame() {
+        let frame = vtest_frame();
+        let jpeg = to_jpeg(&frame).unwrap();
+        let ours = crate::frame::decode_image(&jpeg, 40_000_000).unwrap();
+        let theirs = image::load_from_memory(&jpeg).unwrap().into_rgb8();
+        assert_eq!(ours.dimensions(), (768, 576));
+        assert_eq!(theirs.dimensions(), (768, 576));
+        let db = psnr(&frame, &ours);
+        assert!(db > 38.5, "{db:.2} dB");
+        assert!(crate::frame::decode_image(&jpeg[..jpeg.len() / 2], 40_000_000).is_err());
+    }
+
     #[test]
     fn jpeg_round_trips_the_frame_size() {
         let img = parse_ppm(ppm(32, 16, 0), 10_000).unwrap();
-        let jpeg = to_jpeg(&img);
+        let jpeg = to_jpeg(&img).unwrap();
         let back = image::load_from_memory(&jpeg).unwrap();
         assert_eq!((back.width(), back.height()), (32, 16));
     }
