@@ -100,8 +100,7 @@ impl Mailbox {
         }
     }
 
-    /// Whether no frame is waiting (tests watch the worker take one).
-    #[cfg(test)]
+    /// Whether no frame is waiting.
     pub fn is_empty(&self) -> bool {
         self.slot
             .lock()
@@ -166,6 +165,19 @@ pub async fn run(
     let mut skipped: Option<(i64, Vec<u64>)> = None;
     'frames: loop {
         let (frame, plan) = match next.take() {
+            // A newer frame came while the planned one waited: the newest is
+            // analysed, as without a plan ahead (a busy camera's events stay
+            // as fresh as before). A full pass planned stays a full pass, on
+            // the newer frame; other plans are made again for it.
+            Some((_, (plan, _))) if !mailbox.is_empty() => {
+                stats.dropped.fetch_add(1, Relaxed);
+                let newer = (plan == Plan::Full).then(|| mailbox.try_take()).flatten();
+                let Some(newer) = newer else {
+                    continue;
+                };
+                events.hold(newer.at_ms, &[]);
+                (newer, Plan::Full)
+            }
             Some((frame, (plan, held))) => {
                 events.hold(frame.at_ms, &held);
                 (frame, plan)
@@ -218,8 +230,9 @@ pub async fn run(
         // pass planned counts as done). While it waits, the camera's newer
         // frames are still checked: one with nothing to look at is done at
         // once (it would otherwise be replaced, a dropped frame), and the
-        // first that needs the detector is planned and goes next; frames
-        // after that wait in the mailbox, the newest winning.
+        // first that needs the detector is planned to go next, unless a
+        // newer one comes before its turn (above); frames after it wait in
+        // the mailbox, the newest winning.
         let turn = {
             let turn = ctx.engine.camera_turn();
             tokio::pin!(turn);
