@@ -16,17 +16,15 @@ use opennvr_edge::ai::backend::{fixed, Backend, F32Tensor, TractBackend};
 
 mod common;
 
-use common::stats;
+use common::{models_dir, opt, stats};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let opt = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let model = opt("--model").unwrap_or_else(|| "models/dist/yolov4-tiny-416.onnx".into());
-    let iters: usize = opt("--iters").and_then(|s| s.parse().ok()).unwrap_or(20);
+    let model =
+        opt("--model").map_or_else(|| models_dir().join("yolov4-tiny-416.onnx"), Into::into);
+    let iters: usize = opt("--iters")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
+        .max(1);
     let threads: usize = opt("--threads").and_then(|s| s.parse().ok()).unwrap_or(1);
     let shapes = opt("--shapes").unwrap_or_else(|| "1,3,416,416".into());
     TractBackend::set_threads(threads);

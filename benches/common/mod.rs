@@ -6,6 +6,19 @@ use std::path::PathBuf;
 use image::RgbImage;
 use opennvr_edge::catalog::Catalog;
 
+/// The value after `name` on the command line, if any.
+pub fn opt(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// The models folder: `OPENNVR_MODELS_DIR`, else `models/dist`.
+pub fn models_dir() -> PathBuf {
+    PathBuf::from(std::env::var("OPENNVR_MODELS_DIR").unwrap_or_else(|_| "models/dist".into()))
+}
+
 /// `-- [--iters N] [--image PATH]`, with the models from `OPENNVR_MODELS_DIR` or `models/dist`.
 pub struct BenchArgs {
     pub iters: usize,
@@ -16,15 +29,7 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// Parses the arguments; `default_iters` and `default_image` (under the models dir) differ per bench.
     pub fn parse(default_iters: usize, default_image: &str) -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let opt = |name: &str| {
-            args.iter()
-                .position(|a| a == name)
-                .and_then(|i| args.get(i + 1).cloned())
-        };
-        let models = PathBuf::from(
-            std::env::var("OPENNVR_MODELS_DIR").unwrap_or_else(|_| "models/dist".into()),
-        );
+        let models = models_dir();
         let image = opt("--image")
             .map(PathBuf::from)
             .unwrap_or_else(|| models.join(default_image));

@@ -290,10 +290,13 @@ async fn sync(
 
 /// What a camera's ffmpeg and worker are started with: a change to any of
 /// it restarts the camera. Not its timestamps (an edit that changes
-/// nothing restarts nothing) and not its motion settings, which reach the
-/// running worker without a restart (the recording goes on).
+/// nothing restarts nothing), its name or retention (read elsewhere, from
+/// the store), nor its motion settings, which reach the running worker
+/// without a restart (the recording goes on).
 fn key(c: &Camera) -> Camera {
     Camera {
+        name: String::new(),
+        retention_days: 0,
         created_at: 0,
         updated_at: 0,
         motion: None,
@@ -362,6 +365,16 @@ mod tests {
             ..cam.clone()
         };
         assert_eq!(key(&masked), key(&cam));
+        let renamed = Camera {
+            name: "Front door".into(),
+            retention_days: 30,
+            ..masked.clone()
+        };
+        assert_eq!(
+            key(&renamed),
+            key(&cam),
+            "name and retention restart nothing"
+        );
         let edits = [
             Camera {
                 detect_fps: 2.0,

@@ -32,9 +32,9 @@ fn demo_person_entered_events_carry_a_description_of_their_snapshot() {
     let mut live = SseClient::connect(d.nvr_addr(), "/api/v1/events/stream", &[auth]);
     assert_eq!(live.status, 200);
     let cam = opennvr_edge::ingest::demo::CAMERA_ID;
-    // The first entries may go out undescribed ("backlog") while both
-    // cores run the detector (one runner per core) and the describer's
-    // thread, niced, waits: wait for one that was described.
+    // The first entries may go out undescribed ("backlog") while the model
+    // loads and the describer's thread, niced, waits behind the detector:
+    // wait for one that was described.
     let described = wait_for(3 * MIN, || {
         events(&d, &token, cam, "person_entered")
             .into_iter()
@@ -44,8 +44,7 @@ fn demo_person_entered_events_carry_a_description_of_their_snapshot() {
         let e = events(&d, &token, cam, "person_entered");
         panic!("no described person_entered within 3 min: {e:?}")
     });
-    let entered = [described];
-    let p = &entered[0]["payload"];
+    let p = &described["payload"];
     let caption = p["description"].as_str().unwrap();
     assert!(
         caption.starts_with("Day. ") && (caption.contains("person") || caption.contains("people")),
@@ -62,7 +61,7 @@ fn demo_person_entered_events_carry_a_description_of_their_snapshot() {
     let mut streamed = None;
     while let Some(m) = live.next(MIN) {
         let v: serde_json::Value = serde_json::from_str(&m.data).unwrap();
-        if v["id"] == entered[0]["id"] {
+        if v["id"] == described["id"] {
             streamed = Some(v);
             break;
         }

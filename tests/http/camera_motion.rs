@@ -202,16 +202,8 @@ async fn the_console_camera_page_shows_and_saves_motion_through_the_apis_check()
         None,
     )
     .await;
+    crate::console::add_camera(&c, "door", "rtsp://10.0.0.5/s").await;
     let admin = c.nvr.admin_token().await;
-    let r = c
-        .nvr
-        .post_json(
-            "/api/v1/cameras/door",
-            Some(&admin),
-            &json!({"source_url": "rtsp://10.0.0.5/s", "enabled": false}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text());
     let mut b = c.admin().await;
     // Before: the config file's entry is shown, the form is empty.
     let page = b.get("/admin/cameras/door").await.text();

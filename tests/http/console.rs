@@ -187,7 +187,7 @@ fn set_cookie<'r>(r: &'r Resp, name: &str) -> Option<&'r str> {
 }
 
 /// Adds camera `id` through the API with `url`.
-async fn add_camera(c: &Console, id: &str, url: &str) {
+pub(crate) async fn add_camera(c: &Console, id: &str, url: &str) {
     add_camera_as(
         c,
         serde_json::json!({"id": id, "source_url": url, "enabled": false}),

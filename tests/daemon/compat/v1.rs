@@ -151,6 +151,8 @@ fn track_ids(result: &Value) -> Vec<u64> {
 
 #[test]
 fn stream_protocol_end_to_end() {
+    // One runner: a stream's in-flight bound follows the runner count, and
+    // the busy answers below count on one.
     let cfg = config(
         "[ai]\nworkers = 1\nstream_idle_timeout_s = 2\nstream_max_frame_bytes = 600000\nmax_streams = 2\n",
     );

@@ -10,8 +10,8 @@ const CAMERA_COLS: &str = "id, name, source_url, enabled, detect_fps, record, re
     created_at, updated_at, record_mode, detect_url, motion";
 
 fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
+    let id: String = r.get(0)?;
     Ok(Camera {
-        id: r.get(0)?,
         name: r.get(1)?,
         source_url: r.get(2)?,
         enabled: r.get(3)?,
@@ -23,10 +23,17 @@ fn camera_row(r: &Row) -> rusqlite::Result<Camera> {
         // The column's CHECK admits only the three spellings.
         record_mode: RecordMode::parse(&r.get::<_, String>(9)?).unwrap_or_default(),
         detect_url: r.get(10)?,
-        // Only the camera API writes it, after checking it.
-        motion: r
-            .get::<_, Option<String>>(11)?
-            .and_then(|j| serde_json::from_str(&j).ok()),
+        // Only the camera API writes it, after checking it; a value that no
+        // longer reads (a future schema) is said, not silently dropped: the
+        // camera then runs on the config file's masks.
+        motion: r.get::<_, Option<String>>(11)?.and_then(|j| {
+            serde_json::from_str(&j)
+                .inspect_err(|e| {
+                    tracing::warn!(camera = %id, error = %e, "a camera's stored motion settings do not read; the config file's apply")
+                })
+                .ok()
+        }),
+        id,
     })
 }
 
