@@ -16,7 +16,7 @@
 # Steps (each skipped when already done): dpkg --add-architecture arm64;
 # apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross rustc-web
 # cargo-web libstd-rust-web-dev:arm64 qemu-user-static (rustc-web is Rust 1.96
-# from bookworm-security; the crate needs >= 1.91); rustup toolchain link
+# from bookworm-security; the crate needs >= 1.92); rustup toolchain link
 # debian-web /usr; cargo build --release for aarch64-unknown-linux-gnu
 # (linker and C compiler aarch64-linux-gnu-gcc: rusqlite bundles SQLite's C);
 # cargo-deb --target aarch64-unknown-linux-gnu --no-build.

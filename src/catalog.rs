@@ -215,7 +215,12 @@ const PINNED: &str = include_str!("../models/expected.sha256");
 
 /// The pinned sha256 of a model file name, if this release knows it.
 pub fn pinned_sha256(file: &str) -> Option<&'static str> {
-    PINNED.lines().find_map(|l| {
+    pinned_in(PINNED, file)
+}
+
+/// The sha256 that `list` (lines of `sha256sum` output) pins for `file`.
+pub fn pinned_in<'a>(list: &'a str, file: &str) -> Option<&'a str> {
+    list.lines().find_map(|l| {
         let (sha, name) = l.split_once(char::is_whitespace)?;
         (name.trim().trim_start_matches('*') == file).then_some(sha)
     })
@@ -223,11 +228,15 @@ pub fn pinned_sha256(file: &str) -> Option<&'static str> {
 
 /// Hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
+    sha256_read(std::fs::File::open(path)?)
+}
+
+/// Hex sha256 of everything `r` yields, streamed.
+pub fn sha256_read(mut r: impl Read) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = f.read(&mut buf)?;
+        let n = r.read(&mut buf)?;
         if n == 0 {
             break;
         }

@@ -72,8 +72,8 @@ pub struct AiConfig {
     /// on two cores than one runner with two threads (docs/performance.md),
     /// at the price of a slower lone `/infer` request.
     pub workers: usize,
-    /// Threads for matrix products inside one inference; 0 = the cores
-    /// shared out among the `workers` (at least 1 each).
+    /// Threads inside one inference; 0 = the cores shared out among the
+    /// `workers` (at least 1 each).
     pub threads: usize,
     /// Request body bytes buffered across all admitted requests at once; a
     /// request that would pass it gets 503, so stalled uploads cannot hold
@@ -105,6 +105,15 @@ pub struct AiConfig {
     pub device: Device,
     /// Plan models in half precision on CUDA: faster, parity looser than f32.
     pub cuda_f16: bool,
+    /// Which runtime serves the models when they run on the CPU
+    /// (docs/performance.md): onnxruntime runs the same ONNX files 2-3x
+    /// faster than tract on x86 boxes, tract is pure Rust and always there.
+    pub cpu_runtime: CpuRuntime,
+    /// The onnxruntime library `cpu_runtime` loads; empty = the one
+    /// `models/fetch.sh` installs beside the models
+    /// (`<models_dir>/runtime/`). Loaded only when its sha256 is the one
+    /// this build pins (`models/runtime.sha256`).
+    pub onnxruntime_lib: PathBuf,
 }
 
 /// `[ai] device`: which runtime serves the models.
@@ -118,6 +127,26 @@ pub enum Device {
     Cpu,
     /// tract's CUDA runtime; the daemon does not start without it.
     Cuda,
+}
+
+/// `[ai] cpu_runtime`: which runtime serves the models on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuRuntime {
+    /// onnxruntime when its pinned library loads, else tract (the log says why).
+    #[default]
+    Auto,
+    /// onnxruntime; the daemon does not start without it.
+    Onnxruntime,
+    /// tract, always.
+    Tract,
+}
+
+impl std::str::FromStr for CpuRuntime {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        parse_lowercase(s)
+    }
 }
 
 /// The TOML spelling, for the environment overrides.
@@ -162,9 +191,10 @@ impl AiConfig {
         }
     }
 
-    /// tract's threads per inference: `threads`, or the cores shared out
-    /// among the runners when 0.
-    pub fn tract_threads(&self) -> usize {
+    /// Threads per inference (tract's matrix products, onnxruntime's
+    /// intra-op pool): `threads`, or the cores shared out among the runners
+    /// when 0.
+    pub fn runner_threads(&self) -> usize {
         match self.threads {
             0 => (cores() / self.runners()).max(1),
             n => n,
@@ -195,6 +225,8 @@ impl Default for AiConfig {
             stream_max_frame_bytes: 8 * 1024 * 1024,
             device: Device::Auto,
             cuda_f16: false,
+            cpu_runtime: CpuRuntime::Auto,
+            onnxruntime_lib: PathBuf::new(),
         }
     }
 }
@@ -944,6 +976,12 @@ impl Config {
         if let Some(v) = env("OPENNVR_AI_DEVICE") {
             self.ai.device = num("OPENNVR_AI_DEVICE", v)?;
         }
+        if let Some(v) = env("OPENNVR_AI_CPU_RUNTIME") {
+            self.ai.cpu_runtime = num("OPENNVR_AI_CPU_RUNTIME", v)?;
+        }
+        if let Some(v) = env("OPENNVR_AI_ONNXRUNTIME_LIB") {
+            self.ai.onnxruntime_lib = v.into();
+        }
         if let Some(v) = env("OPENNVR_HWACCEL") {
             self.ingest.hwaccel = num("OPENNVR_HWACCEL", v)?;
         }
@@ -1072,6 +1110,35 @@ mod tests {
         );
         std::fs::write(&f, "[ai]\ndevice = \"tpu\"\n").unwrap();
         assert!(Config::load(Some(&f), env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn cpu_runtime_reads_from_the_file_and_the_environment() {
+        let c = Config::load(None, env_of(&[])).unwrap();
+        assert_eq!(c.ai.cpu_runtime, CpuRuntime::Auto);
+        assert!(c.ai.onnxruntime_lib.as_os_str().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[ai]\ncpu_runtime = \"tract\"\nonnxruntime_lib = \"/x/l.so\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), env_of(&[])).unwrap();
+        assert_eq!(c.ai.cpu_runtime, CpuRuntime::Tract);
+        assert_eq!(c.ai.onnxruntime_lib, PathBuf::from("/x/l.so"));
+        let env = env_of(&[
+            ("OPENNVR_AI_CPU_RUNTIME", "onnxruntime"),
+            ("OPENNVR_AI_ONNXRUNTIME_LIB", "/y/l.so"),
+        ]);
+        let c = Config::load(Some(&f), env).unwrap();
+        assert_eq!(c.ai.cpu_runtime, CpuRuntime::Onnxruntime);
+        assert_eq!(c.ai.onnxruntime_lib, PathBuf::from("/y/l.so"));
+        let e = Config::load(None, env_of(&[("OPENNVR_AI_CPU_RUNTIME", "ort")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid value for OPENNVR_AI_CPU_RUNTIME: \"ort\""
+        );
     }
 
     #[test]

@@ -532,6 +532,12 @@ impl Engine {
         self.models.default_model()
     }
 
+    /// The runtime chosen at startup: `tract-cpu`, `onnxruntime-cpu` or
+    /// `tract-cuda`.
+    pub fn backend_name(&self) -> &'static str {
+        self.models.backend_name()
+    }
+
     /// Face boxes, landmarks and (unless turned off) age and gender, with
     /// the chips they came from; shared by `face_detection` and the CLI's
     /// chip dump. Returns the face detector's id too.

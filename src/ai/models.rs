@@ -230,6 +230,12 @@ impl Models {
         &self.default_model
     }
 
+    /// The runtime chosen at startup (a model it could not take may run
+    /// on another; `health` says per model).
+    pub(super) fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
     /// Loads the model on first use; later calls get the same instance.
     /// Failures are not cached, so fixing the file on disk fixes the daemon.
     fn load(&self, id: &str) -> Result<(Loaded, &ModelSlot), AiError> {

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use std::sync::Arc;
 
-use crate::ai::backend::select::{open_cuda, select};
+use crate::ai::backend::onnxruntime::default_lib;
+use crate::ai::backend::select::{cpu_runtime, open_cuda, open_onnxruntime, select};
 use crate::ai::backend::TractBackend;
 use crate::ai::Engine;
 use crate::catalog::{Catalog, CatalogError};
@@ -44,12 +45,19 @@ pub fn build_engine(cfg: &Config) -> anyhow::Result<Arc<Engine>> {
     build_engine_on(cfg, &Hardware::probe())
 }
 
-/// The engine on `hw`: the backend `[ai] device` asks for (one log line
-/// says which and why; `cuda` without a usable GPU is an error), the wall
-/// clock. `hw` learns the backend for `/health`.
+/// The engine on `hw`: the backend `[ai] device` and `[ai] cpu_runtime`
+/// ask for (one log line says which and why; `cuda` without a usable GPU
+/// or `onnxruntime` without its library is an error), the wall clock. `hw`
+/// learns the backend for `/health`.
 pub fn build_engine_on(cfg: &Config, hw: &Hardware) -> anyhow::Result<Arc<Engine>> {
-    TractBackend::set_threads(cfg.ai.tract_threads());
-    let chosen = select(cfg.ai.device, hw, &|| open_cuda(cfg.ai.cuda_f16))?;
+    TractBackend::set_threads(cfg.ai.runner_threads());
+    let lib = match cfg.ai.onnxruntime_lib.as_os_str().is_empty() {
+        true => default_lib(&cfg.paths.models_dir),
+        false => cfg.ai.onnxruntime_lib.clone(),
+    };
+    let ort = || open_onnxruntime(&lib, cfg.ai.runner_threads(), cfg.ai.runners());
+    let on_cpu = || cpu_runtime(cfg.ai.cpu_runtime, &ort);
+    let chosen = select(cfg.ai.device, hw, &|| open_cuda(cfg.ai.cuda_f16), &on_cpu)?;
     if chosen.degraded {
         tracing::warn!("{}", chosen.message);
     } else {

@@ -1,7 +1,9 @@
 //! The GPU path on a box without one (CI's, this one): `[ai] device`
 //! refuses or explains, `/health` says where models run, and a camera asked
 //! to decode with `-hwaccel cuda` falls back to software with the real
-//! ffmpeg (which fails here for want of libcuda).
+//! ffmpeg (which fails here for want of libcuda). On the CPU, `[ai]
+//! cpu_runtime` picks onnxruntime (setup.sh installs its pinned library)
+//! or tract, and says why when it cannot have the one asked for.
 
 use std::time::Duration;
 
@@ -44,7 +46,7 @@ fn auto_runs_on_the_cpu_logs_why_and_health_shows_the_backend_per_model() {
     let d = Daemon::start_logged(&[("OPENNVR_LOG", "info")]);
     let log = d.log_text();
     assert!(
-        log.contains("inference on the CPU (tract-cpu): no NVIDIA GPU found (NVML: "),
+        log.contains("inference on the CPU (onnxruntime-cpu): no NVIDIA GPU found (NVML: "),
         "{log}"
     );
     let r = common::client()
@@ -62,7 +64,61 @@ fn auto_runs_on_the_cpu_logs_why_and_health_shows_the_backend_per_model() {
     assert!(h["hardware"]["gpu"].is_null(), "{h}");
     assert!(h["hardware"]["vram_total_gb"].is_null());
     assert_eq!(h["models"]["yolov4-tiny-416"]["loaded"], true, "{h}");
-    assert_eq!(h["models"]["yolov4-tiny-416"]["backend"], "tract-cpu");
+    assert_eq!(h["models"]["yolov4-tiny-416"]["backend"], "onnxruntime-cpu");
+}
+
+/// `infer` with `env`: its exit status and stderr.
+fn infer_with(env: &[(&str, &std::ffi::OsStr)]) -> (bool, String) {
+    let out = cli()
+        .args(["infer", "--task", "person_counting"])
+        .arg(fixture("samples/bus.jpg"))
+        .envs(env.iter().copied())
+        .env("OPENNVR_LOG", "info")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cpu_runtime_falls_back_to_tract_saying_why_or_refuses_when_onnxruntime_is_required() {
+    let dir = temp_dir("ort-altered");
+    let altered = dir.join("libonnxruntime.so.1.20.1");
+    let mut bytes = std::fs::read(fixture("runtime/libonnxruntime.so.1.20.1")).unwrap();
+    bytes[4096] ^= 1;
+    std::fs::write(&altered, bytes).unwrap();
+    let lib = ("OPENNVR_AI_ONNXRUNTIME_LIB", altered.as_os_str());
+
+    let (ok, err) = infer_with(&[lib]);
+    assert!(ok, "auto falls back to tract: {err}");
+    assert!(
+        err.contains("inference on the CPU (tract-cpu): no NVIDIA GPU found")
+            && err.contains(&format!(
+                "; onnxruntime unusable: {} is not the onnxruntime 1.20.1 this build pins (sha256 ",
+                altered.display()
+            )),
+        "{err}"
+    );
+
+    let (ok, err) = infer_with(&[lib, ("OPENNVR_AI_CPU_RUNTIME", "onnxruntime".as_ref())]);
+    assert!(!ok);
+    assert!(
+        err.contains("[ai] cpu_runtime = \"onnxruntime\", but ") && err.contains("this build pins"),
+        "{err}"
+    );
+
+    let (ok, err) = infer_with(&[("OPENNVR_AI_CPU_RUNTIME", "tract".as_ref())]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("inference on the CPU (tract-cpu): no NVIDIA GPU found"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("onnxruntime"),
+        "tract asked for: onnxruntime is not even opened: {err}"
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ struct CudaModel {
 
 impl CudaBackend {
     /// The name `/health` shows for models on the GPU.
-    pub const NAME: &'static str = "tract-cuda";
+    pub const NAME: &'static str = super::CUDA_NAME;
 
     /// Opens the CUDA libraries and checks the driver is new enough for
     /// this build's CUDA version. The error names what is missing.

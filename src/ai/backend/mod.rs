@@ -1,13 +1,15 @@
 //! The seam between our pipeline and an inference runtime.
 //!
 //! Everything above this trait speaks plain `f32` tensors, so the GPU
-//! runtime ([`cuda`], feature `cuda`) slots in beside tract on the CPU
-//! ([`cpu`]) without the decoders or the API noticing. Which one serves a
-//! box is decided once at startup ([`select`], `[ai] device`).
+//! runtime ([`cuda`], feature `cuda`) and onnxruntime on the CPU
+//! ([`onnxruntime`]) slot in beside tract ([`cpu`]) without the decoders or
+//! the API noticing. Which one serves a box is decided once at startup
+//! ([`select`], `[ai] device` and `[ai] cpu_runtime`).
 
 pub mod cpu;
 #[cfg(feature = "cuda-runtime")]
 pub mod cuda;
+pub mod onnxruntime;
 pub mod select;
 
 use std::path::Path;
@@ -17,6 +19,16 @@ use tract_onnx::prelude::*;
 use super::error::AiError;
 
 pub use cpu::TractBackend;
+pub use onnxruntime::OrtBackend;
+
+/// The name `/health` shows for models on the GPU (tract's CUDA runtime).
+pub const CUDA_NAME: &str = "tract-cuda";
+
+/// Whether the backend named `name` runs on the GPU (the CPU runtimes are
+/// tract and onnxruntime).
+pub fn on_gpu(name: &str) -> bool {
+    name == CUDA_NAME
+}
 
 /// A dense f32 tensor in row-major order, as runtimes hand them over.
 #[derive(Debug, Clone)]

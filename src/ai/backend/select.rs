@@ -1,12 +1,15 @@
 //! Which backend serves the models, decided once at startup from
 //! `[ai] device`, the GPU the hardware probes found and whether the CUDA
-//! libraries load. Every outcome says why in one line: the daemon logs it,
-//! and `device = "cuda"` without a usable GPU is a startup error.
+//! libraries load, and on the CPU from `[ai] cpu_runtime` and whether the
+//! pinned onnxruntime library loads. Every outcome says why in one line:
+//! the daemon logs it, and `device = "cuda"` without a usable GPU (or
+//! `cpu_runtime = "onnxruntime"` without its library) is a startup error.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use super::{Backend, TractBackend};
-use crate::config::Device;
+use super::{Backend, OrtBackend, TractBackend};
+use crate::config::{CpuRuntime, Device};
 use crate::hw::Hardware;
 
 /// The backend chosen and the line that explains the choice.
@@ -40,12 +43,65 @@ pub fn open_cuda(f16: bool) -> Result<Arc<dyn Backend>, String> {
     }
 }
 
-fn cpu(why: String, degraded: bool) -> Selected {
-    Selected {
+/// The runtime that serves the CPU, and why it is not onnxruntime when
+/// `auto` wanted onnxruntime and could not have it.
+pub struct Cpu {
+    pub backend: Arc<dyn Backend>,
+    pub fallback: Option<String>,
+}
+
+/// Opens onnxruntime or says why not (the real one is [`open_onnxruntime`]).
+pub type OrtOpener<'a> = &'a dyn Fn() -> Result<Arc<dyn Backend>, String>;
+
+/// Decides the CPU runtime or fails; the real one is [`cpu_runtime`].
+pub type CpuOpener<'a> = &'a dyn Fn() -> Result<Cpu, NoDevice>;
+
+/// onnxruntime from `lib`, checked against this build's pin: `threads`
+/// per inference, `sessions` inferences of one model at once.
+pub fn open_onnxruntime(
+    lib: &Path,
+    threads: usize,
+    sessions: usize,
+) -> Result<Arc<dyn Backend>, String> {
+    OrtBackend::open(lib, threads, sessions).map(|b| Arc::new(b) as Arc<dyn Backend>)
+}
+
+/// The CPU runtime `want` names; `open` is tried unless tract is asked for.
+/// `auto` never fails; `onnxruntime` fails when its library does not load.
+pub fn cpu_runtime(want: CpuRuntime, open: OrtOpener) -> Result<Cpu, NoDevice> {
+    let tract = |fallback| Cpu {
         backend: Arc::new(TractBackend),
-        message: format!("inference on the CPU ({}): {why}", TractBackend::NAME),
-        degraded,
+        fallback,
+    };
+    match want {
+        CpuRuntime::Tract => Ok(tract(None)),
+        CpuRuntime::Auto => Ok(match open() {
+            Ok(backend) => Cpu {
+                backend,
+                fallback: None,
+            },
+            Err(e) => tract(Some(format!("onnxruntime unusable: {e}"))),
+        }),
+        CpuRuntime::Onnxruntime => open()
+            .map(|backend| Cpu {
+                backend,
+                fallback: None,
+            })
+            .map_err(|e| NoDevice(format!("[ai] cpu_runtime = \"onnxruntime\", but {e}"))),
     }
+}
+
+fn cpu(open: CpuOpener, why: String, degraded: bool) -> Result<Selected, NoDevice> {
+    let Cpu { backend, fallback } = open()?;
+    let mut message = format!("inference on the CPU ({}): {why}", backend.name());
+    if let Some(f) = &fallback {
+        message = format!("{message}; {f}");
+    }
+    Ok(Selected {
+        backend,
+        message,
+        degraded: degraded || fallback.is_some(),
+    })
 }
 
 fn gpu(backend: Arc<dyn Backend>, on: &str) -> Selected {
@@ -58,17 +114,27 @@ fn gpu(backend: Arc<dyn Backend>, on: &str) -> Selected {
 }
 
 /// Picks the backend for `device` on `hw`; `open` is tried only when the
-/// GPU is wanted. `auto` never fails; `cuda` fails when CUDA does not open.
-pub fn select(device: Device, hw: &Hardware, open: CudaOpener) -> Result<Selected, NoDevice> {
+/// GPU is wanted, `on_cpu` only when the CPU serves. `auto` fails only
+/// when the CPU runtime asked for does; `cuda` fails when CUDA does not open.
+pub fn select(
+    device: Device,
+    hw: &Hardware,
+    open: CudaOpener,
+    on_cpu: CpuOpener,
+) -> Result<Selected, NoDevice> {
     let found = hw.gpu().map(|g| g.name);
     match device {
-        Device::Cpu => Ok(cpu("[ai] device = \"cpu\"".into(), false)),
+        Device::Cpu => cpu(on_cpu, "[ai] device = \"cpu\"".into(), false),
         Device::Auto => match found {
-            None => Ok(cpu(hw.no_gpu_reason(), false)),
-            Some(name) => Ok(match open() {
-                Ok(b) => gpu(b, &name),
-                Err(e) => cpu(format!("{name} found, but CUDA is unusable: {e}"), true),
-            }),
+            None => cpu(on_cpu, hw.no_gpu_reason(), false),
+            Some(name) => match open() {
+                Ok(b) => Ok(gpu(b, &name)),
+                Err(e) => cpu(
+                    on_cpu,
+                    format!("{name} found, but CUDA is unusable: {e}"),
+                    true,
+                ),
+            },
         },
         // Tried even when no probe saw a GPU: a container may expose the
         // device and libcuda without NVML or the Jetson files.
@@ -96,20 +162,28 @@ mod tests {
 
     /// A CUDA opener that succeeds (a stand-in backend: the real one needs a GPU).
     fn opens() -> Result<Arc<dyn Backend>, String> {
-        struct Stand;
-        impl Backend for Stand {
-            fn name(&self) -> &'static str {
-                "tract-cuda"
-            }
-            fn load(
-                &self,
-                _: &std::path::Path,
-                _: &[super::super::Dim],
-            ) -> Result<Box<dyn super::super::LoadedModel>, AiError> {
-                Err(AiError::BadRequest("stand-in".into()))
-            }
+        Ok(Arc::new(Stand("tract-cuda")))
+    }
+
+    /// A backend that loads nothing: these tests are about the choice
+    /// (the real onnxruntime opener is tested in `onnxruntime::tests`).
+    struct Stand(&'static str);
+    impl Backend for Stand {
+        fn name(&self) -> &'static str {
+            self.0
         }
-        Ok(Arc::new(Stand))
+        fn load(
+            &self,
+            _: &std::path::Path,
+            _: &[super::super::Dim],
+        ) -> Result<Box<dyn super::super::LoadedModel>, AiError> {
+            Err(AiError::BadRequest("stand-in".into()))
+        }
+    }
+
+    /// The CPU served by tract, as `cpu_runtime = "tract"` decides.
+    fn tract_only() -> Result<Cpu, NoDevice> {
+        cpu_runtime(CpuRuntime::Tract, &|| panic!("opened onnxruntime"))
     }
 
     fn no_cudnn() -> Result<Arc<dyn Backend>, String> {
@@ -139,7 +213,7 @@ mod tests {
             opened.set(true);
             opens()
         };
-        let (msg, name) = message(select(Device::Auto, &hw, &spy));
+        let (msg, name) = message(select(Device::Auto, &hw, &spy, &tract_only));
         assert_eq!(name, "tract-cpu");
         assert_eq!(
             msg,
@@ -151,7 +225,12 @@ mod tests {
     #[test]
     fn auto_with_nvml_but_no_cuda_libraries_stays_on_the_cpu_naming_the_library() {
         let root = tempfile::tempdir().unwrap();
-        let (msg, name) = message(select(Device::Auto, &h200_box(root.path()), &no_cudnn));
+        let (msg, name) = message(select(
+            Device::Auto,
+            &h200_box(root.path()),
+            &no_cudnn,
+            &tract_only,
+        ));
         assert_eq!(name, "tract-cpu");
         assert_eq!(
             msg,
@@ -162,7 +241,12 @@ mod tests {
     #[test]
     fn auto_with_a_gpu_and_its_libraries_runs_on_cuda() {
         let root = tempfile::tempdir().unwrap();
-        let (msg, name) = message(select(Device::Auto, &h200_box(root.path()), &opens));
+        let (msg, name) = message(select(
+            Device::Auto,
+            &h200_box(root.path()),
+            &opens,
+            &tract_only,
+        ));
         assert_eq!(
             (msg.as_str(), name),
             (
@@ -176,7 +260,12 @@ mod tests {
     fn a_jetson_found_by_its_device_tree_alone_runs_on_cuda_under_auto() {
         let root = tempfile::tempdir().unwrap();
         orin(root.path());
-        let (msg, _) = message(select(Device::Auto, &no_nvml(root.path()), &opens));
+        let (msg, _) = message(select(
+            Device::Auto,
+            &no_nvml(root.path()),
+            &opens,
+            &tract_only,
+        ));
         assert_eq!(
             msg,
             "inference on the GPU (tract-cuda): NVIDIA Jetson Orin Nano Developer Kit"
@@ -187,12 +276,14 @@ mod tests {
     fn device_cuda_without_a_gpu_is_a_clear_startup_error() {
         let root = tempfile::tempdir().unwrap();
         let hw = no_nvml(root.path());
-        let e = select(Device::Cuda, &hw, &no_cudnn).err().unwrap();
+        let e = select(Device::Cuda, &hw, &no_cudnn, &tract_only)
+            .err()
+            .unwrap();
         assert_eq!(
             e.to_string(),
             "[ai] device = \"cuda\", but no NVIDIA GPU found (NVML: libnvidia-ml.so.1: not found; /proc/device-tree/model names no Jetson); CUDA: CUDA runtime sub-library \"cudnn\" could not be dlopen'd"
         );
-        let e = select(Device::Cuda, &h200_box(root.path()), &no_cudnn)
+        let e = select(Device::Cuda, &h200_box(root.path()), &no_cudnn, &tract_only)
             .err()
             .unwrap();
         assert!(e.to_string().starts_with(
@@ -204,12 +295,71 @@ mod tests {
     fn device_cpu_never_opens_cuda_even_with_a_gpu() {
         let root = tempfile::tempdir().unwrap();
         let never = || -> Result<Arc<dyn Backend>, String> { panic!("opened CUDA") };
-        let (msg, name) = message(select(Device::Cpu, &h200_box(root.path()), &never));
+        let (msg, name) = message(select(
+            Device::Cpu,
+            &h200_box(root.path()),
+            &never,
+            &tract_only,
+        ));
         assert_eq!(name, "tract-cpu");
         assert_eq!(
             msg,
             "inference on the CPU (tract-cpu): [ai] device = \"cpu\""
         );
+    }
+
+    #[test]
+    fn auto_runs_on_onnxruntime_when_its_library_opens_and_on_tract_saying_why_when_not() {
+        let root = tempfile::tempdir().unwrap();
+        let hw = no_nvml(root.path());
+        let ort = || cpu_runtime(CpuRuntime::Auto, &|| Ok(Arc::new(Stand("onnxruntime-cpu"))));
+        let s = select(Device::Auto, &hw, &opens, &ort).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.backend.name(), "onnxruntime-cpu");
+        assert!(!s.degraded);
+        assert!(
+            s.message
+                .starts_with("inference on the CPU (onnxruntime-cpu): no NVIDIA GPU found"),
+            "{}",
+            s.message
+        );
+
+        let missing = || {
+            cpu_runtime(CpuRuntime::Auto, &|| {
+                Err("models/dist/runtime/libonnxruntime.so.1.20.1: No such file".into())
+            })
+        };
+        let s = select(Device::Cpu, &hw, &opens, &missing).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.backend.name(), "tract-cpu");
+        assert!(s.degraded, "a slower runtime than wanted is a warning");
+        assert_eq!(
+            s.message,
+            "inference on the CPU (tract-cpu): [ai] device = \"cpu\"; onnxruntime unusable: models/dist/runtime/libonnxruntime.so.1.20.1: No such file"
+        );
+    }
+
+    #[test]
+    fn cpu_runtime_onnxruntime_without_its_library_is_a_startup_error() {
+        let root = tempfile::tempdir().unwrap();
+        let altered = || {
+            cpu_runtime(CpuRuntime::Onnxruntime, &|| {
+                Err("/x/lib.so is not the onnxruntime 1.20.1 this build pins".into())
+            })
+        };
+        let e = select(Device::Auto, &no_nvml(root.path()), &opens, &altered)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "[ai] cpu_runtime = \"onnxruntime\", but /x/lib.so is not the onnxruntime 1.20.1 this build pins"
+        );
+    }
+
+    #[test]
+    fn a_usable_gpu_never_opens_a_cpu_runtime() {
+        let root = tempfile::tempdir().unwrap();
+        let never = || -> Result<Cpu, NoDevice> { panic!("opened a CPU runtime") };
+        let (_, name) = message(select(Device::Auto, &h200_box(root.path()), &opens, &never));
+        assert_eq!(name, "tract-cuda");
     }
 
     /// This box has no NVIDIA driver: the real opener fails with a reason,

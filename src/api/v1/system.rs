@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::infer::model_version;
+use crate::ai::backend::on_gpu;
 use crate::ai::Task;
 use crate::api::AiState;
 use crate::hw::HardwareReport;
@@ -129,7 +130,7 @@ const WARN_CORES: usize = 2;
 pub fn verdict(hw: &HardwareReport, model_ok: bool, model: &str) -> (&'static str, String) {
     let backend = hw.gpu.as_ref().and_then(|g| g.ai_backend);
     let gpu = match (&hw.gpu_device, backend) {
-        (Some(name), Some(b)) if b != "tract-cpu" => format!("{name} runs inference ({b})"),
+        (Some(name), Some(b)) if on_gpu(b) => format!("{name} runs inference ({b})"),
         (Some(name), _) => format!("{name} present but unused (inference runs on the CPU)"),
         (None, _) => "no NVIDIA GPU (inference runs on the CPU, as designed)".into(),
     };
@@ -174,7 +175,7 @@ pub async fn hardware_evaluation(State(st): State<Arc<AiState>>) -> Json<Value> 
                 "ram_free_gb": r.ram_free_gb, "cpu_usage_percent": r.cpu_usage_percent,
                 "gpu_available": r.gpu_device.is_some(), "gpu_name": r.gpu_device,
                 "vram_total_gb": r.vram_total_gb, "vram_free_gb": r.vram_free_gb,
-                "backend": "tract-cpu", "model": model, "model_installed": model_ok,
+                "backend": st.engine.backend_name(), "model": model, "model_installed": model_ok,
                 "avg_latency_ms": latency,
             });
             (v, why, details)
