@@ -16,16 +16,21 @@ Prints one JSON line per run.
 
   scripts/bench-ingest.py BINARY --mix 1:7 --mix 5:0 [--fps 5] [--window 60]
       [--motion on --motion off] [--workers 1 --workers 0] [--stagger on --stagger off]
+      [--runtime onnxruntime --runtime tract]
 
 --mix BUSY:QUIET (repeatable); --motion sets `[ingest.motion] enabled`
 (OPENNVR_MOTION) per run, so the ungated baseline runs in the same
 invocation (omit it for builds without gating); --workers sets `[ai]
-workers` (0: one per core). Every combination is run.
+workers` (0: one per core); --runtime sets `[ai] cpu_runtime`
+(OPENNVR_AI_CPU_RUNTIME: `onnxruntime` refuses to start without its
+library, so a run never measures the other runtime unawares; omit it for
+builds before it). Every combination is run.
 
 Use an optimised build where you can: a debug build measures the compiler.
 """
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -54,6 +59,12 @@ def call(url, body=None, token=None):
         return json.load(r)
 
 
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        kb = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+    return round(kb / 1024)
+
+
 def status(base, tok, cam):
     return call(f"{base}/api/v1/cameras/{cam}/status", token=tok)
 
@@ -76,13 +87,16 @@ def staggered(quiet, i, n):
     return out
 
 
-def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers, stagger=False):
+def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers, stagger=False,
+        runtime=None):
     data = tempfile.mkdtemp(prefix="onvr-bench-")
     env = dict(os.environ, OPENNVR_DATA_DIR=data, OPENNVR_MODELS_DIR=models,
                OPENNVR_AI_LISTEN="127.0.0.1:0", OPENNVR_NVR_LISTEN="127.0.0.1:0", OPENNVR_LOG="warn")
     env.pop("OPENNVR_CONFIG", None)
     if motion is not None:
         env["OPENNVR_MOTION"] = "true" if motion else "false"
+    if runtime is not None:
+        env["OPENNVR_AI_CPU_RUNTIME"] = runtime
     if workers is not None:
         cfg = os.path.join(data, "bench.toml")
         with open(cfg, "w") as f:
@@ -127,9 +141,9 @@ def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers
         cpu = (d1 - d0) + (f1 - f0)
         return {
             "busy": busy, "quiet": quiet, "detect_fps": fps, "motion": motion, "workers": workers,
-            "staggered": stagger,
+            "staggered": stagger, "cpu_runtime": runtime,
             "window_s": round(dt, 1), "loadavg_1m": os.getloadavg()[0],
-            "daemon_cpu_pct": round(100 * (d1 - d0) / dt, 1),
+            "daemon_cpu_pct": round(100 * (d1 - d0) / dt, 1), "daemon_rss_mb": rss_mb(p.pid),
             "ffmpeg_cpu_pct": round(100 * (f1 - f0) / dt, 1),
             "total_cpu_pct_per_camera": round(100 * cpu / dt / n, 1),
             "daemon_cpu_ms_per_analysed_frame": round(1000 * (d1 - d0) / max(analysed, 1), 1),
@@ -180,6 +194,8 @@ def main():
     ap.add_argument("--stagger", action="append", choices=["on", "off"], default=[],
                     help="on: each quiet camera starts its clip at another point, so crossings come one "
                          "after another; off: all at once (the worst case)")
+    ap.add_argument("--runtime", action="append", choices=["onnxruntime", "tract", "auto"], default=[],
+                    help="[ai] cpu_runtime per run (repeatable)")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models", "dist"))
     a = ap.parse_args()
     mixes = [tuple(int(x) for x in m.split(":")) for m in (a.mix or ["1:7", "5:0"])]
@@ -188,13 +204,12 @@ def main():
     clips = have if all(os.path.exists(p) for p in have.values()) else make_clips(work)
     print(json.dumps({"machine": f"{os.cpu_count()} CPUs, " + open("/proc/cpuinfo").read().split("model name")[1]
                       .split("\n")[0].strip(" :\t"), "binary": a.binary}), flush=True)
-    for busy, quiet in mixes:
-        for motion in [m == "on" for m in a.motion] or [None]:
-            for workers in a.workers or [None]:
-                for stagger in [x == "on" for x in a.stagger] or [False]:
-                    r = run(a.binary, os.path.abspath(a.models), clips, busy, quiet, a.fps, a.warmup,
-                            a.window, motion, workers, stagger)
-                    print(json.dumps(r), flush=True)
+    for (busy, quiet), motion, workers, stagger, runtime in itertools.product(
+            mixes, [m == "on" for m in a.motion] or [None], a.workers or [None],
+            [x == "on" for x in a.stagger] or [False], a.runtime or [None]):
+        r = run(a.binary, os.path.abspath(a.models), clips, busy, quiet, a.fps, a.warmup,
+                a.window, motion, workers, stagger, runtime)
+        print(json.dumps(r), flush=True)
     if not a.clips:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -130,6 +130,7 @@ fn load(lib: &Path) -> Result<Environment, String> {
         .with_telemetry(false)
         .build()
         .map_err(|e| format!("{shown}: {e}"))?;
+    tracing::info!(lib = %shown, sha256 = pin, "onnxruntime {VERSION} loaded");
     Ok(env)
 }
 
