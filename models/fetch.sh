@@ -26,7 +26,8 @@
 #   OPENNVR_PYTHON        interpreter used to create the venv (default python3; 3.11 is tested)
 #
 # Everything downloaded is checked against the sha256 pinned below, every produced file against
-# models/expected.sha256; any mismatch aborts. A second run reuses the cache and downloads nothing.
+# models/expected.sha256 (the onnxruntime library against models/runtime.sha256); any mismatch
+# aborts. A second run reuses the cache and downloads nothing.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
