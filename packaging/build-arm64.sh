@@ -69,7 +69,9 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/opennvr-edge/target-arm64}"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static
-models/fetch.sh >&2
+# The models, plus the aarch64 onnxruntime library in models/dist/runtime/aarch64/ (the build
+# machine's own in models/dist/runtime/ stays as it is).
+models/fetch.sh --runtime-arch aarch64 >&2
 
 # --------------------------------------------------------------------------- build
 if [ -z "$glibc" ]; then
@@ -91,6 +93,9 @@ else
 fi
 
 # --------------------------------------------------------------------------- package
+# The aarch64 onnxruntime library goes beside the arm64 binary, where Cargo.toml's asset
+# target/release/libonnxruntime.so.1.20.1 points under --target.
+install -m 644 models/dist/runtime/aarch64/libonnxruntime.so.1.20.1 "$CARGO_TARGET_DIR/$target/release/"
 # strip for the target's binaries; $auto Depends comes from dpkg-shlibdeps on the arm64 binary.
 # --glibc V uses the [package.metadata.deb.variants.glibcV] section (libc6 >= V).
 variant=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the arm64 .deb's binary on this x86_64 machine under qemu-aarch64-static
-# (user-mode emulation): `models` verifies the packaged models, then the daemon
+# (user-mode emulation): the onnxruntime library must be the pinned aarch64
+# one, `models` verifies the packaged models, then the daemon
 # must answer /health on both ports and one real /infer (object_detection on
 # Debian darknet's person.jpg must find the person, the dog and the horse),
 # and exit cleanly on SIGTERM. Nothing is installed: the .deb is unpacked.
@@ -19,6 +20,11 @@ tmp="$(mktemp -d)"
 pid=""
 trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 dpkg-deb -x "$deb" "$tmp/root"
+# The onnxruntime CPU library: the aarch64 one, the bytes models/runtime.sha256 pins.
+lib=usr/lib/opennvr-edge/libonnxruntime.so.1.20.1
+want="$(awk '$2 == "aarch64/libonnxruntime.so.1.20.1" { print $1 }' "$(dirname "$0")/../models/runtime.sha256")"
+[ -f "$tmp/root/$lib" ] || die "no /$lib in the package"
+[ "$(sha256sum "$tmp/root/$lib" | cut -d' ' -f1)" = "$want" ] || die "/$lib is not the pinned aarch64 library"
 bin="$tmp/root/usr/bin/opennvr-edge"
 run() { qemu-aarch64-static "$bin" "$@"; }
 export OPENNVR_DATA_DIR="$tmp/data" OPENNVR_MODELS_DIR="$tmp/root/usr/share/opennvr-edge/models"

