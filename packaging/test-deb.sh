@@ -340,6 +340,13 @@ status="$(curl -fsS "http://$ai/health" | json 'v["status"]')"
 dets="$(curl -fsS -F task=person_detection -F "frame=@$photo" "http://$ai/infer" | json 'len(v["detections"])')"
 [ "$dets" -ge 1 ] || die "/infer found no person in $photo"
 ok "/infer person_detection on $(basename "$photo"): $dets detections"
+# The packaged onnxruntime serves the CPU: loaded from /usr/lib/opennvr-edge under the
+# unit's sandbox, its sha256 the pinned one (else the daemon says why and runs tract).
+grep -q 'inference on the CPU (onnxruntime-cpu)' "$tmp/daemon.log" ||
+    die "the packaged onnxruntime did not load: $(grep -m1 'inference on the' "$tmp/daemon.log")"
+backend="$(curl -fsS "http://$ai/health" | json 'v["models"]["yolov4-tiny-416"]["backend"]')"
+[ "$backend" = onnxruntime-cpu ] || die "/health: the detector runs on $backend"
+ok "the detector runs on the packaged onnxruntime (/health backend $backend)"
 token="$(login "$password")"
 code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://$nvr/api/v1/auth/me")"
 [ "$code" = 200 ] || die "/api/v1/auth/me with the token: $code"

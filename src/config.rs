@@ -1358,7 +1358,8 @@ mod tests {
     fn packaged_config_sets_only_the_package_paths() {
         // /etc/opennvr-edge/config.toml in the .deb: the service can write only
         // below /var/lib/opennvr-edge and its runtime dir (tmpfs, where the raw
-        // frames go, sparing the data disk), and the models ship in /usr/share.
+        // frames go, sparing the data disk), the models ship in /usr/share and
+        // the onnxruntime library in /usr/lib/opennvr-edge.
         let text = include_str!("../packaging/config.deb.toml");
         let c: Config = toml::from_str(text).unwrap();
         assert_eq!(c.paths.data_dir, PathBuf::from("/var/lib/opennvr-edge"));
@@ -1370,8 +1371,13 @@ mod tests {
             c.paths.frames_dir(),
             PathBuf::from("/run/opennvr-edge/frames")
         );
+        assert_eq!(
+            c.ai.onnxruntime_lib,
+            PathBuf::from("/usr/lib/opennvr-edge/libonnxruntime.so.1.20.1")
+        );
         let mut rest = c.clone();
         rest.paths = PathsConfig::default();
+        rest.ai.onnxruntime_lib = PathBuf::new();
         assert_eq!(
             toml::to_string(&rest).unwrap(),
             toml::to_string(&Config::default()).unwrap()

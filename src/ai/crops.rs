@@ -6,7 +6,8 @@
 //! A person standing across a crop's inner edge is seen cut in that crop;
 //! when another crop sees the same person whole, the cut box is dropped
 //! before NMS, so the whole box wins even when the cut one scores higher.
-//! The detectors load with a fixed batch of one, so crops run one by one.
+//! The detectors load with a fixed batch of one, so crops run one by one,
+//! each in the input its window fits (a slim crop in a slim input).
 
 use image::RgbImage;
 
@@ -48,7 +49,7 @@ pub fn detect_crops(
         let inner = [x1 > 0, y1 > 0, x2 < w, y2 < h];
         let edges = [x1, y1, x2, y2].map(|v| v as f32);
         let win = [x1, y1, x2 - x1, y2 - y1];
-        for mut d in det.detect_window(img, win, min_score, iou)? {
+        for mut d in det.detect_window_fitted(img, win, min_score, iou)? {
             d.bbox = [
                 d.bbox[0] + edges[0],
                 d.bbox[1] + edges[1],

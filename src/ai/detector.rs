@@ -256,13 +256,23 @@ impl Detector {
         min_score: f32,
         iou: f32,
     ) -> Result<Vec<RawDetection>, AiError> {
-        let shape = self.fitted_shape(img.width(), img.height());
+        self.detect_window_fitted(img, [0, 0, img.width(), img.height()], min_score, iou)
+    }
+
+    /// [`Self::detect_fitted`] on the window `[x, y, w, h]` of `img`, boxes
+    /// in window pixels: a camera's crop that is not square (a slim one
+    /// around a standing person) runs in the input it fits, not the square.
+    pub fn detect_window_fitted(
+        &self,
+        img: &RgbImage,
+        win: [u32; 4],
+        min_score: f32,
+        iou: f32,
+    ) -> Result<Vec<RawDetection>, AiError> {
+        let shape = self.fitted_shape(win[2], win[3]);
         match self.fitted_plan(shape) {
-            Some(plan) => {
-                let whole = [0, 0, img.width(), img.height()];
-                self.detect_on(plan.as_ref(), shape, img, whole, min_score, iou)
-            }
-            None => self.detect(img, min_score, iou),
+            Some(plan) => self.detect_on(plan.as_ref(), shape, img, win, min_score, iou),
+            None => self.detect_window(img, win, min_score, iou),
         }
     }
 
@@ -472,5 +482,36 @@ mod tests {
         );
         assert_eq!(d.fitted_shapes(), vec![(416, 320), (416, 256), (416, 128)]);
         assert_eq!(MAX_FITTED, 3, "this test fills the cap with three shapes");
+    }
+
+    /// A window runs in the input it fits at 1:1, a slim crop in a slim
+    /// plan; windows share the plans of frames of the same shape.
+    #[test]
+    fn a_slim_window_runs_in_its_own_fitted_input() {
+        let backend = Arc::new(Recording::default());
+        let d = detector(backend.clone());
+        let frame = RgbImage::new(1280, 720);
+        for win in [
+            [100, 50, 320, 416],
+            [0, 0, 1280, 720],
+            [400, 0, 416, 320],
+            [9, 9, 416, 416],
+        ] {
+            assert!(d
+                .detect_window_fitted(&frame, win, 0.3, 0.45)
+                .unwrap()
+                .is_empty());
+        }
+        let ran: Vec<Vec<usize>> = super::super::lock(&backend.runs).clone();
+        assert_eq!(
+            ran,
+            vec![
+                vec![1, 3, 416, 320],
+                vec![1, 3, 256, 416],
+                vec![1, 3, 320, 416],
+                vec![1, 3, 416, 416],
+            ]
+        );
+        assert_eq!(d.fitted_shapes(), vec![(320, 416), (416, 256), (416, 320)]);
     }
 }
