@@ -142,25 +142,25 @@ pub enum CpuRuntime {
     Tract,
 }
 
-impl std::str::FromStr for CpuRuntime {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        parse_lowercase(s)
-    }
-}
-
 /// The TOML spelling, for the environment overrides.
 fn parse_lowercase<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, ()> {
     T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
         .map_err(|_| ())
 }
 
-impl std::str::FromStr for Device {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        parse_lowercase(s)
-    }
+/// `FromStr` in the TOML spelling, for the config's lowercase enums.
+macro_rules! lowercase_from_str {
+    ($($t:ty),+) => {$(
+        impl std::str::FromStr for $t {
+            type Err = ();
+            fn from_str(s: &str) -> Result<Self, ()> {
+                parse_lowercase(s)
+            }
+        }
+    )+};
 }
+
+lowercase_from_str!(CpuRuntime, Device, Hwaccel);
 
 /// `[ingest] hwaccel`: where ffmpeg decodes the frames for detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -173,13 +173,6 @@ pub enum Hwaccel {
     Cuda,
     /// `cuda` when this ffmpeg lists it and an NVIDIA device node exists.
     Auto,
-}
-
-impl std::str::FromStr for Hwaccel {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        parse_lowercase(s)
-    }
 }
 
 impl AiConfig {

@@ -1,5 +1,6 @@
 //! The process's log: our `tracing` events and the dependencies' `log`
-//! records (tract, tract-cuda, rumqttc, refinery) through one filter,
+//! records (tract, tract-cuda, rumqttc, refinery; ort's are `tracing`
+//! events already) through one filter,
 //! `OPENNVR_LOG`, to stderr. The `log` records are forwarded by
 //! tracing-subscriber's `tracing-log` feature (on by default): installing
 //! the subscriber also installs its `LogTracer`.
@@ -17,9 +18,11 @@ use tracing_subscriber::EnvFilter;
 
 /// Dependencies that log routine steps at `info` (each migration applied or
 /// not, the CPU kernels chosen, each CUDA kernel compiled, MQTT packet-id
-/// collisions): kept at `warn` unless `OPENNVR_LOG` names them (`tract`
-/// covers every `tract_*` crate: a directive matches a target prefix).
-const QUIET: &str = "tract=warn,rumqttc=warn,refinery_core=warn";
+/// collisions, onnxruntime's library opened by its `/proc/self/fd` name and
+/// each session made): kept at `warn` unless `OPENNVR_LOG` names them
+/// (`tract` covers every `tract_*` crate: a directive matches a target
+/// prefix). Our own line says which onnxruntime file was loaded.
+const QUIET: &str = "tract=warn,rumqttc=warn,refinery_core=warn,ort=warn";
 
 /// The filter for `OPENNVR_LOG`'s value `env`: `info` and [`QUIET`], then
 /// `env`'s directives, which replace ours for the same target (a bare level

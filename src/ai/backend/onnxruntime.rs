@@ -11,15 +11,19 @@
 //! (`ORT_DYLIB_PATH`, the linker path) is never reached.
 //!
 //! One onnxruntime session runs one inference at a time, so each model keeps
-//! a small pool of sessions, made on demand up to the number of runners. A
-//! model onnxruntime cannot take is handed to tract, and `/health` says so.
+//! a small pool of sessions, made on demand up to the number of runners.
+//! An image input's height and width are left free in the session, so the
+//! loads of one file at several frame and crop shapes share one pool
+//! (onnxruntime runs a free shape as fast as a fixed one; a session per
+//! shape cost ~55 MB each). A model onnxruntime cannot take is handed to
+//! tract, and `/health` says so.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -59,6 +63,36 @@ pub struct OrtBackend {
     maker: Arc<Maker>,
     /// Sessions one model may hold: inferences of it that run at once.
     sessions: usize,
+    /// The models loaded, so that loads of one file at other frame shapes
+    /// share its sessions.
+    shared: Mutex<HashMap<ModelKey, Weak<Shared>>>,
+}
+
+/// A model file and how its sessions declare their input.
+type ModelKey = (PathBuf, Vec<Declared>);
+
+/// One input dimension as a session declares it: a size, or a name any
+/// size fills.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Declared {
+    Size(usize),
+    Free(&'static str),
+}
+
+/// How a session declares `input`: the batch free where asked, and an
+/// image input's (rank 4, NCHW) height and width always free.
+fn declared(input: &[Dim]) -> Vec<Declared> {
+    let image = input.len() == 4;
+    input
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match d {
+            Dim::Batch => Declared::Free("N"),
+            Dim::Fixed(_) if image && i == 2 => Declared::Free("H"),
+            Dim::Fixed(_) if image && i == 3 => Declared::Free("W"),
+            Dim::Fixed(n) => Declared::Size(*n),
+        })
+        .collect()
 }
 
 /// What every session is made with; shared by the models' pools.
@@ -92,6 +126,7 @@ impl OrtBackend {
                 threads: threads.max(1),
             }),
             sessions: sessions.max(1),
+            shared: Mutex::default(),
         })
     }
 }
@@ -140,23 +175,36 @@ impl Backend for OrtBackend {
     }
 
     fn load(&self, path: &Path, input: &[Dim]) -> Result<Box<dyn LoadedModel>, AiError> {
+        let declared = declared(input);
+        let key = (path.to_owned(), declared);
+        // Held while a session is made: two loads of one file make one.
+        let mut shared = lock(&self.shared);
+        if let Some(model) = shared.get(&key).and_then(Weak::upgrade) {
+            return Ok(Box::new(OrtModel(model)));
+        }
         let first = std::fs::read(path)
             .map_err(|e| e.to_string())
-            .and_then(|b| with_input(&b, input))
+            .and_then(|b| with_input(&b, &key.1))
             .and_then(|b| self.maker.session(&b).map_err(|e| e.to_string()));
         match first {
-            Ok(session) => Ok(Box::new(OrtModel {
-                outputs: session
-                    .outputs()
-                    .iter()
-                    .map(|o| o.name().to_owned())
-                    .collect(),
-                pool: Pool::new(session, self.sessions),
-                path: path.to_owned(),
-                input: input.to_vec(),
-                maker: self.maker.clone(),
-            })),
+            Ok(session) => {
+                let model = Arc::new(Shared {
+                    outputs: session
+                        .outputs()
+                        .iter()
+                        .map(|o| o.name().to_owned())
+                        .collect(),
+                    pool: Pool::new(session, self.sessions),
+                    path: key.0.clone(),
+                    declared: key.1.clone(),
+                    maker: self.maker.clone(),
+                });
+                shared.retain(|_, m| m.strong_count() > 0);
+                shared.insert(key, Arc::downgrade(&model));
+                Ok(Box::new(OrtModel(model)))
+            }
             Err(why) => {
+                drop(shared);
                 tracing::warn!(
                     model = %path.display(),
                     "onnxruntime cannot load the model ({why}); it runs on tract"
@@ -171,7 +219,7 @@ impl Backend for OrtBackend {
 /// and every other declared shape dropped, as tract's loader does: some
 /// exporters pin a sample batch or resolution, and onnxruntime holds a
 /// model to what its file declares.
-pub fn with_input(bytes: &[u8], input: &[Dim]) -> Result<Vec<u8>, String> {
+fn with_input(bytes: &[u8], input: &[Declared]) -> Result<Vec<u8>, String> {
     let mut model = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX file: {e}"))?;
     let graph = model.graph.as_mut().ok_or("the file has no graph")?;
     // Old exporters list the weights among the inputs too.
@@ -200,8 +248,8 @@ pub fn with_input(bytes: &[u8], input: &[Dim]) -> Result<Vec<u8>, String> {
         .iter()
         .map(|d| Dimension {
             value: Some(match d {
-                Dim::Fixed(n) => Value::DimValue(*n as i64),
-                Dim::Batch => Value::DimParam("N".into()),
+                Declared::Size(n) => Value::DimValue(*n as i64),
+                Declared::Free(name) => Value::DimParam((*name).into()),
             }),
             ..Default::default()
         })
@@ -217,23 +265,29 @@ pub fn with_input(bytes: &[u8], input: &[Dim]) -> Result<Vec<u8>, String> {
     Ok(model.encode_to_vec())
 }
 
-/// A model on onnxruntime: its sessions and how to make another.
-struct OrtModel {
+/// A model on onnxruntime: its sessions and how to make another; shared
+/// by every load of its file at any frame shape.
+struct Shared {
     pool: Pool,
     outputs: Vec<String>,
-    /// The file and shape a further session is made from (read again then,
-    /// rather than keeping the file's bytes for the model's lifetime).
+    /// The file and declared input a further session is made from (read
+    /// again then, rather than keeping the file's bytes for the model's
+    /// lifetime).
     path: PathBuf,
-    input: Vec<Dim>,
+    declared: Vec<Declared>,
     maker: Arc<Maker>,
 }
 
+/// One load of a model; its sessions are the file's.
+struct OrtModel(Arc<Shared>);
+
 impl LoadedModel for OrtModel {
     fn run(&self, input: F32Tensor) -> Result<Vec<F32Tensor>, AiError> {
-        let mut session = self.pool.take(|| {
-            let bytes = std::fs::read(&self.path).map_err(AiError::inference)?;
-            let bytes = with_input(&bytes, &self.input).map_err(AiError::inference)?;
-            self.maker.session(&bytes).map_err(AiError::inference)
+        let m = &self.0;
+        let mut session = m.pool.take(|| {
+            let bytes = std::fs::read(&m.path).map_err(AiError::inference)?;
+            let bytes = with_input(&bytes, &m.declared).map_err(AiError::inference)?;
+            m.maker.session(&bytes).map_err(AiError::inference)
         })?;
         let value = ort::value::Tensor::from_array((input.shape, input.data))
             .map_err(AiError::inference)?;
@@ -253,7 +307,7 @@ impl LoadedModel for OrtModel {
     }
 
     fn output_names(&self) -> &[String] {
-        &self.outputs
+        &self.0.outputs
     }
 
     fn backend(&self) -> &'static str {
@@ -538,12 +592,13 @@ mod tests {
     }
 
     /// The file's declared shapes give way to the ones we plan, as they do
-    /// on tract; a rank that does not fit is an error, not a guess.
+    /// on tract, an image's height and width left free; a rank that does
+    /// not fit is an error, not a guess.
     #[test]
     fn an_input_shape_is_rewritten_and_stale_shapes_dropped() {
         use pb::tensor_shape_proto::dimension::Value;
         let bytes = std::fs::read(models_dir().join("centerface.onnx")).unwrap();
-        let dims = [Dim::Batch, Dim::Fixed(3), Dim::Fixed(64), Dim::Fixed(96)];
+        let dims = declared(&[Dim::Batch, Dim::Fixed(3), Dim::Fixed(64), Dim::Fixed(96)]);
         let model = pb::ModelProto::decode(with_input(&bytes, &dims).unwrap().as_slice()).unwrap();
         let graph = model.graph.unwrap();
         let dim_of = |i: &pb::ValueInfoProto| -> Vec<Option<Value>> {
@@ -562,15 +617,68 @@ mod tests {
             vec![
                 Some(Value::DimParam("N".into())),
                 Some(Value::DimValue(3)),
-                Some(Value::DimValue(64)),
-                Some(Value::DimValue(96))
+                Some(Value::DimParam("H".into())),
+                Some(Value::DimParam("W".into()))
             ]
         );
         assert!(graph.output.iter().all(|o| dim_of(o).is_empty()));
         assert!(graph.value_info.is_empty());
-        let e = with_input(&bytes, &fixed(&[3, 64, 96])).unwrap_err();
+        let e = with_input(&bytes, &declared(&fixed(&[3, 64, 96]))).unwrap_err();
         assert_eq!(e, "input \"input.1\" has 4 dimensions, not 3");
-        assert!(with_input(b"not onnx at all", &fixed(&[1])).is_err());
+        assert!(with_input(b"not onnx at all", &declared(&fixed(&[1]))).is_err());
+    }
+
+    /// Loads of one file at several frame shapes share one pool of
+    /// sessions, each answering at its own shape; another file, or a free
+    /// batch, is another model.
+    #[test]
+    fn loads_of_one_file_at_other_shapes_share_its_sessions() {
+        let backend = ort(2);
+        let yolo = models_dir().join("yolov4-tiny-416.onnx");
+        let square = backend.load(&yolo, &fixed(&[1, 3, 416, 416])).unwrap();
+        let fitted = backend.load(&yolo, &fixed(&[1, 3, 320, 416])).unwrap();
+        let slim = backend.load(&yolo, &fixed(&[1, 3, 416, 320])).unwrap();
+        let grids = |m: &dyn LoadedModel, w, h| -> Vec<Vec<usize>> {
+            let out = m.run(photo("bus.jpg", 1, w, h)).unwrap();
+            out.into_iter().map(|t| t.shape).collect()
+        };
+        assert_eq!(
+            grids(square.as_ref(), 416, 416),
+            [[1, 255, 13, 13], [1, 255, 26, 26]]
+        );
+        assert_eq!(
+            grids(fitted.as_ref(), 416, 320),
+            [[1, 255, 10, 13], [1, 255, 20, 26]]
+        );
+        assert_eq!(
+            grids(slim.as_ref(), 320, 416),
+            [[1, 255, 13, 10], [1, 255, 26, 20]]
+        );
+        let shared = lock(&backend.shared);
+        assert_eq!(shared.len(), 1, "one model for the three shapes");
+        let model = shared.values().next().and_then(Weak::upgrade).unwrap();
+        assert_eq!(
+            model.pool.made(),
+            1,
+            "runs one after another need one session"
+        );
+        drop((model, shared));
+        let gender = models_dir().join("gender-v1.onnx");
+        let _free = backend
+            .load(
+                &gender,
+                &[Dim::Batch, Dim::Fixed(3), Dim::Fixed(32), Dim::Fixed(32)],
+            )
+            .unwrap();
+        assert_eq!(lock(&backend.shared).len(), 2);
+        // Dropped loads free their model; the next load makes it again.
+        drop((square, fitted, slim));
+        let _again = backend.load(&yolo, &fixed(&[1, 3, 416, 416])).unwrap();
+        let alive = lock(&backend.shared)
+            .values()
+            .filter(|m| m.strong_count() > 0)
+            .count();
+        assert_eq!(alive, 2);
     }
 
     /// Inferences of one model that overlap each get a session, up to the
