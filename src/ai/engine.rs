@@ -72,6 +72,12 @@ impl PersonTracker {
     pub fn hold(&mut self, ids: &[u64], now_ms: i64) {
         self.0.hold(ids, now_ms);
     }
+
+    /// The people the frame at `now_ms` matched, those seen only by a
+    /// low-score detection included: see [`Tracker::matched_at`].
+    pub fn matched_at(&self, now_ms: i64) -> Vec<u64> {
+        self.0.matched_at(now_ms)
+    }
 }
 /// A runner held for one camera frame ([`Engine::camera_turn`]); dropping
 /// it unused hands the runner on.

@@ -264,12 +264,15 @@ pub async fn run(
             .run_camera(turn, move |e| {
                 let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
                 let g = gate.lock().unwrap_or_else(|p| p.into_inner());
-                g.run(e, &mut t, &f, &params, &plan, &counters)
+                let at = f.timestamp_ms.unwrap_or_default();
+                let r = g.run(e, &mut t, &f, &params, &plan, &counters)?;
+                Ok(r.map(|r| (r, t.matched_at(at))))
             })
             .await;
         match result {
-            Ok(Some(r)) => {
+            Ok(Some((r, matched))) => {
                 stats.analysed.fetch_add(1, Relaxed);
+                events.matched(frame.at_ms, &matched);
                 let seen: Vec<Sighting> = r
                     .detections
                     .iter()

@@ -131,6 +131,7 @@ fn run(engine: &Engine, clip: &[RgbImage], motion: &MotionConfig) -> Run {
             .count_people(engine, &mut tracker, &f, &Params::default(), &stats)
             .unwrap();
         events.hold(at, gate.held());
+        events.matched(at, &tracker.matched_at(at));
         whole_frames += u64::from(r.is_some() && !motion.enabled);
         per_frame.push(runs(whole_frames) - before);
         let seen: Vec<Sighting> = r

@@ -161,6 +161,22 @@ impl<F: Clone> TrackEvents<F> {
         }
     }
 
+    /// The tracks `ids` were matched on the frame at `now` by detections too
+    /// weak to report (ByteTrack's low-score continuations): they are still
+    /// there, as the tracker keeps them, but neither count as a sighting
+    /// towards entering nor give the event a frame. Without this a person
+    /// seen only weakly for `leave_after_ms` left here while the tracker
+    /// kept the id, and entered a second time under it. Call it before
+    /// [`Self::update`] for the same frame.
+    pub fn matched(&mut self, now: i64, ids: &[u64]) {
+        for id in ids {
+            if let Some(t) = self.tracks.get_mut(id) {
+                t.last_seen = t.last_seen.max(now);
+                t.coast.seen(now);
+            }
+        }
+    }
+
     /// Time passes without a frame: tracks may leave and the count settle.
     pub fn tick(&mut self, now: i64) -> Vec<Emitted<F>> {
         let mut out = self.expire(now);
@@ -255,6 +271,54 @@ mod tests {
             bbox: [id as f64, 0.0, 10.0, 20.0],
             score,
         }
+    }
+
+    /// A person the tracker keeps through weak (unreported) detections
+    /// does not leave, so never enters twice under one id; weak matches
+    /// alone neither confirm a track nor pick its frame.
+    #[test]
+    fn a_person_seen_only_weakly_stays_and_never_enters_twice() {
+        let mut ev = TrackEvents::new(2, 1_000, 0);
+        ev.update(0, &[s(1, 0.9)], &"f0");
+        let entered = ev.update(200, &[s(1, 0.9)], &"f1");
+        assert!(matches!(entered[0], Emitted::Entered { track_id: 1, .. }));
+        // 1.4 s seen only by low-score detections: still there.
+        let mut out = Vec::new();
+        for at in (400..=1_800).step_by(200) {
+            ev.matched(at, &[1]);
+            out.extend(ev.update(at, &[], &"weak"));
+        }
+        assert!(
+            out.iter().all(|e| !matches!(e, Emitted::Left { .. })),
+            "{out:?}"
+        );
+        let back = ev.update(2_000, &[s(1, 0.95)], &"f2");
+        assert!(
+            back.iter().all(|e| !matches!(e, Emitted::Entered { .. })),
+            "{back:?}"
+        );
+        // Then unseen: it leaves 1 s after the last weak or strong match,
+        // with the best reported frame.
+        let left = ev.tick(3_001);
+        assert!(
+            matches!(
+                left[0],
+                Emitted::Left {
+                    track_id: 1,
+                    at: 2_000,
+                    frame: "f2",
+                    ..
+                }
+            ),
+            "{left:?}"
+        );
+        // Weak matches of a track never reported are ignored.
+        ev.matched(3_200, &[7]);
+        assert_eq!(ev.present(), 0);
+        assert!(
+            ev.update(3_400, &[s(7, 0.9)], &"f3").is_empty(),
+            "one hit of two"
+        );
     }
 
     #[test]

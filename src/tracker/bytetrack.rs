@@ -351,6 +351,18 @@ impl Tracker {
             .collect()
     }
 
+    /// The tracks the update at `now_ms` matched, low-score continuations
+    /// included: what keeps a track alive here, so the camera's event rules
+    /// can agree with the tracker on when a person is gone (they see only
+    /// the detections above the reporting threshold).
+    pub fn matched_at(&self, now_ms: i64) -> Vec<u64> {
+        self.tracks
+            .iter()
+            .filter(|t| t.last_seen_ms == now_ms)
+            .map(|t| t.id)
+            .collect()
+    }
+
     /// The frame interval currently used to turn elapsed time into `dt`,
     /// exposed so operators can see what rate the tracker inferred.
     pub fn nominal_frame_ms(&self) -> f64 {
@@ -686,6 +698,26 @@ mod tests {
         }
         assert_ne!(id_a, id_b);
         assert_eq!(t.tracks().len(), 2);
+    }
+
+    /// The ids an update matched, a low-score continuation included, and
+    /// not those it only carried.
+    #[test]
+    fn matched_at_names_the_tracks_an_update_matched() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let ids = t.update(&[person(100.0, 100.0), person(400.0, 100.0)], 0);
+        let (a, b) = (ids[0].unwrap(), ids[1].unwrap());
+        let mut both = t.matched_at(0);
+        both.sort();
+        assert_eq!(both, vec![a.min(b), a.max(b)]);
+        let weak = TrackInput {
+            score: (t.cfg.low_thresh + t.cfg.high_thresh) / 2.0,
+            ..person(102.0, 100.0)
+        };
+        let ids = t.update(&[weak], 200);
+        assert_eq!(ids, vec![Some(a)], "a weak detection continues the track");
+        assert_eq!(t.matched_at(200), vec![a]);
+        assert!(t.matched_at(100).is_empty());
     }
 
     #[test]
