@@ -185,9 +185,12 @@ impl Backend for OrtBackend {
         let first = std::fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|b| with_input(&b, &key.1))
-            .and_then(|b| self.maker.session(&b).map_err(|e| e.to_string()));
+            .and_then(|b| match self.maker.session(&b) {
+                Ok(s) => Ok((s, b)),
+                Err(e) => Err(e.to_string()),
+            });
         match first {
-            Ok(session) => {
+            Ok((session, bytes)) => {
                 let model = Arc::new(Shared {
                     outputs: session
                         .outputs()
@@ -195,8 +198,7 @@ impl Backend for OrtBackend {
                         .map(|o| o.name().to_owned())
                         .collect(),
                     pool: Pool::new(session, self.sessions),
-                    path: key.0.clone(),
-                    declared: key.1.clone(),
+                    spare: Mutex::new((self.sessions > 1).then(|| Arc::new(bytes))),
                     maker: self.maker.clone(),
                 });
                 shared.retain(|_, m| m.strong_count() > 0);
@@ -270,11 +272,10 @@ fn with_input(bytes: &[u8], input: &[Declared]) -> Result<Vec<u8>, String> {
 struct Shared {
     pool: Pool,
     outputs: Vec<String>,
-    /// The file and declared input a further session is made from (read
-    /// again then, rather than keeping the file's bytes for the model's
-    /// lifetime).
-    path: PathBuf,
-    declared: Vec<Declared>,
+    /// The file as loaded (its checksum verified just before), which a
+    /// further session is made from, rather than the file read again when
+    /// it might have changed since; dropped once the pool is full.
+    spare: Mutex<Option<Arc<Vec<u8>>>>,
     maker: Arc<Maker>,
 }
 
@@ -285,9 +286,13 @@ impl LoadedModel for OrtModel {
     fn run(&self, input: F32Tensor) -> Result<Vec<F32Tensor>, AiError> {
         let m = &self.0;
         let mut session = m.pool.take(|| {
-            let bytes = std::fs::read(&m.path).map_err(AiError::inference)?;
-            let bytes = with_input(&bytes, &m.declared).map_err(AiError::inference)?;
-            m.maker.session(&bytes).map_err(AiError::inference)
+            let bytes = lock(&m.spare).clone();
+            let bytes = bytes.ok_or_else(|| AiError::inference("the model's pool is full"))?;
+            let made = m.maker.session(&bytes).map_err(AiError::inference)?;
+            if m.pool.full() {
+                *lock(&m.spare) = None;
+            }
+            Ok(made)
         })?;
         let value = ort::value::Tensor::from_array((input.shape, input.data))
             .map_err(AiError::inference)?;
@@ -371,10 +376,14 @@ impl Pool {
         }
     }
 
-    /// How many sessions exist; for tests.
-    #[cfg(test)]
+    /// How many sessions exist (idle, running or being made).
     fn made(&self) -> usize {
         lock(&self.state).made
+    }
+
+    /// Whether no further session will be made.
+    fn full(&self) -> bool {
+        self.made() >= self.cap
     }
 }
 
@@ -662,7 +671,19 @@ mod tests {
             1,
             "runs one after another need one session"
         );
-        drop((model, shared));
+        drop(shared);
+        // A run while the session is out makes the second (the cap) from
+        // the bytes loaded, which are then let go.
+        assert!(lock(&model.spare).is_some());
+        let busy = model.pool.take(|| panic!("one is idle")).unwrap();
+        assert_eq!(
+            grids(slim.as_ref(), 320, 416),
+            [[1, 255, 13, 10], [1, 255, 26, 20]]
+        );
+        drop(busy);
+        assert_eq!(model.pool.made(), 2);
+        assert!(lock(&model.spare).is_none(), "the pool is full");
+        drop(model);
         let gender = models_dir().join("gender-v1.onnx");
         let _free = backend
             .load(
