@@ -37,7 +37,7 @@ pub struct Detector {
     input_size: u32,
     pad: f32,
     /// Plans for whole frames that fill less than the square
-    /// ([`Self::detect_fitted`]); `None` until [`Self::fitting`].
+    /// ([`Self::detect_window_fitted`]); `None` until [`Self::fitting`].
     fitted: Option<Fitted>,
     /// The model file, for [`Fitted`]'s loads.
     path: PathBuf,
@@ -67,6 +67,11 @@ type Plan = Option<Arc<dyn LoadedModel>>;
 /// stride (32, YOLO's), at most the square's side.
 fn fit_side(side: u32, square: u32) -> u32 {
     side.div_ceil(32).saturating_mul(32).clamp(32, square)
+}
+
+/// The window `[x, y, w, h]` that is all of `img`.
+pub fn all_of(img: &RgbImage) -> [u32; 4] {
+    [0, 0, img.width(), img.height()]
 }
 
 /// Model kinds this module can decode; `/capabilities` only offers detection
@@ -174,7 +179,7 @@ impl Detector {
         })
     }
 
-    /// Lets [`Self::detect_fitted`] plan rectangular inputs on `backend`
+    /// Lets [`Self::detect_window_fitted`] plan rectangular inputs on `backend`
     /// (the file's checksum was verified by [`Self::load`]).
     pub fn fitting(mut self, backend: Arc<dyn Backend>) -> Self {
         self.fitted = Some(Fitted {
@@ -219,7 +224,7 @@ impl Detector {
         min_score: f32,
         iou: f32,
     ) -> Result<Vec<RawDetection>, AiError> {
-        self.detect_window(img, [0, 0, img.width(), img.height()], min_score, iou)
+        self.detect_window(img, all_of(img), min_score, iou)
     }
 
     /// [`Self::detect`] on the window `[x, y, w, h]` of `img`, as if it had
@@ -244,24 +249,14 @@ impl Detector {
         (fit_side(lb.new_w, s), fit_side(lb.new_h, s))
     }
 
-    /// [`Self::detect`] on the [`Self::fitted_shape`] input: the same scale,
-    /// without the square's padding bands (23 % less work for 4:3, 38 % for
-    /// 16:9). For camera full passes, whose frames keep one shape; the plan
-    /// for a new shape is loaded on first use (blocking, once). Runs on the
-    /// square when the frame fills it, when [`Self::fitting`] was not
-    /// called, past [`MAX_FITTED`] shapes, or when the shape cannot be planned.
-    pub fn detect_fitted(
-        &self,
-        img: &RgbImage,
-        min_score: f32,
-        iou: f32,
-    ) -> Result<Vec<RawDetection>, AiError> {
-        self.detect_window_fitted(img, [0, 0, img.width(), img.height()], min_score, iou)
-    }
-
-    /// [`Self::detect_fitted`] on the window `[x, y, w, h]` of `img`, boxes
-    /// in window pixels: a camera's crop that is not square (a slim one
-    /// around a standing person) runs in the input it fits, not the square.
+    /// [`Self::detect_window`] on the input the window fits
+    /// ([`Self::fitted_shape`]): the same scale, without the square's padding
+    /// bands (23 % less work for a 4:3 frame, 38 % for 16:9), boxes in window
+    /// pixels. For a camera's full pass (the window is the whole frame:
+    /// [`all_of`]) and its slim crops, whose shapes repeat; the plan for a new
+    /// shape is loaded on first use (blocking, once). Runs on the square when
+    /// the window fills it, when [`Self::fitting`] was not called, past
+    /// [`MAX_FITTED`] shapes, or when the shape cannot be planned.
     pub fn detect_window_fitted(
         &self,
         img: &RgbImage,
@@ -458,7 +453,10 @@ mod tests {
             (640, 640),
         ];
         for (w, h) in shapes {
-            assert!(d.detect_fitted(&img(w, h), 0.3, 0.45).unwrap().is_empty());
+            assert!(d
+                .detect_window_fitted(&img(w, h), [0, 0, w, h], 0.3, 0.45)
+                .unwrap()
+                .is_empty());
         }
         let loads = super::super::lock(&backend.loads).clone();
         assert_eq!(

@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::backend::Backend;
 use super::crops::detect_crops;
-use super::detector::Detector;
+use super::detector::{all_of, Detector};
 use super::error::AiError;
 use super::faces::{analyze, FaceAnalysis};
 use super::gate::{Gate, Pass, Priority};
@@ -370,7 +370,7 @@ impl Engine {
     /// `person_counting` through a camera's own tracker (blocking); the
     /// frame's time drives it (the engine's clock when it has none). The
     /// whole frame runs in the input its shape fits, not the square
-    /// (`Detector::detect_fitted`): a camera's frames keep one shape.
+    /// (`Detector::detect_window_fitted`): a camera's frames keep one shape.
     pub fn count_people(
         &self,
         tracker: &mut PersonTracker,
@@ -443,7 +443,9 @@ impl Engine {
         };
         let raw = match area {
             Area::Whole => det.detect(&frame.image, min_score, iou)?,
-            Area::Fitted => det.detect_fitted(&frame.image, min_score, iou)?,
+            Area::Fitted => {
+                det.detect_window_fitted(&frame.image, all_of(&frame.image), min_score, iou)?
+            }
             Area::Crops(c) => detect_crops(&det, &frame.image, c, min_score, iou)?,
         };
         let mut out: Vec<DetectionOut> = match task {
@@ -743,7 +745,7 @@ enum Area<'a> {
     /// The whole frame, letterboxed into the square input.
     Whole,
     /// The whole frame in the input its shape fits (a camera's full pass;
-    /// `Detector::detect_fitted`).
+    /// `Detector::detect_window_fitted`).
     Fitted,
     /// These crops, at full resolution (see `ai::crops`).
     Crops(&'a [[u32; 4]]),

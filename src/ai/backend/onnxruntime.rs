@@ -23,7 +23,7 @@ use std::fs::File;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -110,19 +110,23 @@ impl OrtBackend {
     /// inference, at most `sessions` inferences of one model at once (the
     /// runners). The error says why in one line: the file missing, not the
     /// pinned one, or not loadable. The library loads once per process; a
-    /// second call must name the same file.
+    /// later call must name the same file (a failed call pins nothing).
     pub fn open(lib: &Path, threads: usize, sessions: usize) -> Result<Self, String> {
-        static LOADED: OnceLock<(PathBuf, Result<Environment, String>)> = OnceLock::new();
-        let (first, env) = LOADED.get_or_init(|| (lib.to_owned(), load(lib)));
-        if first != lib {
-            return Err(format!(
-                "onnxruntime was already loaded from {}",
-                first.display()
-            ));
-        }
+        static LOADED: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
+        let mut loaded = lock(&LOADED);
+        let env = match &*loaded {
+            Some((first, env)) if first == lib => env.clone(),
+            Some((first, _)) => {
+                return Err(format!(
+                    "onnxruntime was already loaded from {}",
+                    first.display()
+                ))
+            }
+            None => loaded.insert((lib.to_owned(), load(lib)?)).1.clone(),
+        };
         Ok(Self {
             maker: Arc::new(Maker {
-                env: env.clone()?,
+                env,
                 threads: threads.max(1),
             }),
             sessions: sessions.max(1),
@@ -417,13 +421,14 @@ impl Drop for Lease<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::mpsc;
 
     use super::*;
     use crate::ai::backend::fixed;
-    use crate::ai::detector::Detector;
+    use crate::ai::detector::{all_of, Detector};
     use crate::ai::nms::{iou, RawDetection};
+    use crate::ai::preprocess::{letterbox_window, PixelMap};
     use crate::catalog::Catalog;
 
     fn models_dir() -> PathBuf {
@@ -434,27 +439,26 @@ mod tests {
 
     /// onnxruntime from the pinned library `models/fetch.sh` installed
     /// (scripts/setup.sh); every test of the process names the same file.
-    fn ort(sessions: usize) -> OrtBackend {
+    pub(crate) fn ort(sessions: usize) -> OrtBackend {
         let lib = default_lib(&models_dir());
         OrtBackend::open(&lib, 1, sessions)
             .unwrap_or_else(|e| panic!("{e} (scripts/setup.sh installs it)"))
     }
 
-    /// A real photo as a model input: `batch` copies, RGB, CHW, 0..1.
+    /// A real photo letterboxed into a `w`x`h` model input: `batch` copies,
+    /// RGB, CHW, 0..1, as the detectors feed theirs.
     fn photo(name: &str, batch: usize, w: u32, h: u32) -> F32Tensor {
         let path = models_dir().join("samples").join(name);
         let img = image::open(&path).unwrap().to_rgb8();
-        let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
-        let plane = (w * h) as usize;
-        let mut one = vec![0f32; 3 * plane];
-        for (i, p) in img.pixels().enumerate() {
-            for c in 0..3 {
-                one[c * plane + i] = p[c] as f32 / 255.0;
-            }
-        }
+        let map = PixelMap {
+            bgr: false,
+            divisor: 255.0,
+            pad: 0.5,
+        };
+        let (one, _) = letterbox_window(&img, all_of(&img), w, h, map);
         F32Tensor {
             shape: vec![batch, 3, h as usize, w as usize],
-            data: one.repeat(batch),
+            data: one.data.repeat(batch),
         }
     }
 
@@ -567,8 +571,16 @@ mod tests {
                 "{file}: {a:?}"
             );
             same_detections(file, &a, &on_ort.detect(&img, 0.25, 0.45).unwrap());
-            let a = on_tract.detect_fitted(&img, 0.25, 0.45).unwrap();
-            same_detections(file, &a, &on_ort.detect_fitted(&img, 0.25, 0.45).unwrap());
+            let a = on_tract
+                .detect_window_fitted(&img, all_of(&img), 0.25, 0.45)
+                .unwrap();
+            same_detections(
+                file,
+                &a,
+                &on_ort
+                    .detect_window_fitted(&img, all_of(&img), 0.25, 0.45)
+                    .unwrap(),
+            );
         }
     }
 

@@ -312,7 +312,9 @@ mod tests {
     fn auto_runs_on_onnxruntime_when_its_library_opens_and_on_tract_saying_why_when_not() {
         let root = tempfile::tempdir().unwrap();
         let hw = no_nvml(root.path());
-        let ort = || cpu_runtime(CpuRuntime::Auto, &|| Ok(Arc::new(Stand("onnxruntime-cpu"))));
+        // The real library (scripts/setup.sh installs it).
+        let real = || Ok(Arc::new(super::super::onnxruntime::tests::ort(1)) as Arc<dyn Backend>);
+        let ort = || cpu_runtime(CpuRuntime::Auto, &real);
         let s = select(Device::Auto, &hw, &opens, &ort).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.backend.name(), "onnxruntime-cpu");
         assert!(!s.degraded);
