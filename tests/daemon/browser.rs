@@ -109,9 +109,13 @@ fn video_ready(b: &Browser, css: &str, limit: Duration) -> Value {
     .unwrap_or_else(|| panic!("{css} on {} never had data: {last}", b.url()))
 }
 
-/// Waits for `<img>` matching `css` to be decoded; its natural width.
+/// Waits for `<img>` matching `css` to be decoded; its natural width. The
+/// image is scrolled into view first, as a person would: the console's
+/// thumbnails load lazily, and a row below the fold (a busy camera's list
+/// is long) is never fetched.
 fn image_decoded(b: &Browser, css: &str, limit: Duration) -> i64 {
     let script = "const i = document.querySelector(arguments[0]);
+        if (i) i.scrollIntoView({block: 'center'});
         return i && i.complete ? i.naturalWidth : 0;";
     wait_for(limit, || {
         let w = b.script(script, vec![json!(css)]).as_i64().unwrap_or(0);
