@@ -9,27 +9,16 @@
 //! PATH); one line per case, median and p90 ms per operation. Old and new
 //! alternate within each iteration, so a drifting machine slows both alike.
 
-use std::process::Command;
 use std::time::Instant;
 
 use image::imageops::{self, FilterType};
 use image::RgbImage;
 use opennvr_edge::ai::preprocess::resize_window;
-use opennvr_edge::ingest::{demo::VTEST, raw::to_jpeg};
+use opennvr_edge::ingest::raw::to_jpeg;
 
 mod common;
 
-use common::{stats, BenchArgs};
-
-/// Frame 50 of vtest, 768x576.
-fn vtest_frame() -> RgbImage {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", VTEST, "-vf", "select=eq(n\\,50)"])
-        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .output()
-        .expect("ffmpeg");
-    RgbImage::from_raw(768, 576, out.stdout).expect("a 768x576 vtest frame")
-}
+use common::{stats, vtest_frame, BenchArgs};
 
 /// image's encoder at our quality, as `to_jpeg` was before.
 fn image_jpeg(img: &RgbImage) -> Vec<u8> {

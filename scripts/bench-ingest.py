@@ -11,7 +11,8 @@ measures over WINDOW seconds: CPU time of the daemon and of every ffmpeg
 child (from /proc), frames received / analysed / dropped per camera and
 the p95 frame-to-event latency (GET /api/v1/cameras/{id}/status; null on
 builds before it was measured), CPU seconds per analysed frame (less
-sensitive to other load on the box than drops), and the load average.
+sensitive to other load on the box than drops), the load average, and the machine's idle and
+steal time (CPU the hypervisor gave to other guests) over the window.
 Prints one JSON line per run.
 
   scripts/bench-ingest.py BINARY --mix 1:7 --mix 5:0 [--fps 5] [--window 60]
@@ -57,6 +58,15 @@ def call(url, body=None, token=None):
         req.add_header("authorization", f"Bearer {token}")
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.load(r)
+
+
+def host_ticks():
+    """The machine's CPU ticks from /proc/stat's first line: (idle + iowait,
+    steal, total). Steal is time the hypervisor gave another guest: a run
+    with more of it had less CPU than its neighbours."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[3] + v[4], v[7], sum(v[:8])
 
 
 def rss_mb(pid):
@@ -123,8 +133,12 @@ def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers
             return time.monotonic(), cpu_s(p.pid), ff, st
 
         t0, d0, f0, s0 = sample()
+        h0 = host_ticks()
         time.sleep(window)
+        h1 = host_ticks()
         t1, d1, f1, s1 = sample()
+        # The whole machine, in % of one CPU like the rest (200 % on 2 cores).
+        host = [(b - a) / TICK / (t1 - t0) * 100 for a, b in zip(h0, h1)]
         dt = t1 - t0
         n = len(cams)
         per_cam = {}
@@ -145,6 +159,7 @@ def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers
             "window_s": round(dt, 1), "loadavg_1m": os.getloadavg()[0],
             "daemon_cpu_pct": round(100 * (d1 - d0) / dt, 1), "daemon_rss_mb": rss_mb(p.pid),
             "ffmpeg_cpu_pct": round(100 * (f1 - f0) / dt, 1),
+            "host_idle_pct": round(host[0], 1), "host_steal_pct": round(host[1], 1),
             "total_cpu_pct_per_camera": round(100 * cpu / dt / n, 1),
             "daemon_cpu_ms_per_analysed_frame": round(1000 * (d1 - d0) / max(analysed, 1), 1),
             "frames": total("frames"), "analysed": analysed, "dropped": total("dropped"),

@@ -2,9 +2,11 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use image::RgbImage;
 use opennvr_edge::catalog::Catalog;
+use opennvr_edge::ingest::demo::VTEST;
 
 /// The value after `name` on the command line, if any.
 pub fn opt(name: &str) -> Option<String> {
@@ -48,4 +50,14 @@ pub fn stats(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.9))
+}
+
+/// Frame 50 of vtest, 768x576.
+pub fn vtest_frame() -> RgbImage {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", VTEST, "-vf", "select=eq(n\\,50)"])
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg");
+    RgbImage::from_raw(768, 576, out.stdout).expect("a 768x576 vtest frame")
 }

@@ -275,9 +275,9 @@ impl Engine {
     /// Waits for a runner for the camera pipeline: no admission (each
     /// camera has one frame in flight), ahead of API work, so `/infer` load
     /// cannot starve the cameras, and first come first served among the
-    /// cameras (each waits at most once at a time: round-robin). The camera
-    /// takes its newest frame only once it holds the turn, so the frame it
-    /// analyses is the freshest, not the one it had when it queued.
+    /// cameras (each waits at most once at a time: round-robin). A camera
+    /// plans its frame before it queues and analyses its frames in the
+    /// order they were read (`ingest::detect`).
     pub async fn camera_turn(self: &Arc<Self>) -> Result<CameraTurn, AiError> {
         Ok(CameraTurn(self.runners.enter(Priority::Camera).await?))
     }

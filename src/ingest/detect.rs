@@ -1,4 +1,4 @@
-//! The detection worker of one camera: takes the newest frame, runs person
+//! The detection worker of one camera: takes its frames in order, runs person
 //! detection on the shared engine (no HTTP hop) through the camera's own
 //! tracker, which this worker owns (nothing on the AI port can reach it),
 //! and hands the events [`TrackEvents`] derives to the camera's
@@ -6,20 +6,24 @@
 //! descriptions) while this worker goes on with the next frame.
 //!
 //! The camera reader never waits for the detector: frames pass through a
-//! one-frame [`Mailbox`], so when detection falls behind the older frame is
-//! replaced and counted as dropped (per camera), and memory stays bounded:
-//! one frame in the mailbox, one in flight, which the engine reads in
-//! place, and one planned next while that one waits for a runner (plus
-//! what the outlet and the tracks hold: see docs/ingest.md, "Memory"). The
-//! worker takes the newest frame and runs the motion check and plan on it
-//! ([`Gating::plan`], no runner needed: a quiet camera never waits behind a
-//! busy one), then, when there is something to look at, a runner
-//! ([`crate::ai::Engine::camera_turn`]: first come first served, so with
-//! more cameras than runners they take turns and none starves) for that
-//! frame and its plan. While it waits, newer frames are still checked:
-//! those with nothing to look at are done, not dropped. Each analysed frame's latency is
-//! recorded from being read to its events stored (by the outlet), or to
-//! the end of its analysis when it emitted none.
+//! one-frame [`Mailbox`] to the worker, which holds at most two more: the
+//! one in flight (waiting for a runner or running; the engine reads it in
+//! place) and the one planned to go next while that one waits. Frames are
+//! analysed in the order they were read, so a camera that falls behind for
+//! a moment (a burst of other cameras' work) catches up without losing a
+//! frame; only when it is three frames behind does a newer frame replace
+//! the one in the mailbox, counted as dropped (per camera). So memory stays
+//! bounded (see docs/ingest.md, "Memory") and so does the lag: a frame is
+//! at most two frames behind when it is taken. The worker takes each frame
+//! and runs the motion check and plan on it ([`Gating::plan`], no runner
+//! needed: a quiet camera never waits behind a busy one), then, when there
+//! is something to look at, a runner ([`crate::ai::Engine::camera_turn`]:
+//! first come first served, so with more cameras than runners they take
+//! turns and none starves) for that frame and its plan. While it waits,
+//! the next frame is checked: one with nothing to look at is done, not
+//! dropped. Each analysed frame's latency is recorded from being read to
+//! its events stored (by the outlet), or to the end of its analysis when
+//! it emitted none.
 
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -100,7 +104,8 @@ impl Mailbox {
         }
     }
 
-    /// Whether no frame is waiting.
+    /// Whether no frame is waiting (tests watch the worker take frames).
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.slot
             .lock()
@@ -108,7 +113,7 @@ impl Mailbox {
             .is_none()
     }
 
-    /// The newest frame, if there is one.
+    /// The waiting frame (the newest read), if there is one.
     pub fn try_take(&self) -> Option<PendingFrame> {
         self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
@@ -165,19 +170,6 @@ pub async fn run(
     let mut skipped: Option<(i64, Vec<u64>)> = None;
     'frames: loop {
         let (frame, plan) = match next.take() {
-            // A newer frame came while the planned one waited: the newest is
-            // analysed, as without a plan ahead (a busy camera's events stay
-            // as fresh as before). A full pass planned stays a full pass, on
-            // the newer frame; other plans are made again for it.
-            Some((_, (plan, _))) if !mailbox.is_empty() => {
-                stats.dropped.fetch_add(1, Relaxed);
-                let newer = (plan == Plan::Full).then(|| mailbox.try_take()).flatten();
-                let Some(newer) = newer else {
-                    continue;
-                };
-                events.hold(newer.at_ms, &[]);
-                (newer, Plan::Full)
-            }
             Some((frame, (plan, held))) => {
                 events.hold(frame.at_ms, &held);
                 (frame, plan)
@@ -227,12 +219,11 @@ pub async fn run(
         };
         // Then a runner (first come, first served) for this frame and its
         // plan, which is not redone (planning moves the gate on: a full
-        // pass planned counts as done). While it waits, the camera's newer
+        // pass planned counts as done). While it waits, the camera's next
         // frames are still checked: one with nothing to look at is done at
-        // once (it would otherwise be replaced, a dropped frame), and the
-        // first that needs the detector is planned to go next, unless a
-        // newer one comes before its turn (above); frames after it wait in
-        // the mailbox, the newest winning.
+        // once, and the first that needs the detector is planned to go
+        // next, after this one (frames in the order read); frames after it
+        // wait in the mailbox, the newest winning.
         let turn = {
             let turn = ctx.engine.camera_turn();
             tokio::pin!(turn);
