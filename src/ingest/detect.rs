@@ -134,7 +134,7 @@ pub async fn run(
         .with_count_interval(c.count_min_interval_ms);
     let model_id = match ctx.cfg.detect_models.get(&camera) {
         Some(m) => m.clone(),
-        None => ctx.engine.default_model().to_owned(),
+        None => ctx.engine.camera_model(&c.camera_model),
     };
     let params = Params {
         model: Some(model_id.clone()),

@@ -609,6 +609,22 @@ async fn a_quiet_camera_is_not_held_up_while_every_runner_is_busy() {
     worker.await.unwrap();
 }
 
+/// How many boxes of `want` have a box in `got` overlapping them by
+/// `min_iou` or more (each matched to its best, which leaves `got`): what is
+/// left in `got` matched nothing.
+fn take_matches(want: &[[f32; 4]], got: &mut Vec<[f32; 4]>, min_iou: f32) -> usize {
+    let mut n = 0;
+    for p in want {
+        let iou = |b: &[f32; 4]| crate::ai::nms::iou(p, b);
+        let best = (0..got.len()).max_by(|&i, &j| iou(&got[i]).total_cmp(&iou(&got[j])));
+        if let Some(k) = best.filter(|&k| iou(&got[k]) >= min_iou) {
+            got.swap_remove(k);
+            n += 1;
+        }
+    }
+    n
+}
+
 /// A camera's full pass runs in the input its frame fits (416x320 for
 /// vtest's 4:3, no padding bands) instead of the square: on real footage it
 /// must see the people the square sees, in the same places.
@@ -632,16 +648,7 @@ fn a_fitted_full_pass_sees_the_people_the_square_one_sees() {
                 .unwrap(),
         );
         (square, fitted) = (square + a.len(), fitted + b.len());
-        for p in &a {
-            let best = (0..b.len()).max_by(|&i, &j| {
-                let iou = |k: usize| crate::ai::nms::iou(p, &b[k]);
-                iou(i).total_cmp(&iou(j))
-            });
-            if let Some(k) = best.filter(|&k| crate::ai::nms::iou(p, &b[k]) >= 0.7) {
-                b.swap_remove(k);
-                same += 1;
-            }
-        }
+        same += take_matches(&a, &mut b, 0.7);
     }
     eprintln!("vtest people: square {square}, fitted {fitted}, same box {same}");
     assert!(
@@ -652,5 +659,54 @@ fn a_fitted_full_pass_sees_the_people_the_square_one_sees() {
     assert!(
         same * 10 >= square.max(fitted) * 9,
         "square {square}, fitted {fitted}, same box {same}"
+    );
+}
+
+/// The int8 detector the cameras run on onnxruntime (`[ingest]
+/// camera_model = "auto"`) must find the people the f32 model finds, in the
+/// same places, on real footage: its recall is measured here before it is
+/// used, as the camera's full pass runs it (fitted input, onnxruntime).
+#[test]
+fn the_int8_detector_finds_the_people_the_f32_one_finds() {
+    use crate::ai::backend::{onnxruntime::tests::ort, Backend};
+    use crate::ai::detector::{all_of, Detector};
+    let cfg = test_config();
+    let catalog = crate::catalog::Catalog::open(&cfg.paths.models_dir).unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(ort(2));
+    let load = |id: &str| {
+        let entry = catalog.get(id).expect("installed by models/fetch.sh");
+        Detector::load(backend.as_ref(), &catalog, entry)
+            .unwrap()
+            .fitting(backend.clone())
+    };
+    let (f32_det, int8_det) = (load("yolov4-tiny-416"), load("yolov4-tiny-416-int8"));
+    let person = f32_det.class_of("person").unwrap();
+    let people = |det: &Detector, img: &RgbImage| -> Vec<[f32; 4]> {
+        let found = det
+            .detect_window_fitted(img, all_of(img), 0.2, 0.45)
+            .unwrap();
+        found
+            .into_iter()
+            .filter(|d| d.class_id == person && d.score >= 0.35)
+            .map(|d| d.bbox)
+            .collect()
+    };
+    let (mut reference, mut found, mut extra) = (0, 0, 0);
+    for img in vtest(16).iter().step_by(2) {
+        let want = people(&f32_det, img);
+        let mut got = people(&int8_det, img);
+        reference += want.len();
+        found += take_matches(&want, &mut got, 0.5);
+        extra += got.len();
+    }
+    eprintln!("vtest people: f32 {reference}, found by int8 {found}, int8 extra {extra}");
+    assert!(reference >= 150, "vtest has people in view: {reference}");
+    assert!(
+        found * 100 >= reference * 97,
+        "int8 recall {found} of {reference}"
+    );
+    assert!(
+        extra * 100 <= reference * 5,
+        "int8 found {extra} people f32 did not"
     );
 }
