@@ -609,6 +609,15 @@ async fn a_quiet_camera_is_not_held_up_while_every_runner_is_busy() {
     worker.await.unwrap();
 }
 
+/// The boxes of the people (class `person`, score 0.35 or more) in `found`.
+fn people_in(found: Vec<crate::ai::nms::RawDetection>, person: u32) -> Vec<[f32; 4]> {
+    found
+        .into_iter()
+        .filter(|d| d.class_id == person && d.score >= 0.35)
+        .map(|d| d.bbox)
+        .collect()
+}
+
 /// How many boxes of `want` have a box in `got` overlapping them by
 /// `min_iou` or more (each matched to its best, which leaves `got`): what is
 /// left in `got` matched nothing.
@@ -633,13 +642,7 @@ fn a_fitted_full_pass_sees_the_people_the_square_one_sees() {
     let det = engine().detector(&Params::default()).unwrap();
     assert_eq!(det.fitted_shape(768, 576), (416, 320));
     let person = det.class_of("person").unwrap();
-    let people = |found: Vec<crate::ai::nms::RawDetection>| -> Vec<[f32; 4]> {
-        found
-            .into_iter()
-            .filter(|d| d.class_id == person && d.score >= 0.35)
-            .map(|d| d.bbox)
-            .collect()
-    };
+    let people = |found| people_in(found, person);
     let (mut square, mut fitted, mut same) = (0, 0, 0);
     for img in vtest(12).iter().step_by(6) {
         let a = people(det.detect(img, 0.2, 0.45).unwrap());
@@ -681,15 +684,12 @@ fn the_int8_detector_finds_the_people_the_f32_one_finds() {
     };
     let (f32_det, int8_det) = (load("yolov4-tiny-416"), load("yolov4-tiny-416-int8"));
     let person = f32_det.class_of("person").unwrap();
-    let people = |det: &Detector, img: &RgbImage| -> Vec<[f32; 4]> {
-        let found = det
-            .detect_window_fitted(img, all_of(img), 0.2, 0.45)
-            .unwrap();
-        found
-            .into_iter()
-            .filter(|d| d.class_id == person && d.score >= 0.35)
-            .map(|d| d.bbox)
-            .collect()
+    let people = |det: &Detector, img: &RgbImage| {
+        people_in(
+            det.detect_window_fitted(img, all_of(img), 0.2, 0.45)
+                .unwrap(),
+            person,
+        )
     };
     let (mut reference, mut found, mut extra) = (0, 0, 0);
     for img in vtest(16).iter().step_by(2) {
