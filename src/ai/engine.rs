@@ -523,17 +523,14 @@ impl Engine {
         models: &std::collections::BTreeMap<String, String>,
         camera_model: &str,
     ) -> Result<(), crate::config::ConfigError> {
-        let named = (camera_model != "auto").then_some(("[ingest] camera_model", camera_model));
-        let per_camera = models
-            .iter()
-            .map(|(camera, id)| (camera.as_str(), id.as_str()));
         let bad = |id: &str| !self.models.is_detector(id);
-        if let Some((key, id)) = named.filter(|(_, id)| bad(id)) {
+        if camera_model != "auto" && bad(camera_model) {
             return Err(crate::config::ConfigError::Invalid(format!(
-                "{key} names {id:?}, which is not an installed detector model"
+                "[ingest] camera_model names {camera_model:?}, which is not an installed \
+                 detector model"
             )));
         }
-        match per_camera.into_iter().find(|(_, id)| bad(id)) {
+        match models.iter().find(|(_, id)| bad(id)) {
             None => Ok(()),
             Some((camera, id)) => Err(crate::config::ConfigError::Invalid(format!(
                 "[ingest] detect_models: camera {camera:?} names {id:?}, which is not an \
